@@ -1,0 +1,33 @@
+# loadtape: build, test, benchmark, lint. cgo is on because go-nvml needs it.
+export CGO_ENABLED := 1
+# go-nvml's headers use deprecated NVML declarations; the warnings are noise.
+export CGO_CFLAGS := -Wno-deprecated-declarations
+
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+NODE_FIXTURES := testdata/node
+
+.PHONY: build test bench lint node-fixtures demo clean
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
+
+# The tests start real npm components (the OpenAI client, the reference MCP
+# server, DuckDB); they are installed from the lockfile in testdata/node.
+node-fixtures: $(NODE_FIXTURES)/node_modules/.package-lock.json
+
+$(NODE_FIXTURES)/node_modules/.package-lock.json: $(NODE_FIXTURES)/package-lock.json
+	cd $(NODE_FIXTURES) && npm ci --no-audit --no-fund
+
+test: node-fixtures build
+	go test -race -timeout 25m ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+clean:
+	rm -rf bin out
