@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadtape/loadtape/proxy"
+)
+
+type recordFlags struct {
+	routes       []string
+	out          string
+	forward      string
+	mitmCA       string
+	maxBody      string
+	roll         time.Duration
+	rules        string
+	keepSecrets  bool
+	drainTimeout time.Duration
+}
+
+func init() {
+	var f recordFlags
+	cmd := &cobra.Command{
+		Use:   "record --route NAME@LISTEN=UPSTREAM ... --out DIR",
+		Short: "Record live traffic through a proxy into capture files",
+		Long: `record runs a recording proxy in front of the services of an AI stack. Each
+--route listens on LISTEN and forwards to UPSTREAM, recording every exchange with
+NAME as its service; --forward runs an HTTP proxy for clients that set
+HTTP_PROXY (with --mitm-ca, HTTPS is intercepted with a CA made on first use).
+Traffic passes through unchanged and streaming. Ctrl-C stops accepting, lets
+in-flight exchanges finish (up to --drain-timeout) and closes the capture.`,
+		Example: `  loadtape record --out captures/ \
+    --route gateway@127.0.0.1:18000=http://127.0.0.1:8000 \
+    --route rag@127.0.0.1:18002=http://127.0.0.1:8002 \
+    --route mcp@127.0.0.1:18020=http://127.0.0.1:8020`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRecord(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.routes, "route", nil, "reverse route NAME@LISTEN=UPSTREAM (repeatable)")
+	fl.StringVar(&f.out, "out", "", "capture directory (required)")
+	fl.StringVar(&f.forward, "forward", "", "listen address of a forward HTTP proxy")
+	fl.StringVar(&f.mitmCA, "mitm-ca", "", "with --forward: intercept HTTPS using the CA in this directory (made on first use)")
+	fl.StringVar(&f.maxBody, "max-body", "1MiB", "body bytes recorded per side; the client still gets everything")
+	fl.DurationVar(&f.roll, "roll", proxy.DefaultRoll, "capture file roll interval")
+	fl.StringVar(&f.rules, "rules", "", "YAML rules: service, operation and session matchers, extra redactions")
+	fl.BoolVar(&f.keepSecrets, "keep-secrets", false, "store credentials as they are instead of redacted:<hash>")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long Ctrl-C lets in-flight exchanges finish")
+	_ = cmd.MarkFlagRequired("out")
+	rootCmd.AddCommand(cmd)
+}
+
+func runRecord(ctx context.Context, f recordFlags) error {
+	opts := proxy.Options{
+		Out:          f.out,
+		Forward:      f.forward,
+		MITMCADir:    f.mitmCA,
+		Roll:         f.roll,
+		KeepSecrets:  f.keepSecrets,
+		DrainTimeout: f.drainTimeout,
+		Log:          os.Stderr,
+	}
+	for _, s := range f.routes {
+		rt, err := proxy.ParseRoute(s)
+		if err != nil {
+			return badInput(fmt.Errorf("--route: %w", err))
+		}
+		opts.Routes = append(opts.Routes, rt)
+	}
+	if len(opts.Routes) == 0 && opts.Forward == "" {
+		return badInput(fmt.Errorf("record: give at least one --route NAME@LISTEN=UPSTREAM or --forward ADDR"))
+	}
+	mb, err := proxy.ParseSize(f.maxBody)
+	if err != nil {
+		return badInput(fmt.Errorf("--max-body: %w", err))
+	}
+	opts.MaxBody = mb
+	if f.roll <= 0 || f.drainTimeout <= 0 {
+		return badInput(fmt.Errorf("record: --roll and --drain-timeout must be positive"))
+	}
+	if f.rules != "" {
+		if opts.Rules, err = proxy.LoadRules(f.rules); err != nil {
+			return badInput(err)
+		}
+	}
+	rec, err := proxy.New(opts)
+	if err != nil {
+		return badInput(err)
+	}
+	if err := rec.Start(); err != nil {
+		return badInput(err) // a port in use is the user's to fix
+	}
+	for name, addr := range rec.Addrs() {
+		fmt.Fprintf(os.Stderr, "record: %s listening on %s\n", name, addr)
+	}
+	if ca := rec.CA(); ca != nil {
+		fmt.Fprintf(os.Stderr, "record: intercepting HTTPS; clients must trust %s (see docs/record.md)\n", ca.CertFile)
+	}
+	fmt.Fprintf(os.Stderr, "record: writing to %s; Ctrl-C to stop\n", f.out)
+
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	<-sigCtx.Done()
+	stop() // a second signal now ends the process the default way
+	fmt.Fprintf(os.Stderr, "record: stopping; draining for up to %s (Ctrl-C again to quit at once)\n", f.drainTimeout)
+	if _, err := rec.Shutdown(context.Background()); err != nil {
+		return err
+	}
+	return nil
+}

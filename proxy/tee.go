@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// reqTee copies up to max bytes of a request body while the transport sends
+// it upstream, and counts the rest. The transport reads it on its own
+// goroutine, so the copy is guarded.
+type reqTee struct {
+	rc  io.ReadCloser
+	max int64
+
+	mu   sync.Mutex
+	buf  []byte
+	size int64
+	eof  bool
+}
+
+func (t *reqTee) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	t.mu.Lock()
+	t.size += int64(n)
+	if room := t.max - int64(len(t.buf)); room > 0 && n > 0 {
+		t.buf = append(t.buf, p[:min(int64(n), room)]...)
+	}
+	if err == io.EOF {
+		t.eof = true
+	}
+	t.mu.Unlock()
+	return n, err
+}
+
+func (t *reqTee) Close() error { return t.rc.Close() }
+
+// snapshot returns the bytes kept so far and the size seen.
+func (t *reqTee) snapshot() (body []byte, size int64, complete bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf, t.size, t.eof
+}
+
+// framing says how a response body divides into the units whose arrival is
+// timed.
+type framing uint8
+
+const (
+	frameNone   framing = iota // not a stream: no offsets
+	frameSSE                   // one offset per server-sent event (blank-line terminated)
+	frameLines                 // one offset per non-empty line (NDJSON, JSON Lines)
+	frameChunks                // one offset per read that returned bytes (other chunked streams)
+)
+
+// tailMax is how much of the end of a truncated stream is kept so that the
+// usage event an OpenAI stream sends last can still be read.
+const tailMax = 16 << 10
+
+// respTee is the response body the client is served from. Every read is
+// timestamped: the offsets of SSE events, lines or chunks are taken when
+// the bytes arrive from upstream, before they are written to the client.
+// Close (which goproxy always calls once the copy ends) completes the
+// exchange.
+type respTee struct {
+	x     *exchange
+	rc    io.ReadCloser
+	max   int64
+	frame framing
+
+	buf     []byte
+	tail    []byte // last tailMax bytes once buf is full
+	size    int64
+	offsets []int64
+	last    time.Time // arrival of the last byte
+	eof     bool
+	err     error // upstream read error other than EOF
+
+	// SSE and line scanning state, carried across reads.
+	nl      bool // previous significant byte was '\n'
+	inEvent bool // bytes seen since the last event or line ended
+}
+
+func (t *respTee) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	now := time.Now()
+	if n > 0 {
+		t.last = now
+		t.size += int64(n)
+		chunk := p[:n]
+		if room := t.max - int64(len(t.buf)); room > 0 {
+			t.buf = append(t.buf, chunk[:min(int64(n), room)]...)
+		}
+		if t.size > t.max && t.frame == frameSSE {
+			t.keepTail(chunk)
+		}
+		t.mark(chunk, now.Sub(t.x.start).Nanoseconds())
+	}
+	if err == io.EOF {
+		t.eof = true
+		if t.last.IsZero() {
+			t.last = now
+		}
+		if t.inEvent && t.frame != frameChunks {
+			// An unterminated last event or line still arrived.
+			t.offsets = append(t.offsets, t.last.Sub(t.x.start).Nanoseconds())
+			t.inEvent = false
+		}
+	} else if err != nil && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// mark records the offset of every event or line that ends in chunk.
+func (t *respTee) mark(chunk []byte, off int64) {
+	switch t.frame {
+	case frameChunks:
+		t.offsets = append(t.offsets, off)
+	case frameSSE:
+		for _, c := range chunk {
+			switch c {
+			case '\r':
+			case '\n':
+				if t.nl && t.inEvent {
+					t.offsets = append(t.offsets, off)
+					t.inEvent = false
+				}
+				t.nl = true
+			default:
+				t.nl = false
+				t.inEvent = true
+			}
+		}
+	case frameLines:
+		for _, c := range chunk {
+			switch c {
+			case '\r':
+			case '\n':
+				if t.inEvent {
+					t.offsets = append(t.offsets, off)
+					t.inEvent = false
+				}
+			case ' ', '\t':
+			default:
+				t.inEvent = true
+			}
+		}
+	}
+}
+
+func (t *respTee) keepTail(chunk []byte) {
+	if len(chunk) >= tailMax {
+		t.tail = append(t.tail[:0], chunk[len(chunk)-tailMax:]...)
+		return
+	}
+	if over := len(t.tail) + len(chunk) - tailMax; over > 0 {
+		t.tail = append(t.tail[:0], t.tail[over:]...)
+	}
+	t.tail = append(t.tail, chunk...)
+}
+
+func (t *respTee) Close() error {
+	err := t.rc.Close()
+	t.x.finish(t)
+	return err
+}
