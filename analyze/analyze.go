@@ -1,0 +1,280 @@
+package analyze
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// Options are what `loadtape analyze` passes.
+type Options struct {
+	Runs    []string // run directories: one run, or the shards of one run
+	Targets string   // a --targets YAML file replacing the profile's targets; "" keeps them
+	WarmUp  *WarmUp  // nil means DefaultWarmUp
+}
+
+// resultColumns are the only result columns analyze reads.
+var resultColumns = []string{"run", "scenario", "stage", "vu", "iteration", "operation",
+	"intended_ns", "start_ns", "ttfb_ns", "ttft_ns", "duration_ns", "chunk_offsets_ns",
+	"error_kind", "error", "completion_tokens", "active_users"}
+
+var sampleColumns = []string{"t_ns", "source", "device", "metric", "value"}
+
+// Analyze reads the run directories and produces the Summary. Errors caused
+// by the input (no result files, a newer schema, a run.json that does not
+// match its files, a bad targets file) satisfy errors.Is(err, ErrBadInput).
+func Analyze(opts Options) (*Summary, error) {
+	if len(opts.Runs) == 0 {
+		return nil, badInputf("analyze: no run directory given")
+	}
+	infos := make([]*RunInfo, len(opts.Runs))
+	for i, dir := range opts.Runs {
+		ri, err := ReadRunInfo(dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkResultFiles(dir); err != nil {
+			return nil, err
+		}
+		infos[i] = ri
+	}
+	info, err := mergeRunInfo(opts.Runs, infos)
+	if err != nil {
+		return nil, err
+	}
+	specs, acceptance, err := targetsFor(info, opts.Targets, filepath.Join(opts.Runs[0], "run.json"))
+	if err != nil {
+		return nil, err
+	}
+	warm := DefaultWarmUp
+	if opts.WarmUp != nil {
+		warm = *opts.WarmUp
+	}
+	c := newCollector(info, warm)
+	rr, err := captures.NewReader[captures.Result](opts.Runs, captures.ReaderOptions{Columns: resultColumns})
+	if err != nil {
+		return nil, badInputf("%v", err)
+	}
+	defer rr.Close()
+	for rr.Next() {
+		batch := rr.Batch()
+		for i := range batch {
+			if !c.add(&batch[i]) {
+				r := &batch[i]
+				return nil, badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", rr.File(), r.Scenario, r.Stage)
+			}
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return nil, badInputf("%v", err)
+	}
+	for id := range c.runIDs {
+		if id != info.ID {
+			return nil, badInputf("%s: results of run %q, but run.json is run %q: the run directory's run.json does not match its files", opts.Runs[0], id, info.ID)
+		}
+	}
+	var samples []captures.Sample
+	sr, err := captures.NewReader[captures.Sample](opts.Runs, captures.ReaderOptions{Columns: sampleColumns})
+	if err != nil {
+		return nil, badInputf("%v", err)
+	}
+	defer sr.Close()
+	for sr.Next() {
+		samples = append(samples, sr.Batch()...)
+	}
+	if err := sr.Err(); err != nil {
+		return nil, badInputf("%v", err)
+	}
+	s := build(info, c, samples, specs, acceptance)
+	s.Sources = opts.Runs
+	return s, nil
+}
+
+// checkResultFiles fails on a run directory without readable result files.
+func checkResultFiles(dir string) error {
+	files, err := captures.List(dir)
+	if err != nil {
+		return badInputf("%s: %v", dir, err)
+	}
+	n := 0
+	for _, f := range files {
+		if f.Err != nil && !f.Incomplete {
+			if errors.Is(f.Err, captures.ErrNewerSchema) {
+				return badInputf("%v (upgrade loadtape to analyze this run)", f.Err)
+			}
+			return badInputf("%v", f.Err)
+		}
+		if f.Kind == captures.KindResults && !f.Incomplete {
+			n++
+		}
+	}
+	if n == 0 {
+		return badInputf("%s: no result files (want results-*.parquet written by loadtape replay)", dir)
+	}
+	return nil
+}
+
+// targetsFor picks the profile's targets, or the --targets file's.
+func targetsFor(info *RunInfo, file, runJSON string) ([]TargetSpec, float64, error) {
+	if file != "" {
+		specs, acc, err := ReadTargets(file)
+		if err != nil {
+			return nil, 0, err
+		}
+		if acc == 0 {
+			acc = info.Profile.Acceptance
+		}
+		return specs, acc, nil
+	}
+	for i, t := range info.Profile.Targets {
+		if err := checkTarget(t, fmt.Sprintf("%s: profile.targets[%d]", runJSON, i)); err != nil {
+			return nil, 0, err
+		}
+	}
+	return info.Profile.Targets, info.Profile.Acceptance, nil
+}
+
+// Summarize analyses rows already in memory: the entry point for tests and
+// for callers that generate results themselves. info stands for run.json.
+func Summarize(info *RunInfo, results []captures.Result, samples []captures.Sample, targets []TargetSpec, acceptance float64, warm *WarmUp) (*Summary, error) {
+	w := DefaultWarmUp
+	if warm != nil {
+		w = *warm
+	}
+	for i, t := range targets {
+		if err := checkTarget(t, fmt.Sprintf("targets[%d]", i)); err != nil {
+			return nil, err
+		}
+	}
+	c := newCollector(info, w)
+	for i := range results {
+		if !c.add(&results[i]) {
+			return nil, badInputf("results of scenario %q stage %d, which the run info does not list", results[i].Scenario, results[i].Stage)
+		}
+	}
+	return build(info, c, samples, targets, acceptance), nil
+}
+
+// build turns the collected rows into the Summary: statistics, resources,
+// targets, detectors, and the views figures need.
+func build(info *RunInfo, c *collector, samples []captures.Sample, specs []TargetSpec, acceptance float64) *Summary {
+	stages := c.finish()
+	for _, st := range stages {
+		st.little = c.stages[stageKey{st.Scenario, int32(st.Stage)}].little(info.thinkMean(st.Scenario), st)
+	}
+	pts := normalise(samples)
+	addResources(stages, pts, newAttribution(info))
+	s := &Summary{
+		Schema: SummarySchema, Estimator: Estimator,
+		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.scale()},
+		Stages: stages,
+	}
+	// Targets are read from every stage, trustworthy or not: the report
+	// marks the untrustworthy ones beside the verdict.
+	s.Targets = evaluateTargets(specs, acceptance, stages)
+	var ctxs []*scenarioCtx
+	for _, name := range scenarioNames(stages) {
+		c := &scenarioCtx{name: name, view: &Scenario{Name: name, ThinkS: info.thinkMean(name)}}
+		for _, st := range stages {
+			if st.Scenario == name {
+				c.stages = append(c.stages, st)
+				c.view.Mode = st.Mode
+			}
+		}
+		slices.SortStableFunc(c.stages, func(a, b *Stage) int { return a.Users - b.Users })
+		for _, t := range s.Targets {
+			if t.Scenario == name {
+				c.targets = append(c.targets, t)
+				if t.Metric == "p95" && t.Operation == AllOps && t.Max {
+					c.view.P95Goal = t.Bound
+				}
+			}
+		}
+		ctxs = append(ctxs, c)
+	}
+	// The load-generator check runs inside detect before the curve is
+	// built, so the views are filled after it.
+	s.Findings = detect(ctxs)
+	if s.Findings == nil {
+		s.Findings = []Finding{}
+	}
+	for _, c := range ctxs {
+		c.view.Points = c.clean
+		for _, st := range c.stages {
+			if !slices.ContainsFunc(c.view.Points, func(p Point) bool { return p.Stage == st.Stage }) && st.Operations[AllOps].Count > 0 {
+				c.view.Points = append(c.view.Points, pointOf(st))
+			}
+		}
+		slices.SortStableFunc(c.view.Points, func(a, b Point) int {
+			switch {
+			case a.Users < b.Users:
+				return -1
+			case a.Users > b.Users:
+				return 1
+			}
+			return a.Stage - b.Stage
+		})
+		if len(c.clean) >= 3 {
+			n, x := usersOf(c.clean), mapPoints(c.clean, func(p Point) float64 { return p.X })
+			c.view.USL = c.usl(n, x)
+		}
+		if c.cap.knee >= 0 && c.cap.plateau {
+			c.view.KneeN = c.kneeUsers()
+		}
+		s.Scenarios = append(s.Scenarios, c.view)
+	}
+	s.Timeline = c.timelineOf(pts)
+	return s
+}
+
+func (c *scenarioCtx) usl(n, x []float64) *USLFit {
+	f := fitUSL(n, x)
+	if f == nil {
+		return nil
+	}
+	top := c.clean[len(c.clean)-1]
+	if top.RMS > 0 {
+		f.UsersAtP95Goal = f.usersAtGoal(c.view.P95Goal, c.view.ThinkS, top.P95/top.RMS, 100*top.Users)
+	}
+	return f
+}
+
+func scenarioNames(stages []*Stage) []string {
+	var names []string
+	for _, st := range stages {
+		if !slices.Contains(names, st.Scenario) {
+			names = append(names, st.Scenario)
+		}
+	}
+	return names
+}
+
+// littleCheck is Little's law for one closed-mode stage: users busy in a
+// request or thinking, N = X·(R+Z), computed as (Σ R + iterations·Z)/T.
+type littleCheck struct {
+	Known      bool
+	N          float64 // users running (mean of active_users, else the stage's users)
+	Predicted  float64
+	Iterations float64
+}
+
+func (st *stageAcc) little(thinkS float64, s *Stage) littleCheck {
+	if thinkS < 0 || (st.mode != "closed" && st.mode != "") || s.WindowS <= 0 || st.iterations == 0 {
+		return littleCheck{}
+	}
+	n := float64(s.Users)
+	if st.activeN > 0 {
+		n = st.activeSum / float64(st.activeN)
+	}
+	pred := (st.busyNS/1e9 + float64(st.iterations)*thinkS) / s.WindowS
+	return littleCheck{Known: true, N: n, Predicted: pred, Iterations: float64(st.iterations)}
+}
+
+// String names the stage for messages.
+func (st *Stage) String() string {
+	return strings.TrimSpace(fmt.Sprintf("%s stage %d (%d users)", st.Scenario, st.Stage, st.Users))
+}

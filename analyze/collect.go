@@ -1,0 +1,444 @@
+package analyze
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// WarmUp is what is trimmed from the start of every stage before its
+// statistics are taken: min(Max, Fraction × the stage's length). Users are
+// still arriving and caches still filling then.
+type WarmUp struct {
+	Max      time.Duration
+	Fraction float64
+}
+
+// DefaultWarmUp trims min(10 s, 10 % of the stage): proportionate, so that
+// a time-compressed 15 s stage keeps 13.5 s of measurement.
+var DefaultWarmUp = WarmUp{Max: 10 * time.Second, Fraction: 0.1}
+
+func (w WarmUp) of(stage time.Duration) time.Duration {
+	d := time.Duration(float64(stage) * w.Fraction)
+	return max(0, min(d, w.Max))
+}
+
+// maxITL bounds the inter-chunk gaps kept per operation; beyond it a
+// uniform reservoir sample is kept (documented in docs/analyze.md).
+const maxITL = 1 << 20
+
+// steadyBuckets is how many slices a stage window is cut into to check that
+// latency is not still climbing at its end.
+const steadyBuckets = 10
+
+type stageKey struct {
+	scenario string
+	stage    int32
+}
+
+type opAcc struct {
+	count, cutOff int64
+	errors        map[string]int64
+	errText       map[string]string
+	ok            []int64
+	ttfb, ttft    []int64
+	itl           []int64
+	itlSeen       int64
+	tpot          []int64
+	lag           []int64
+}
+
+// stageAcc gathers one stage's rows inside its measured window.
+type stageAcc struct {
+	info       StageInfo
+	mode       string
+	startNS    int64 // stage start
+	ws, we     int64 // measured window
+	lastNS     int64
+	ops        map[string]*opAcc
+	trimmed    int64
+	busyNS     float64 // Σ durations of rows started in the window (Little's law)
+	iterations int64
+	vuLast     map[int32]int64
+	activeSum  float64
+	activeN    int64
+	bucketSum  [steadyBuckets]float64
+	bucketN    [steadyBuckets]int64
+	errDurs    map[string][]int64
+	oom        int64
+	oomText    string
+	raw        map[string]map[string]int64 // op → error kind ("" all) → rows, warm-up included
+}
+
+type timeBucket struct {
+	count, errors int64
+	hist          [histBins]uint32
+}
+
+// collector ingests result rows one at a time (collect, then close).
+type collector struct {
+	info     *RunInfo
+	warm     WarmUp
+	runStart int64
+	stages   map[stageKey]*stageAcc
+	order    []stageKey
+	timeline map[string]map[int64]*timeBucket
+	rng      *rand.Rand
+	runIDs   map[string]bool
+
+	lastKey stageKey
+	last    *stageAcc
+}
+
+func newCollector(info *RunInfo, warm WarmUp) *collector {
+	c := &collector{
+		info: info, warm: warm,
+		stages:   map[stageKey]*stageAcc{},
+		timeline: map[string]map[int64]*timeBucket{},
+		rng:      rand.New(rand.NewPCG(1, 2)),
+		runIDs:   map[string]bool{},
+	}
+	if t, err := parseTime(info.Started); err == nil {
+		c.runStart = t.UnixNano()
+	}
+	for _, s := range info.Stages {
+		start, _ := parseTime(s.Start)
+		acc := &stageAcc{info: s, startNS: start.UnixNano(), ops: map[string]*opAcc{},
+			vuLast: map[int32]int64{}, errDurs: map[string][]int64{}, we: math.MaxInt64,
+			raw: map[string]map[string]int64{}}
+		acc.mode = info.Profile.Scenarios[s.Scenario].Mode
+		if acc.mode == "" {
+			acc.mode = "closed"
+		}
+		acc.ws = acc.startNS
+		if s.End != "" {
+			end, _ := parseTime(s.End)
+			acc.we = end.UnixNano()
+			acc.ws += int64(warm.of(time.Duration(acc.we - acc.startNS)))
+		}
+		if c.runStart == 0 || acc.startNS < c.runStart {
+			c.runStart = acc.startNS
+		}
+		k := stageKey{s.Scenario, int32(s.Stage)}
+		c.stages[k] = acc
+		c.order = append(c.order, k)
+	}
+	return c
+}
+
+// add takes one result row. It returns false when the row's scenario and
+// stage are not in run.json.
+func (c *collector) add(r *captures.Result) bool {
+	k := stageKey{r.Scenario, r.Stage}
+	st := c.last
+	if st == nil || k != c.lastKey {
+		st = c.stages[k]
+		if st == nil {
+			return false
+		}
+		c.last, c.lastKey = st, k
+	}
+	if r.Run != "" && !c.runIDs[r.Run] {
+		c.runIDs[r.Run] = true
+	}
+	t := r.StartNS
+	if t == 0 {
+		t = r.IntendedNS
+	}
+	if t > st.lastNS {
+		st.lastNS = t
+	}
+	failed := r.ErrorKind != ""
+	c.addTimeline(r, t, failed)
+	raw := st.raw[r.Operation]
+	if raw == nil {
+		raw = map[string]int64{}
+		st.raw[r.Operation] = raw
+	}
+	raw[""]++ // every request, for count targets
+	if failed {
+		raw[r.ErrorKind]++
+	}
+	if t < st.ws || t >= st.we {
+		st.trimmed++
+		return true
+	}
+	op := st.ops[r.Operation]
+	if op == nil {
+		op = &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
+		st.ops[r.Operation] = op
+	}
+	if r.ErrorKind == captures.ErrCutOff {
+		// In flight when the stage ended: it occupied its user, so it
+		// counts for Little's law, but it has no outcome.
+		op.cutOff++
+		st.busyNS += float64(r.DurationNS)
+		st.countIteration(r)
+		return true
+	}
+	op.count++
+	if r.ErrorKind != captures.ErrDropped {
+		st.busyNS += float64(r.DurationNS)
+		st.countIteration(r)
+		if r.StartNS > 0 && r.IntendedNS > 0 {
+			op.lag = append(op.lag, max(0, r.StartNS-r.IntendedNS))
+		}
+	}
+	if failed {
+		op.errors[r.ErrorKind]++
+		if _, ok := op.errText[r.ErrorKind]; !ok && r.Error != "" {
+			op.errText[r.ErrorKind] = truncate(r.Error, 300)
+		}
+		if r.ErrorKind != captures.ErrDropped {
+			st.errDurs[r.ErrorKind] = append(st.errDurs[r.ErrorKind], r.DurationNS)
+		}
+		if isOOM(r.Error) {
+			st.oom++
+			if st.oomText == "" {
+				st.oomText = truncate(r.Error, 300)
+			}
+		}
+		return true
+	}
+	op.ok = append(op.ok, r.DurationNS)
+	if r.TTFBNS > 0 {
+		op.ttfb = append(op.ttfb, r.TTFBNS)
+	}
+	if r.TTFTNS > 0 {
+		op.ttft = append(op.ttft, r.TTFTNS)
+	}
+	if n := len(r.ChunkOffsetsNS); n > 1 {
+		for i := 1; i < n; i++ {
+			c.addITL(op, r.ChunkOffsetsNS[i]-r.ChunkOffsetsNS[i-1])
+		}
+		first := r.ChunkOffsetsNS[0]
+		if r.TTFTNS > 0 {
+			first = r.TTFTNS
+		}
+		if r.CompletionTokens > 1 && r.ChunkOffsetsNS[n-1] > first {
+			op.tpot = append(op.tpot, (r.ChunkOffsetsNS[n-1]-first)/(r.CompletionTokens-1))
+		}
+	}
+	if st.we != math.MaxInt64 && st.we > st.ws {
+		b := int((t - st.ws) * steadyBuckets / (st.we - st.ws))
+		b = min(max(b, 0), steadyBuckets-1)
+		st.bucketSum[b] += float64(r.DurationNS)
+		st.bucketN[b]++
+	}
+	return true
+}
+
+// countIteration counts distinct (user, iteration) pairs: think time comes
+// once per iteration, whatever number of requests it made.
+func (st *stageAcc) countIteration(r *captures.Result) {
+	if r.ActiveUsers > 0 {
+		st.activeSum += float64(r.ActiveUsers)
+		st.activeN++
+	}
+	if last, ok := st.vuLast[r.VU]; !ok || last != r.Iteration || r.VU < 0 {
+		st.iterations++
+		st.vuLast[r.VU] = r.Iteration
+	}
+}
+
+func (c *collector) addITL(op *opAcc, gap int64) {
+	op.itlSeen++
+	if len(op.itl) < maxITL {
+		op.itl = append(op.itl, gap)
+		return
+	}
+	if j := c.rng.Int64N(op.itlSeen); j < maxITL {
+		op.itl[j] = gap
+	}
+}
+
+func (c *collector) addTimeline(r *captures.Result, t int64, failed bool) {
+	if r.ErrorKind == captures.ErrCutOff || c.runStart == 0 {
+		return
+	}
+	m := c.timeline[r.Scenario]
+	if m == nil {
+		m = map[int64]*timeBucket{}
+		c.timeline[r.Scenario] = m
+	}
+	sec := (t - c.runStart) / int64(time.Second)
+	b := m[sec]
+	if b == nil {
+		b = &timeBucket{}
+		m[sec] = b
+	}
+	b.count++
+	if failed {
+		b.errors++
+		return
+	}
+	b.hist[histBin(r.DurationNS)]++
+}
+
+// oomMarkers are the texts that out-of-memory failures carry: CUDA, PyTorch,
+// vLLM, llama.cpp and the kernel's OOM killer.
+var oomMarkers = []string{"out of memory", "outofmemory", "cuda oom", "oom-kill", "oom killed", "cudaerrormemoryallocation", "failed to allocate memory"}
+
+func isOOM(msg string) bool {
+	if msg == "" {
+		return false
+	}
+	m := strings.ToLower(msg)
+	for _, k := range oomMarkers {
+		if strings.Contains(m, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Histogram of the timeline: bins of a factor 2^(1/4) from 0.1 ms, enough
+// for a per-second p95 (the exact percentiles come from the rows).
+const histBins = 112
+
+func histBin(ns int64) int {
+	if ns <= 100_000 {
+		return 0
+	}
+	b := int(4 * math.Log2(float64(ns)/100_000))
+	return min(b, histBins-1)
+}
+
+func histUpper(b int) float64 { return 0.1 * math.Pow(2, float64(b+1)/4) } // ms
+
+func histQuantile(h *[histBins]uint32, p float64) float64 {
+	var n uint64
+	for _, v := range h {
+		n += uint64(v)
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	want := uint64(math.Ceil(p * float64(n)))
+	var acc uint64
+	for b, v := range h {
+		acc += uint64(v)
+		if acc >= want {
+			return histUpper(b)
+		}
+	}
+	return histUpper(histBins - 1)
+}
+
+// finish turns the accumulators into stages, in run.json's order.
+func (c *collector) finish() []*Stage {
+	out := make([]*Stage, 0, len(c.order))
+	for _, k := range c.order {
+		out = append(out, c.stages[k].finish(c.warm))
+	}
+	return out
+}
+
+func (st *stageAcc) finish(warm WarmUp) *Stage {
+	s := &Stage{
+		Scenario: st.info.Scenario, Stage: st.info.Stage, Name: st.info.Name,
+		Users: st.info.Users, Start: st.info.Start, End: st.info.End,
+		Trustworthy: true, Steady: true, Mode: st.mode,
+		Operations: map[string]*OpStats{}, Resources: map[string]ResourceAgg{},
+		startNS: st.startNS, errDurs: st.errDurs, oomErrors: st.oom, oomSample: st.oomText, raw: st.raw,
+	}
+	if s.Users == 0 && st.info.Rate > 0 {
+		s.Users = int(math.Round(st.info.Rate))
+	}
+	if st.we == math.MaxInt64 {
+		// No end in run.json (interrupted): the window ends at the last row,
+		// and warm-up is trimmed from what is left.
+		st.we = st.lastNS + 1
+		s.End = time.Unix(0, st.we).UTC().Format(time.RFC3339Nano)
+		s.Notes = append(s.Notes, "run.json gives no end for this stage; its window ends at its last request")
+	}
+	s.endNS = st.we
+	s.WarmUpS = float64(st.ws-st.startNS) / 1e9
+	s.WindowS = float64(st.we-st.ws) / 1e9
+	names := make([]string, 0, len(st.ops))
+	for name := range st.ops {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	all := &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
+	for _, name := range names {
+		op := st.ops[name]
+		all.count += op.count
+		all.cutOff += op.cutOff
+		for k, v := range op.errors {
+			all.errors[k] += v
+		}
+		for k, v := range op.errText {
+			if _, ok := all.errText[k]; !ok {
+				all.errText[k] = v
+			}
+		}
+		all.ok = append(all.ok, op.ok...)
+		all.ttfb = append(all.ttfb, op.ttfb...)
+		all.ttft = append(all.ttft, op.ttft...)
+		all.itl = append(all.itl, op.itl...)
+		all.tpot = append(all.tpot, op.tpot...)
+		all.lag = append(all.lag, op.lag...)
+		s.Operations[name] = op.stats(s.WindowS)
+	}
+	s.Operations[AllOps] = all.stats(s.WindowS)
+	s.Steady = st.steady()
+	if !s.Steady {
+		s.Notes = append(s.Notes, "not steady: latency was still climbing at the stage's end (a queue still growing)")
+	}
+	return s
+}
+
+func (op *opAcc) stats(window float64) *OpStats {
+	var errs int64
+	for _, v := range op.errors {
+		errs += v
+	}
+	o := &OpStats{
+		Count: op.count, CutOff: op.cutOff, Errors: op.errors, ErrorText: op.errText,
+		LatencyMS: latencyOf(op.ok), TTFBMS: latencyPtr(op.ttfb), TTFTMS: latencyPtr(op.ttft),
+		ITLMS: latencyPtr(op.itl), TPOTMS: latencyPtr(op.tpot), SendLagMS: latencyPtr(op.lag),
+		Durations: op.ok,
+	}
+	if op.count > 0 {
+		o.ErrorRate = float64(errs) / float64(op.count)
+	}
+	if window > 0 {
+		completed := op.count - op.errors[captures.ErrDropped]
+		o.RPS = float64(completed) / window
+		o.RPM = o.RPS * 60
+		o.OKRPS = float64(len(op.ok)) / window
+	}
+	return o
+}
+
+// steady reports whether latency had stopped climbing: the mean of the last
+// three tenths of the window is under 1.5× that of the first three, or the
+// climb is not a trend (R² < 0.6).
+func (st *stageAcc) steady() bool {
+	var x, y []float64
+	for i := range steadyBuckets {
+		if st.bucketN[i] >= 5 {
+			x = append(x, float64(i))
+			y = append(y, st.bucketSum[i]/float64(st.bucketN[i]))
+		}
+	}
+	if len(y) < 6 {
+		return true
+	}
+	first := (y[0] + y[1] + y[2]) / 3
+	last := (y[len(y)-1] + y[len(y)-2] + y[len(y)-3]) / 3
+	_, b, r2 := linReg(x, y)
+	return !(last > 1.5*first && b > 0 && r2 >= 0.6)
+}

@@ -1,0 +1,619 @@
+package analyze
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// Thresholds the detectors use; docs/analyze.md explains each.
+const (
+	cleanErrorRate   = 0.05  // stages above it are left out of the throughput curve: failures, not capacity, shape it
+	flatGrowth       = 1.2   // throughput grew at most this much over the plateau...
+	plateauUsers     = 1.5   // ...while users grew at least this much
+	latencyGrowth    = 1.3   // and latency grew at least this much: work queued
+	serialPEff       = 1.6   // effective parallelism under this is one-at-a-time work
+	serialR2         = 0.8   // latency linear in users
+	retrogradeDrop   = 0.85  // throughput at the top below this share of its peak
+	gpuBusyPct       = 95.0  // GPU utilisation of a saturated GPU
+	gpuMemPct        = 95.0  // GPU memory share under pressure
+	maxSendLagMS     = 10.0  // p99 send lag of a load generator keeping up
+	littleTolerance  = 0.10  // Little's law mismatch the plan tolerates
+	abruptBefore     = 0.002 // error rate of the stages before the onset
+	abruptAt         = 0.01  // error rate at the onset
+	tailRatio        = 3.0   // p99/p50 at the top
+	tailGrowth       = 2.0   // and its growth from the bottom
+	tailMinCount     = 100   // successes a stage needs for its p99 to count
+	defaultVectorPct = 0.1   // the plan's Qdrant timeout target, %
+)
+
+// scenarioCtx is what every detector looks at: one scenario's stages in
+// order of users, the clean points of its throughput curve, and its targets.
+type scenarioCtx struct {
+	name    string
+	stages  []*Stage
+	clean   []Point
+	view    *Scenario
+	targets []TargetResult
+	cap     capacity
+}
+
+// capacity is the shape of the throughput curve, shared by the capacity
+// detectors so that they agree on where the knee is.
+type capacity struct {
+	ok                        bool // enough clean points to judge
+	knee                      int  // index in clean of the knee; -1 none
+	plateau                   bool
+	xGrowth, nGrowth, rGrowth float64
+	pEff                      float64 // X_max · R₁
+	slope, r2                 float64 // latency (ms) against users
+	peak                      int
+	retro                     bool
+}
+
+// detect runs every detector over every scenario. Specific explanations
+// of a throughput limit (serialization, GPU saturation, retrograde) take
+// the place of the generic throughput_plateau.
+func detect(scenarios []*scenarioCtx) []Finding {
+	var out []Finding
+	for _, c := range scenarios {
+		if f := detectLoadGenerator(c); f != nil {
+			out = append(out, *f)
+		}
+		c.clean = cleanPoints(c.stages)
+		c.cap = analyseCapacity(c.clean)
+		var capFinding *Finding
+		for _, d := range []func(*scenarioCtx) *Finding{detectGPUSaturation, detectSerialization, detectRetrograde, detectThroughputPlateau} {
+			if capFinding = d(c); capFinding != nil {
+				out = append(out, *capFinding)
+				break
+			}
+		}
+		for _, d := range []func(*scenarioCtx) *Finding{detectGPUMemoryPressure, detectPoolExhaustion, detectTimeouts, detectTailAmplification, detectSandboxViolation} {
+			if f := d(c); f != nil {
+				out = append(out, *f)
+			}
+		}
+	}
+	for i := range out {
+		roundEvidence(out[i].Evidence)
+	}
+	return out
+}
+
+// cleanPoints are the trustworthy stages whose error rate is low enough
+// that throughput reflects capacity, averaged per user count.
+func cleanPoints(stages []*Stage) []Point {
+	var pts []Point
+	for _, st := range stages {
+		all := st.Operations[AllOps]
+		if !st.Trustworthy || all == nil || all.Count == 0 || all.ErrorRate > cleanErrorRate || len(all.Durations) == 0 {
+			continue
+		}
+		p := pointOf(st)
+		if n := len(pts); n > 0 && pts[n-1].Users == p.Users {
+			q := &pts[n-1] // a longer stage at the same load: average the two
+			q.X, q.RPS, q.RMS = (q.X+p.X)/2, (q.RPS+p.RPS)/2, (q.RMS+p.RMS)/2
+			q.P50, q.P95, q.P99 = math.Max(q.P50, p.P50), math.Max(q.P95, p.P95), math.Max(q.P99, p.P99)
+			continue
+		}
+		pts = append(pts, p)
+	}
+	return pts
+}
+
+func pointOf(st *Stage) Point {
+	all := st.Operations[AllOps]
+	return Point{Stage: st.Stage, Users: float64(st.Users), X: all.OKRPS, RPS: all.RPS, RMS: all.LatencyMS.Avg,
+		P50: all.LatencyMS.P50, P95: all.LatencyMS.P95, P99: all.LatencyMS.P99, ErrorRate: all.ErrorRate, Trustworthy: st.Trustworthy}
+}
+
+func analyseCapacity(p []Point) capacity {
+	c := capacity{knee: -1, peak: -1}
+	if len(p) < 3 {
+		return c
+	}
+	c.ok = true
+	n, x, r := make([]float64, len(p)), make([]float64, len(p)), make([]float64, len(p))
+	for i, q := range p {
+		n[i], x[i], r[i] = q.Users, q.X, q.RMS
+	}
+	_, c.slope, c.r2 = linReg(n, r)
+	xmax := slices.Max(x)
+	c.peak = slices.Index(x, xmax)
+	c.pEff = xmax * r[0] / 1000
+	last := len(p) - 1
+	if c.peak < last && x[last] <= retrogradeDrop*xmax && n[last] > n[c.peak] && r[last] >= latencyGrowth*r[c.peak] {
+		c.retro = true
+	}
+	c.knee = kneedle(n, x)
+	k := c.knee
+	if k < 0 || k == last {
+		k = 0 // no bend: is it flat from the start?
+	}
+	c.xGrowth, c.nGrowth, c.rGrowth = x[last]/x[k], n[last]/n[k], r[last]/r[k]
+	if x[k] <= 0 || r[k] <= 0 {
+		return c
+	}
+	if c.nGrowth >= plateauUsers && c.xGrowth <= flatGrowth && c.rGrowth >= latencyGrowth {
+		c.plateau = true
+		c.knee = k
+	}
+	return c
+}
+
+func (c *scenarioCtx) kneeUsers() float64 {
+	if c.cap.knee < 0 {
+		return 0
+	}
+	return c.clean[c.cap.knee].Users
+}
+
+func (c *scenarioCtx) capEvidence() map[string]any {
+	first, last := c.clean[0], c.clean[len(c.clean)-1]
+	ev := map[string]any{
+		"users":                     usersOf(c.clean),
+		"throughput_rps":            mapPoints(c.clean, func(p Point) float64 { return p.X }),
+		"mean_latency_ms":           mapPoints(c.clean, func(p Point) float64 { return p.RMS }),
+		"latency_slope_ms_per_user": c.cap.slope,
+		"latency_r2":                c.cap.r2,
+		"effective_parallelism":     c.cap.pEff,
+		"latency_growth":            last.RMS / first.RMS,
+	}
+	if c.cap.knee >= 0 {
+		ev["knee_users"] = c.kneeUsers()
+	}
+	if f := c.view.USL; f != nil {
+		ev["usl_lambda"], ev["usl_sigma"], ev["usl_kappa"] = f.Lambda, f.Sigma, f.Kappa
+		if !math.IsInf(f.NMax, 0) {
+			ev["usl_n_max"] = f.NMax
+		}
+		if f.UsersAtP95Goal > 0 {
+			ev["users_at_p95_target"] = f.UsersAtP95Goal
+		}
+	}
+	return ev
+}
+
+// detectSerialization: latency linear in users, throughput flat, and the
+// peak throughput times the one-user latency (effective parallelism) ≈ 1.
+func detectSerialization(c *scenarioCtx) *Finding {
+	if !c.cap.plateau || c.cap.pEff > serialPEff || c.cap.r2 < serialR2 || c.cap.slope <= 0 {
+		return nil
+	}
+	ev := c.capEvidence()
+	return &Finding{Kind: KindSerialization, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
+		Summary: fmt.Sprintf("%s handles one request at a time: latency grows linearly with users (%.0f ms per user, R² %.2f) while throughput stays at %.1f req/s from %g users (effective parallelism %.2f).",
+			c.name, c.cap.slope, c.cap.r2, c.clean[len(c.clean)-1].X, c.kneeUsers(), c.cap.pEff),
+		Action:   "Find the lock, single worker or single-threaded executor the requests queue on and let requests run concurrently (a worker pool, async handlers, or more replicas).",
+		Evidence: ev}
+}
+
+// detectGPUSaturation: throughput flat and latency growing while the GPU
+// this scenario's service runs on is busy ≥ 95 % of the time. Never claimed
+// on low utilisation: NVML utilisation is only the share of time a kernel ran.
+func detectGPUSaturation(c *scenarioCtx) *Finding {
+	if !(c.cap.plateau || c.cap.retro) {
+		return nil
+	}
+	top := c.stageOf(c.clean[len(c.clean)-1].Stage)
+	util, ok := top.Resources[ResGPUUtil]
+	if !ok || util.Mean < gpuBusyPct {
+		return nil
+	}
+	ev := c.capEvidence()
+	ev["gpu_util_mean_pct"] = util.Mean
+	ev["gpu_util_by_stage"] = c.resourceByStage(ResGPUUtil)
+	return &Finding{Kind: KindGPUSaturation, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
+		Summary: fmt.Sprintf("The GPU behind %s is saturated: utilisation %.0f %% at %d users while throughput stays at %.1f req/s and mean latency grew %.1f×.",
+			c.name, util.Mean, top.Users, c.clean[len(c.clean)-1].X, c.cap.rGrowth),
+		Action:   "Add GPU capacity or make each request cheaper: larger batches, a smaller or quantised model, shorter max_tokens, or more replicas behind the gateway.",
+		Evidence: ev}
+}
+
+// detectRetrograde: throughput falls as users grow, with a USL coherency
+// term κ > 0.
+func detectRetrograde(c *scenarioCtx) *Finding {
+	if !c.cap.retro || c.view.USL == nil || c.view.USL.Kappa <= 1e-9 {
+		return nil
+	}
+	ev := c.capEvidence()
+	peak, last := c.clean[c.cap.peak], c.clean[len(c.clean)-1]
+	ev["peak_users"], ev["peak_rps"] = peak.Users, peak.X
+	return &Finding{Kind: KindRetrograde, Scenario: c.name, Operation: AllOps, Severity: SeverityHigh,
+		Summary: fmt.Sprintf("%s throughput falls as users grow: %.1f req/s at %g users, %.1f at %g (USL κ = %.3g, peak near %.0f users).",
+			c.name, peak.X, peak.Users, last.X, last.Users, c.view.USL.Kappa, c.view.USL.NMax),
+		Action:   "Look for crosstalk that grows with concurrency: lock contention with spinning, cache thrashing, retries, or coordination between workers; cap concurrency near the peak meanwhile.",
+		Evidence: ev}
+}
+
+// detectThroughputPlateau: throughput stops growing at a knee while latency
+// grows, and nothing more specific explains it.
+func detectThroughputPlateau(c *scenarioCtx) *Finding {
+	if !c.cap.plateau {
+		return nil
+	}
+	ev := c.capEvidence()
+	top := c.stageOf(c.clean[len(c.clean)-1].Stage)
+	hint := ""
+	if u, ok := top.Resources[ResGPUUtil]; ok {
+		ev["gpu_util_mean_pct"] = u.Mean
+		if u.Mean < gpuBusyPct {
+			hint = fmt.Sprintf(" The GPU is at %.0f %%, so the limit is elsewhere (CPU, a pool, a lock).", u.Mean)
+		}
+	}
+	if u, ok := top.Resources["cpu_util"]; ok {
+		ev["cpu_util_mean_pct"] = u.Mean
+	}
+	return &Finding{Kind: KindThroughputPlateau, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
+		Summary: fmt.Sprintf("%s throughput stops growing at %g users (knee): %.1f req/s there, %.1f at %g users, while mean latency grew %.1f×; effective parallelism %.1f.%s",
+			c.name, c.kneeUsers(), c.clean[c.cap.knee].X, c.clean[len(c.clean)-1].X, c.clean[len(c.clean)-1].Users, c.cap.rGrowth, c.cap.pEff, hint),
+		Action:   fmt.Sprintf("The service handles about %.0f requests at once: raise that limit (workers, pool size, batch size, replicas) or keep the load under the knee.", math.Max(1, c.cap.pEff)),
+		Evidence: ev}
+}
+
+// detectGPUMemoryPressure: GPU memory ≥ 95 % or out-of-memory errors.
+func detectGPUMemoryPressure(c *scenarioCtx) *Finding {
+	var oom int64
+	oomBy := map[string]int64{}
+	firstUsers, sample := -1, ""
+	maxMem, memUsers := 0.0, -1
+	for _, st := range c.stages {
+		if st.oomErrors > 0 {
+			oom += st.oomErrors
+			oomBy[fmt.Sprint(st.Users)] += st.oomErrors
+			if firstUsers < 0 {
+				firstUsers, sample = st.Users, st.oomSample
+			}
+		}
+		if m, ok := st.Resources[ResGPUMemPct]; ok && m.Max > maxMem {
+			maxMem, memUsers = m.Max, st.Users
+		}
+	}
+	if oom == 0 && maxMem < gpuMemPct {
+		return nil
+	}
+	ev := map[string]any{"oom_errors": oom, "gpu_mem_max_pct": maxMem, "gpu_mem_pct_by_stage": c.resourceByStage(ResGPUMemPct)}
+	sev, summary := SeverityMedium, fmt.Sprintf("GPU memory of %s reached %.1f %% at %d users.", c.name, maxMem, memUsers)
+	if oom > 0 {
+		sev = SeverityHigh
+		ev["oom_errors_by_users"], ev["first_oom_users"], ev["example_error"] = oomBy, firstUsers, sample
+		summary = fmt.Sprintf("%s ran out of GPU memory: %d out-of-memory errors, from %d users on (GPU memory peaked at %.1f %%).", c.name, oom, firstUsers, maxMem)
+	}
+	return &Finding{Kind: KindGPUMemoryPressure, Scenario: c.name, Operation: AllOps, Severity: sev, Summary: summary,
+		Action:   "Free GPU memory: load only the models in use, lower the KV-cache share or max sequence length, quantise, or cap concurrent requests below the first failing user count.",
+		Evidence: ev}
+}
+
+// poolKinds are the failures of a resource that ran out: waiting for it
+// timed out, or it refused more.
+var poolKinds = map[string]bool{captures.ErrTimeout: true, captures.ErrVectorTimeout: true, captures.ErrConnection: true, "db_connection": true, "pool_timeout": true}
+
+var timeoutKinds = map[string]bool{captures.ErrTimeout: true, captures.ErrVectorTimeout: true, "pool_timeout": true}
+
+// detectPoolExhaustion: errors start abruptly at one user count, and the
+// requests that still succeed take nearly as long as the failures' timeout
+// (they waited for a free connection too).
+func detectPoolExhaustion(c *scenarioCtx) *Finding {
+	rate := func(st *Stage) (float64, int64, bool) {
+		all := st.Operations[AllOps]
+		if all == nil || all.Count == 0 {
+			return 0, 0, false
+		}
+		var n int64
+		for k, v := range all.Errors {
+			if poolKinds[k] || strings.Contains(strings.ToLower(all.ErrorText[k]), "pool") || strings.Contains(strings.ToLower(all.ErrorText[k]), "too many connections") {
+				n += v
+			}
+		}
+		return float64(n) / float64(all.Count), n, true
+	}
+	onset := -1
+	for i, st := range c.stages {
+		r, n, ok := rate(st)
+		if !ok {
+			continue
+		}
+		if r >= abruptAt && n >= 3 {
+			if i > 0 {
+				onset = i
+			}
+			break
+		}
+		if r > abruptBefore {
+			return nil // errors crept in: not an abrupt onset
+		}
+	}
+	if onset < 0 {
+		return nil
+	}
+	var tdurs, okP99 []float64
+	textual := false
+	rates := map[string]float64{}
+	for _, st := range c.stages[onset:] {
+		for k, d := range st.errDurs {
+			if timeoutKinds[k] {
+				for _, v := range d {
+					tdurs = append(tdurs, float64(v)/1e6)
+				}
+			}
+		}
+		all := st.Operations[AllOps]
+		if len(all.Durations) > 0 {
+			okP99 = append(okP99, all.LatencyMS.P99)
+		}
+		for k, txt := range all.ErrorText {
+			t := strings.ToLower(txt)
+			if poolKinds[k] && (strings.Contains(t, "pool") || strings.Contains(t, "too many connections")) {
+				textual = true
+			}
+		}
+	}
+	for _, st := range c.stages {
+		r, _, _ := rate(st)
+		rates[fmt.Sprint(st.Users)] = 100 * r
+	}
+	ev := map[string]any{"onset_users": c.stages[onset].Users, "error_rate_pct_by_users": rates}
+	cluster := false
+	if len(tdurs) > 0 && len(okP99) > 0 {
+		slices.Sort(tdurs)
+		timeout := tdurs[len(tdurs)/2]
+		top := slices.Max(okP99)
+		ev["timeout_ms"], ev["success_p99_ms"] = timeout, top
+		cluster = top >= 0.5*timeout
+	}
+	if !cluster && !textual {
+		return nil
+	}
+	first := c.stages[onset]
+	return &Finding{Kind: KindPoolExhaustion, Scenario: c.name, Operation: c.worstOp(first, poolKinds), Severity: SeverityHigh,
+		Summary: fmt.Sprintf("%s runs out of a pool at %d users: errors jump from under %.1f %% to %.1f %% there while the successful requests wait close to the timeout.",
+			c.name, first.Users, 100*abruptBefore, rates[fmt.Sprint(first.Users)]),
+		Action:   "Size the connection pool for the concurrency (e.g. the vector-store or database pool to the user count at the onset), or queue with back-pressure instead of timing out.",
+		Evidence: ev}
+}
+
+// detectTimeouts: the share of vector-store (or targeted) timeouts exceeds
+// its target, or the plan's 0.1 % when no target names it.
+func detectTimeouts(c *scenarioCtx) *Finding {
+	bounds := map[string]float64{captures.ErrVectorTimeout: defaultVectorPct}
+	for _, t := range c.targets {
+		if t.ErrorKind != "" && strings.Contains(t.ErrorKind, "timeout") && t.Metric == "error_rate" && t.Max {
+			bounds[t.ErrorKind] = t.Bound
+		}
+	}
+	var best *Finding
+	for kind, bound := range bounds {
+		var total int64
+		worst, worstUsers := 0.0, 0
+		byUsers := map[string]float64{}
+		for _, st := range c.stages {
+			all := st.Operations[AllOps]
+			if all == nil || all.Count == 0 {
+				continue
+			}
+			n := all.Errors[kind]
+			total += n
+			share := 100 * float64(n) / float64(all.Count)
+			byUsers[fmt.Sprint(st.Users)] = share
+			if share > worst {
+				worst, worstUsers = share, st.Users
+			}
+		}
+		if total < 2 || worst <= bound {
+			continue
+		}
+		sev := SeverityMedium
+		if worst > bound/DefaultAcceptance {
+			sev = SeverityHigh
+		}
+		f := &Finding{Kind: KindTimeouts, Scenario: c.name, Operation: c.worstOpAll(kind), Severity: sev,
+			Summary:  fmt.Sprintf("%s: %.2f %% of requests failed with %s at %d users, over the %.3g %% target.", c.name, worst, kind, worstUsers, bound),
+			Action:   "Find why the store is slow under load (pool size, index, collection size, its CPU) and raise its timeout only once it keeps up.",
+			Evidence: map[string]any{"error_kind": kind, "share_pct_by_users": byUsers, "worst_share_pct": worst, "target_pct": bound, "count": total}}
+		if best == nil || worst > best.Evidence["worst_share_pct"].(float64) {
+			best = f
+		}
+	}
+	return best
+}
+
+// detectTailAmplification: p99/p50 grows with users (a long tail forms:
+// head-of-line blocking, GC, retries).
+func detectTailAmplification(c *scenarioCtx) *Finding {
+	var n, ratio []float64
+	for _, p := range c.clean {
+		st := c.stageOf(p.Stage)
+		if len(st.Operations[AllOps].Durations) < tailMinCount || p.P50 <= 0 {
+			continue
+		}
+		n = append(n, p.Users)
+		ratio = append(ratio, p.P99/p.P50)
+	}
+	if len(n) < 3 {
+		return nil
+	}
+	first, last := ratio[0], ratio[len(ratio)-1]
+	rho := spearman(n, ratio)
+	if last < tailRatio || last < tailGrowth*first || rho < 0.8 {
+		return nil
+	}
+	return &Finding{Kind: KindTailAmplification, Scenario: c.name, Operation: AllOps, Severity: SeverityMedium,
+		Summary:  fmt.Sprintf("%s tail grows faster than its median: p99/p50 went from %.1f at %g users to %.1f at %g users.", c.name, first, n[0], last, n[len(n)-1]),
+		Action:   "Look for head-of-line blocking, garbage-collection pauses, retries or one slow dependency; set per-request timeouts and hedge or shed the slowest requests.",
+		Evidence: map[string]any{"users": n, "p99_over_p50": ratio, "spearman": rho}}
+}
+
+// detectLoadGenerator: per stage, the replayer fell behind (send lag p99
+// over 10 ms) or the users were not all busy as intended (Little's law
+// N = X·(R+Z) off by more than 10 %). Those stages are marked untrustworthy
+// and left out of the capacity detectors.
+func detectLoadGenerator(c *scenarioCtx) *Finding {
+	var bad []map[string]any
+	for _, st := range c.stages {
+		all := st.Operations[AllOps]
+		if all == nil || all.Count == 0 {
+			continue
+		}
+		var why []string
+		item := map[string]any{"stage": st.Stage, "users": st.Users}
+		if l := all.SendLagMS; l != nil && l.P99 > maxSendLagMS {
+			why = append(why, fmt.Sprintf("send lag p99 %.1f ms", l.P99))
+			item["send_lag_p99_ms"] = l.P99
+		}
+		if lc := st.little; lc.Known && lc.N > 0 {
+			off := math.Abs(lc.Predicted-lc.N) / lc.N
+			tol := math.Max(littleTolerance, 2/math.Sqrt(math.Max(lc.Iterations, 1)))
+			if off > tol {
+				why = append(why, fmt.Sprintf("Little's law: %.1f users busy by X·(R+Z) against %.1f running (%.0f %% off)", lc.Predicted, lc.N, 100*off))
+				item["little_users"], item["little_predicted"], item["little_off_pct"] = lc.N, lc.Predicted, 100*off
+			}
+		}
+		if len(why) > 0 {
+			st.Trustworthy = false
+			st.Notes = append(st.Notes, "untrustworthy: the load generator did not keep up ("+strings.Join(why, "; ")+")")
+			item["why"] = strings.Join(why, "; ")
+			bad = append(bad, item)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	users := make([]string, len(bad))
+	for i, b := range bad {
+		users[i] = fmt.Sprint(b["users"])
+	}
+	return &Finding{Kind: KindLoadGenSaturated, Scenario: c.name, Operation: AllOps, Severity: SeverityHigh,
+		Summary:  fmt.Sprintf("The load generator could not keep up in %d stage(s) of %s (users %s): %s; those stages are not trustworthy.", len(bad), c.name, strings.Join(users, ", "), bad[0]["why"]),
+		Action:   "Give the replayer more CPU, shard it across machines (--shard), or lower the load per replayer; then rerun those stages.",
+		Evidence: map[string]any{"stages": bad}}
+}
+
+// detectSandboxViolation: any request the MCP server let out of its sandbox.
+func detectSandboxViolation(c *scenarioCtx) *Finding {
+	var n int64
+	byOp := map[string]int64{}
+	example := ""
+	for _, st := range c.stages {
+		for op, kinds := range st.raw {
+			if v := kinds[captures.ErrSandboxViolation]; v > 0 {
+				n += v
+				byOp[op] += v
+			}
+		}
+		if all := st.Operations[AllOps]; all != nil && example == "" {
+			example = all.ErrorText[captures.ErrSandboxViolation]
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	op, top := AllOps, int64(0)
+	for k, v := range byOp {
+		if v > top || (v == top && k < op) {
+			op, top = k, v
+		}
+	}
+	return &Finding{Kind: KindSandboxViolation, Scenario: c.name, Operation: op, Severity: SeverityHigh,
+		Summary:  fmt.Sprintf("%s: %d request(s) escaped the tool sandbox (most in %s); the target is 0.", c.name, n, op),
+		Action:   "Fix the tool's path and command checks (resolve symlinks and '..', allow-list commands) before any further load testing.",
+		Evidence: map[string]any{"count": n, "by_operation": byOp, "example_error": example}}
+}
+
+func (c *scenarioCtx) stageOf(stage int) *Stage {
+	for _, st := range c.stages {
+		if st.Stage == stage {
+			return st
+		}
+	}
+	return c.stages[len(c.stages)-1]
+}
+
+// severity of a capacity finding: high when a latency or throughput target
+// of the scenario fails.
+func (c *scenarioCtx) severity() string {
+	for _, t := range c.targets {
+		if t.Verdict == Fail && t.Metric != "count" && t.Metric != "error_rate" {
+			return SeverityHigh
+		}
+	}
+	return SeverityMedium
+}
+
+func (c *scenarioCtx) resourceByStage(name string) map[string]float64 {
+	out := map[string]float64{}
+	for _, st := range c.stages {
+		if r, ok := st.Resources[name]; ok {
+			out[fmt.Sprint(st.Users)] = r.Mean
+		}
+	}
+	return out
+}
+
+func (c *scenarioCtx) worstOp(st *Stage, kinds map[string]bool) string {
+	op, top := AllOps, int64(0)
+	for name, o := range st.Operations {
+		if name == AllOps {
+			continue
+		}
+		var n int64
+		for k, v := range o.Errors {
+			if kinds[k] {
+				n += v
+			}
+		}
+		if n > top || (n == top && n > 0 && name < op) {
+			op, top = name, n
+		}
+	}
+	return op
+}
+
+func (c *scenarioCtx) worstOpAll(kind string) string {
+	by := map[string]int64{}
+	for _, st := range c.stages {
+		for name, o := range st.Operations {
+			if name != AllOps {
+				by[name] += o.Errors[kind]
+			}
+		}
+	}
+	op, top := AllOps, int64(0)
+	for k, v := range by {
+		if v > top || (v == top && v > 0 && k < op) {
+			op, top = k, v
+		}
+	}
+	return op
+}
+
+func usersOf(p []Point) []float64 { return mapPoints(p, func(p Point) float64 { return p.Users }) }
+
+func mapPoints(p []Point, f func(Point) float64) []float64 {
+	out := make([]float64, len(p))
+	for i, q := range p {
+		out[i] = round(f(q), 3)
+	}
+	return out
+}
+
+// roundEvidence keeps evidence readable and summary.json stable.
+func roundEvidence(ev map[string]any) {
+	for k, v := range ev {
+		switch x := v.(type) {
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				delete(ev, k)
+				continue
+			}
+			ev[k] = round(x, 4)
+		case map[string]float64:
+			for kk, vv := range x {
+				x[kk] = round(vv, 4)
+			}
+		}
+	}
+}
