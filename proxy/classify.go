@@ -118,6 +118,8 @@ func looksLikeID(s string) bool {
 		case c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
 			hex++
 		case c == '-' || c == '_':
+		case c == '.':
+			return false // file names, versions, model names like qwen2.5-14b
 		default:
 			other++
 		}
