@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/loadtape/loadtape/replay"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	var (
+		capturesPaths, targets, headers, scenarios, monitors []string
+		profile, out, shard, metricsAddr                     string
+		seed                                                 int64
+		timeScale                                            float64
+		requestTimeout, maxRun, monitorEvery                 time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "replay --captures PATH --profile FILE --target NAME=URL ... --out DIR",
+		Short: "Replay captures as weighted mixes of virtual users through a profile's stages",
+		Long: `replay reshapes captured exchanges into the profile's scenarios (closed, sessions or
+open mode), sends them to the --target of each scenario's service, and writes one result
+row per request to DIR/results-*.parquet, monitor samples to DIR/samples-*.parquet and the
+run's profile, targets and stage timeline to DIR/run.json. All selected scenarios run at
+the same time, each against its own service. SIGINT or SIGTERM ends the run at once:
+requests in flight are recorded as cut off and run.json says interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tm, err := replay.ParseTargets(targets)
+			if err != nil {
+				return badInput(err)
+			}
+			hs, err := replay.ParseHeaders(headers)
+			if err != nil {
+				return badInput(err)
+			}
+			// The first signal cuts the run off and flushes; a second one
+			// (after stop restores the default) kills the process.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go func() { <-ctx.Done(); stop() }()
+			info, err := replay.Run(ctx, replay.Options{
+				Captures: capturesPaths, ProfilePath: profile, Targets: tm, Headers: hs, Out: out,
+				Scenarios: scenarios, Seed: seed, Shard: shard, TimeScale: timeScale,
+				RequestTimeout: requestTimeout, MaxRun: maxRun, Monitor: monitors, MonitorEvery: monitorEvery,
+				MetricsAddr: metricsAddr, Progress: cmd.ErrOrStderr(), Version: version,
+			})
+			if replay.IsBadInput(err) {
+				return badInput(err)
+			}
+			if err != nil {
+				return err
+			}
+			state := "finished"
+			if info.Interrupted {
+				state = "interrupted"
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "run %s %s: %d requests, %d errors, %s in %s\n",
+				info.ID, state, info.Requests, info.Errors, info.Ended.Sub(info.Started).Round(time.Second), info.Dir)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&capturesPaths, "captures", nil, "capture files, directories or globs (repeatable)")
+	f.StringVar(&profile, "profile", "", "profile YAML (see `loadtape profile init`)")
+	f.StringArrayVar(&targets, "target", nil, "NAME=URL: where service NAME's requests go (one per service; required)")
+	f.StringVar(&out, "out", "", "run directory to write (created)")
+	f.StringArrayVar(&scenarios, "scenario", nil, "scenario to run (repeatable or comma list; default: all, concurrently)")
+	f.StringArrayVar(&headers, "header", nil, "'Name: value' set on every request, replacing the recorded one")
+	f.Int64Var(&seed, "seed", 1, "seed of every random choice (users, mixes, think times)")
+	f.StringVar(&shard, "shard", "1/1", "run the I-th of N disjoint slices of every stage's users")
+	f.Float64Var(&timeScale, "time-scale", 1, "multiply every duration and think time by F")
+	f.DurationVar(&requestTimeout, "request-timeout", replay.DefaultRequestTimeout, "per-request timeout")
+	f.DurationVar(&maxRun, "max-run", 0, "hard limit on the whole run (0: none)")
+	f.StringArrayVar(&monitors, "monitor", nil, "resource source: nvml, host, prom=URL (repeatable or comma list)")
+	f.DurationVar(&monitorEvery, "monitor-every", replay.DefaultMonitorEvery, "monitor sampling interval")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve live Prometheus metrics at ADDR/metrics")
+	for _, name := range []string{"captures", "profile", "target", "out"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	rootCmd.AddCommand(cmd)
+}

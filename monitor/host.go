@@ -1,0 +1,72 @@
+package monitor
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/disk"
+	"github.com/shirou/gopsutil/v4/mem"
+	"github.com/shirou/gopsutil/v4/net"
+)
+
+// hostSource samples the machine replay runs on. Disk and network figures
+// are rates over the last interval (IOPS, bytes per second), so the first
+// sample has none of them.
+type hostSource struct {
+	last              time.Time
+	reads, writes     uint64
+	rx, tx            uint64
+	haveDisk, haveNet bool
+}
+
+func newHost() *hostSource {
+	// cpu.Percent(0) measures since the previous call: prime it.
+	_, _ = cpu.Percent(0, false)
+	return &hostSource{}
+}
+
+func (h *hostSource) Info() SourceInfo { return SourceInfo{Source: "host"} }
+
+func (h *hostSource) Sample(ctx context.Context, t time.Time, out []captures.Sample) []captures.Sample {
+	ts := t.UnixNano()
+	add := func(metric string, v float64) {
+		out = append(out, captures.Sample{TNS: ts, Source: "host", Metric: metric, Value: v})
+	}
+	if p, err := cpu.PercentWithContext(ctx, 0, false); err == nil && len(p) == 1 {
+		add("cpu_util", p[0])
+	}
+	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil {
+		add("mem_used_bytes", float64(vm.Used))
+		add("mem_total_bytes", float64(vm.Total))
+	}
+	dt := t.Sub(h.last).Seconds()
+	if ios, err := disk.IOCountersWithContext(ctx); err == nil {
+		var r, w uint64
+		for name, c := range ios {
+			if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
+				continue
+			}
+			r += c.ReadCount
+			w += c.WriteCount
+		}
+		if h.haveDisk && dt > 0 {
+			add("disk_read_iops", float64(r-h.reads)/dt)
+			add("disk_write_iops", float64(w-h.writes)/dt)
+		}
+		h.reads, h.writes, h.haveDisk = r, w, true
+	}
+	if ns, err := net.IOCountersWithContext(ctx, false); err == nil && len(ns) == 1 {
+		if h.haveNet && dt > 0 {
+			add("net_rx_bytes", float64(ns[0].BytesRecv-h.rx)/dt)
+			add("net_tx_bytes", float64(ns[0].BytesSent-h.tx)/dt)
+		}
+		h.rx, h.tx, h.haveNet = ns[0].BytesRecv, ns[0].BytesSent, true
+	}
+	h.last = t
+	return out
+}
+
+func (h *hostSource) Close() {}

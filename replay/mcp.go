@@ -1,0 +1,205 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// mcpState is one virtual user's live MCP session: each user initialises on
+// its own, then sends the live session id and negotiated protocol version on
+// every request, with its own JSON-RPC id sequence mapped from the recorded
+// one.
+type mcpState struct {
+	session string
+	version string
+	nextID  int64
+	ids     map[string]string // recorded id JSON → live id JSON
+	ready   bool
+}
+
+// defaultInit is sent when the capture holds no initialize to copy.
+var defaultInit = []byte(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"loadtape","version":"1"}}}`)
+
+var initializedNote = []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+
+// rewrite maps a recorded JSON-RPC message onto the live session: a fresh id
+// (remembered, so notifications/cancelled can name it), a fresh progress
+// token. It returns the body and the live id ("" for a notification).
+func (m *mcpState) rewrite(body []byte) ([]byte, string) {
+	var msg map[string]json.RawMessage
+	if json.Unmarshal(body, &msg) != nil {
+		return body, "" // not one JSON-RPC object (a batch, or garbage): send as recorded
+	}
+	live := ""
+	if old, ok := msg["id"]; ok && string(old) != "null" {
+		m.nextID++
+		live = strconv.FormatInt(m.nextID, 10)
+		if m.ids == nil {
+			m.ids = map[string]string{}
+		}
+		m.ids[string(bytes.TrimSpace(old))] = live
+		msg["id"] = json.RawMessage(live)
+	}
+	if p, ok := msg["params"]; ok {
+		var params map[string]json.RawMessage
+		if json.Unmarshal(p, &params) == nil {
+			changed := false
+			if rid, ok := params["requestId"]; ok {
+				if l, ok := m.ids[string(bytes.TrimSpace(rid))]; ok {
+					params["requestId"] = json.RawMessage(l)
+					changed = true
+				}
+			}
+			if meta, ok := params["_meta"]; ok {
+				var mm map[string]json.RawMessage
+				if json.Unmarshal(meta, &mm) == nil {
+					if _, ok := mm["progressToken"]; ok {
+						mm["progressToken"] = json.RawMessage(strconv.Quote("lt-" + strconv.FormatInt(m.nextID, 10)))
+						params["_meta"], _ = json.Marshal(mm)
+						changed = true
+					}
+				}
+			}
+			if changed {
+				msg["params"], _ = json.Marshal(params)
+			}
+		}
+	}
+	out, err := json.Marshal(msg)
+	if err != nil {
+		return body, live
+	}
+	return out, live
+}
+
+// mcpHeaders are the recorded headers with the live session on top.
+func (v *vu) mcpHeaders(x *captures.Exchange) http.Header {
+	h := headers(x, v.s.rp.headers)
+	if h.Get("Accept") == "" {
+		h.Set("Accept", "application/json, text/event-stream")
+	}
+	h.Set("Content-Type", "application/json")
+	if v.mcp.session != "" {
+		h.Set("Mcp-Session-Id", v.mcp.session)
+	}
+	if v.mcp.version != "" {
+		h.Set("Mcp-Protocol-Version", v.mcp.version)
+	}
+	return h
+}
+
+// handshake runs a live initialize and notifications/initialized, one row
+// each. It copies the capture's initialize when there is one.
+func (v *vu) handshake(st *stageWindow, intended time.Time) bool {
+	s := v.s
+	v.mcp = &mcpState{nextID: v.mcpNext()}
+	x := s.sp.mcpInit
+	body := defaultInit
+	var e *entry
+	if x != nil {
+		body = x.ReqBody
+		e = &entry{ex: x}
+	} else {
+		x = s.sp.probeOrAny()
+	}
+	r := v.base(st, "mcp.initialize", e, intended)
+	b, id := v.mcp.rewrite(body)
+	o := &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: b, rpcID: id}
+	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	judge(&r, resp, nil, s.rp.profile.Classify, false)
+	ok := r.ErrorKind == ""
+	if ok {
+		v.mcp.session = resp.header.Get("Mcp-Session-Id")
+		var res struct {
+			Result struct {
+				ProtocolVersion string `json:"protocolVersion"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(resp.rpc, &res) == nil {
+			v.mcp.version = res.Result.ProtocolVersion
+		}
+	}
+	s.rp.sink.put(&r)
+	if !ok {
+		return false
+	}
+	r = v.base(st, "mcp.notifications/initialized", nil, time.Now())
+	o = &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: initializedNote}
+	resp = send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	judge(&r, resp, nil, s.rp.profile.Classify, false)
+	s.rp.sink.put(&r)
+	v.mcp.ready = r.ErrorKind == ""
+	return v.mcp.ready
+}
+
+// mcpNext keeps ids growing across re-initialisations of one user, so a
+// late answer to an old session can never match a new request.
+func (v *vu) mcpNext() int64 {
+	if v.mcp == nil {
+		return 0
+	}
+	return v.mcp.nextID
+}
+
+// doMCP sends one recorded MCP message over the user's live session,
+// initialising first when needed and once more after a 404 (expired session).
+func (v *vu) doMCP(st *stageWindow, op string, x *captures.Exchange, body []byte, intended time.Time, probe bool) {
+	s := v.s
+	switch x.RPCMethod {
+	case "initialize":
+		if !probe {
+			v.handshake(st, intended)
+			return
+		}
+	case "notifications/initialized":
+		if v.mcp != nil && v.mcp.ready {
+			return // the live handshake already sent it
+		}
+	}
+	if v.mcp == nil || !v.mcp.ready {
+		if !v.handshake(st, intended) {
+			return
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		r := v.base(st, op, &entry{ex: x}, intended)
+		b, id := v.mcp.rewrite(body)
+		o := &outgoing{method: x.Method, url: s.tgt.url(x), header: v.mcpHeaders(x), body: b, rpcID: id}
+		if o.method == "" {
+			o.method = http.MethodPost
+		}
+		resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+		expired := resp != nil && resp.status == http.StatusNotFound && v.mcp.session != ""
+		judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, probe)
+		if expired {
+			r.Error = "mcp session expired (404), re-initialising: " + r.Error
+		}
+		s.rp.sink.put(&r)
+		if !expired || attempt > 0 {
+			return
+		}
+		v.mcp.ready = false
+		if !v.handshake(st, time.Now()) {
+			return
+		}
+		intended = time.Now()
+	}
+}
+
+// probeOrAny returns some MCP exchange of the service to take the endpoint
+// path and headers from when the capture holds no initialize.
+func (sp *servicePool) probeOrAny() *captures.Exchange {
+	for _, op := range sortedKeys(sp.ops) {
+		for _, e := range sp.ops[op] {
+			if e.ex.RPCMethod != "" {
+				return e.ex
+			}
+		}
+	}
+	return sp.ops[sortedKeys(sp.ops)[0]][0].ex
+}

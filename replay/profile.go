@@ -1,0 +1,405 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Modes of a scenario.
+const (
+	ModeClosed   = "closed"   // virtual users: pick an operation by weight, send, think, repeat
+	ModeSessions = "sessions" // virtual users replay whole captured sessions in order
+	ModeOpen     = "open"     // arrivals at a rate, independent of responses
+)
+
+// SandboxProbe is the synthetic operation that sends path-traversal attempts
+// through a captured MCP file tool; any that succeeds is a sandbox_violation.
+const SandboxProbe = "mcp.sandbox_probe"
+
+// DefaultMaxInFlight caps open-mode requests in flight when a scenario does
+// not set max_in_flight.
+const DefaultMaxInFlight = 1000
+
+// Profile is a parsed profile file (DESIGN.md "Profile"). Targets and
+// Acceptance are not interpreted here: they travel into run.json untouched
+// for the analyser.
+type Profile struct {
+	Scenarios  map[string]*Scenario `yaml:"scenarios" json:"scenarios"`
+	Classify   []ClassifyRule       `yaml:"classify" json:"classify,omitempty"`
+	Targets    []map[string]any     `yaml:"targets" json:"targets,omitempty"`
+	Acceptance float64              `yaml:"acceptance" json:"acceptance,omitempty"`
+
+	// name is the file the profile came from, for error messages; src its
+	// bytes, to find the line of a semantic error.
+	name string
+	src  []byte
+}
+
+// Scenario is one load shape aimed at one service.
+type Scenario struct {
+	Service     string             `yaml:"service" json:"service"`
+	Mode        string             `yaml:"mode" json:"mode"`
+	Stages      []Stage            `yaml:"stages" json:"stages"`
+	SpawnRate   float64            `yaml:"spawn_rate" json:"spawn_rate,omitempty"` // users started per second; 0 = all at once
+	Think       Think              `yaml:"think" json:"think"`
+	Mix         map[string]float64 `yaml:"mix" json:"mix,omitempty"`
+	Arrivals    string             `yaml:"arrivals" json:"arrivals,omitempty"` // open mode: poisson (default) or constant
+	MaxInFlight int                `yaml:"max_in_flight" json:"max_in_flight,omitempty"`
+	Checks      []Check            `yaml:"checks" json:"checks,omitempty"`
+	Health      string             `yaml:"health" json:"health,omitempty"` // health path; default /health when the capture has it
+}
+
+// Stage is one step of a scenario: users (closed, sessions) or an arrival
+// rate (open) held for a duration.
+type Stage struct {
+	Users    int      `yaml:"users" json:"users,omitempty"`
+	Rate     float64  `yaml:"rate" json:"rate,omitempty"`
+	Duration Duration `yaml:"duration" json:"duration"`
+	Name     string   `yaml:"name" json:"name,omitempty"`
+}
+
+// Think is the pause a virtual user takes after each request. At most one
+// field is set; none means no pause.
+type Think struct {
+	Uniform     []Duration `yaml:"uniform" json:"uniform,omitempty"`         // [min, max]
+	Exponential Duration   `yaml:"exponential" json:"exponential,omitempty"` // mean
+	Constant    Duration   `yaml:"constant" json:"constant,omitempty"`
+	AsRecorded  bool       `yaml:"as_recorded" json:"as_recorded,omitempty"` // the gap the capture shows after the exchange
+}
+
+// Check is an assertion on responses of one operation (all when Operation is
+// empty). A response that fails any set field is an `assertion` error.
+type Check struct {
+	Operation string       `yaml:"operation" json:"operation,omitempty"`
+	Status    int          `yaml:"status" json:"status,omitempty"`
+	Header    *HeaderMatch `yaml:"header" json:"header,omitempty"`
+	JSON      *JSONMatch   `yaml:"json" json:"json,omitempty"`
+	Body      string       `yaml:"body" json:"body,omitempty"` // regular expression the body must match
+
+	bodyRE *regexp.Regexp
+}
+
+// HeaderMatch matches a response header's value against a regular expression.
+type HeaderMatch struct {
+	Name    string `yaml:"name" json:"name"`
+	Matches string `yaml:"matches" json:"matches"`
+
+	re *regexp.Regexp
+}
+
+// JSONMatch compares the value at a dotted path of the JSON body (for an MCP
+// response, of its JSON-RPC message) with Equals, or only tests presence.
+type JSONMatch struct {
+	Path   string `yaml:"path" json:"path"`
+	Equals any    `yaml:"equals" json:"equals,omitempty"`
+	Exists *bool  `yaml:"exists" json:"exists,omitempty"`
+}
+
+// ClassifyRule gives failed responses that match it an error kind of its own
+// (db_connection for "too many connections", say). Every set matcher must
+// match; Body is a case-insensitive regular expression.
+type ClassifyRule struct {
+	Status int          `yaml:"status" json:"status,omitempty"`
+	Header *HeaderMatch `yaml:"header" json:"header,omitempty"`
+	Body   string       `yaml:"body" json:"body,omitempty"`
+	Kind   string       `yaml:"kind" json:"kind"`
+
+	bodyRE *regexp.Regexp
+}
+
+// Duration is a time.Duration written as "5m" in YAML and JSON.
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration strings ("90s", "5m").
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration like 30s or 5m, got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// LoadProfile reads and validates a profile file.
+func LoadProfile(path string) (*Profile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("profile: %w", err))
+	}
+	return ParseProfile(b, path)
+}
+
+// ParseProfile parses and validates profile YAML; name labels error messages.
+// Unknown fields are refused with their line.
+func ParseProfile(data []byte, name string) (*Profile, error) {
+	p := &Profile{name: name, src: data}
+	if err := yaml.UnmarshalWithOptions(data, p, yaml.DisallowUnknownField()); err != nil {
+		return nil, badInput(fmt.Errorf("%s: %s", name, oneLine(err)))
+	}
+	if err := p.validate(); err != nil {
+		return nil, badInput(err)
+	}
+	return p, nil
+}
+
+// oneLine turns goccy's multi-line error (with a source excerpt) into
+// "line:col: message".
+func oneLine(err error) string {
+	var se yaml.Error
+	if errors.As(err, &se) {
+		tok := se.GetToken()
+		msg := se.GetMessage()
+		if tok != nil {
+			return fmt.Sprintf("line %d column %d: %s", tok.Position.Line, tok.Position.Column, msg)
+		}
+		return msg
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// errAt names the file and, when the YAML path resolves, the line.
+func (p *Profile) errAt(path []string, format string, args ...any) error {
+	where := p.name
+	if line := p.lineOf(path); line > 0 {
+		where = fmt.Sprintf("%s: line %d", p.name, line)
+	}
+	return fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...))
+}
+
+// lineOf finds the line of a mapping path like scenarios.gateway.mix; 0 when
+// it cannot (a profile built in code has no source).
+func (p *Profile) lineOf(path []string) int {
+	if len(p.src) == 0 {
+		return 0
+	}
+	f, err := parser.ParseBytes(p.src, 0)
+	if err != nil {
+		return 0
+	}
+	b := (&yaml.PathBuilder{}).Root()
+	for _, k := range path {
+		b = b.Child(k)
+	}
+	n, err := b.Build().FilterFile(f)
+	if err != nil || n == nil || n.GetToken() == nil {
+		return 0
+	}
+	return n.GetToken().Position.Line
+}
+
+// ScenarioNames returns the scenario names in a stable (sorted) order.
+func (p *Profile) ScenarioNames() []string {
+	names := make([]string, 0, len(p.Scenarios))
+	for n := range p.Scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p *Profile) validate() error {
+	if len(p.Scenarios) == 0 {
+		return fmt.Errorf("%s: no scenarios (want a `scenarios:` mapping with at least one scenario)", p.name)
+	}
+	for _, name := range p.ScenarioNames() {
+		s := p.Scenarios[name]
+		at := func(k ...string) []string { return append([]string{"scenarios", name}, k...) }
+		if s == nil {
+			return p.errAt(at(), "scenario %q is empty", name)
+		}
+		if s.Service == "" {
+			s.Service = name
+		}
+		if s.Mode == "" {
+			s.Mode = ModeClosed
+		}
+		switch s.Mode {
+		case ModeClosed, ModeSessions, ModeOpen:
+		default:
+			return p.errAt(at("mode"), "scenario %q: mode %q, want closed, sessions or open", name, s.Mode)
+		}
+		if len(s.Stages) == 0 {
+			return p.errAt(at(), "scenario %q: no stages", name)
+		}
+		for i, st := range s.Stages {
+			sa := at("stages")
+			if st.Duration <= 0 {
+				return p.errAt(sa, "scenario %q stage %d: duration must be > 0", name, i+1)
+			}
+			if s.Mode == ModeOpen {
+				if st.Rate <= 0 || st.Users != 0 {
+					return p.errAt(sa, "scenario %q stage %d: open mode wants rate > 0 (arrivals per second) and no users", name, i+1)
+				}
+			} else if st.Users < 0 || st.Rate != 0 {
+				return p.errAt(sa, "scenario %q stage %d: %s mode wants users >= 0 and no rate", name, i+1, s.Mode)
+			}
+		}
+		if s.SpawnRate < 0 {
+			return p.errAt(at("spawn_rate"), "scenario %q: spawn_rate must be >= 0", name)
+		}
+		if err := s.Think.validate(); err != nil {
+			return p.errAt(at("think"), "scenario %q: think: %v", name, err)
+		}
+		if s.Mode != ModeSessions && len(s.Mix) == 0 {
+			return p.errAt(at(), "scenario %q: %s mode needs a mix of operation weights", name, s.Mode)
+		}
+		for _, op := range sortedKeys(s.Mix) {
+			if w := s.Mix[op]; !(w > 0) {
+				return p.errAt(at("mix", op), "scenario %q: mix weight of %q is %v, want > 0", name, op, w)
+			}
+		}
+		switch s.Arrivals {
+		case "":
+			s.Arrivals = "poisson"
+		case "poisson", "constant":
+		default:
+			return p.errAt(at("arrivals"), "scenario %q: arrivals %q, want poisson or constant", name, s.Arrivals)
+		}
+		if s.MaxInFlight < 0 {
+			return p.errAt(at("max_in_flight"), "scenario %q: max_in_flight must be >= 0", name)
+		}
+		if s.Mode == ModeOpen && s.MaxInFlight == 0 {
+			s.MaxInFlight = DefaultMaxInFlight
+		}
+		if s.Health != "" && !strings.HasPrefix(s.Health, "/") {
+			return p.errAt(at("health"), "scenario %q: health %q, want a path starting with /", name, s.Health)
+		}
+		for i := range s.Checks {
+			if err := s.Checks[i].compile(); err != nil {
+				return p.errAt(at("checks"), "scenario %q check %d: %v", name, i+1, err)
+			}
+		}
+	}
+	for i := range p.Classify {
+		if err := p.Classify[i].compile(); err != nil {
+			return p.errAt([]string{"classify"}, "classify rule %d: %v", i+1, err)
+		}
+	}
+	if p.Acceptance < 0 || p.Acceptance > 1 {
+		return p.errAt([]string{"acceptance"}, "acceptance %v, want a fraction in (0, 1]", p.Acceptance)
+	}
+	return nil
+}
+
+func (t Think) validate() error {
+	set := 0
+	if len(t.Uniform) > 0 {
+		set++
+		if len(t.Uniform) != 2 || t.Uniform[0] < 0 || t.Uniform[1] < t.Uniform[0] {
+			return errors.New("uniform wants [min, max] with 0 <= min <= max")
+		}
+	}
+	if t.Exponential != 0 {
+		set++
+		if t.Exponential < 0 {
+			return errors.New("exponential mean must be > 0")
+		}
+	}
+	if t.Constant != 0 {
+		set++
+		if t.Constant < 0 {
+			return errors.New("constant must be >= 0")
+		}
+	}
+	if t.AsRecorded {
+		set++
+	}
+	if set > 1 {
+		return errors.New("set only one of uniform, exponential, constant, as_recorded")
+	}
+	return nil
+}
+
+func (c *Check) compile() error {
+	if c.Status == 0 && c.Header == nil && c.JSON == nil && c.Body == "" {
+		return errors.New("check has nothing to check (want status, header, json or body)")
+	}
+	if c.Body != "" {
+		re, err := regexp.Compile(c.Body)
+		if err != nil {
+			return fmt.Errorf("body pattern: %v", err)
+		}
+		c.bodyRE = re
+	}
+	if c.Header != nil {
+		if err := c.Header.compile(); err != nil {
+			return err
+		}
+	}
+	if c.JSON != nil && c.JSON.Path == "" {
+		return errors.New("json check needs a path")
+	}
+	return nil
+}
+
+func (h *HeaderMatch) compile() error {
+	if h.Name == "" {
+		return errors.New("header match needs a name")
+	}
+	re, err := regexp.Compile(h.Matches)
+	if err != nil {
+		return fmt.Errorf("header pattern: %v", err)
+	}
+	h.re = re
+	return nil
+}
+
+func (r *ClassifyRule) compile() error {
+	if r.Kind == "" {
+		return errors.New("rule needs a kind")
+	}
+	if r.Status == 0 && r.Header == nil && r.Body == "" {
+		return errors.New("rule has no matcher (want status, header or body)")
+	}
+	if r.Body != "" {
+		re, err := regexp.Compile("(?i)" + r.Body)
+		if err != nil {
+			return fmt.Errorf("body pattern: %v", err)
+		}
+		r.bodyRE = re
+	}
+	if r.Header != nil {
+		return r.Header.compile()
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// MarshalYAML-free round trip: the profile goes into run.json as JSON.
+func (p *Profile) jsonValue() json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if err := enc.Encode(p); err != nil {
+		return json.RawMessage("null")
+	}
+	return bytes.TrimSpace(buf.Bytes())
+}

@@ -1,0 +1,366 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// maxKeep bounds how much of a response body is kept in memory for
+// validation, checks and the error text; the rest is only counted.
+const maxKeep = 1 << 20
+
+// errorPrefixLen is how much of a failing body goes into Result.Error: the
+// analyser looks there for texts like "out of memory".
+const errorPrefixLen = 300
+
+// errRequestTimeout is the cause of a request context that ran past
+// --request-timeout, telling a timeout apart from a stage cut-off.
+var errRequestTimeout = errors.New("request timeout")
+
+// outgoing is one request ready to send.
+type outgoing struct {
+	method string
+	url    string
+	header http.Header
+	body   []byte
+	rpcID  string // live JSON-RPC id (its JSON text) of an MCP request; "" otherwise
+}
+
+// response is what the measuring read kept of a response.
+type response struct {
+	status   int
+	header   http.Header
+	body     []byte          // first maxKeep bytes
+	rpc      json.RawMessage // MCP: the JSON-RPC message answering rpcID
+	sseError string          // an SSE event carried an error after a 200
+	badJSON  string          // the body (or an SSE data line) was not valid JSON
+	wantRPC  bool            // an MCP request that must be answered
+}
+
+// newTransport is tuned for load: many idle connections to one host, no
+// proxy from the environment, no transparent gzip (bytes_in, chunk timing and
+// SSE parsing see what the server sent).
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   4096,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		ExpectContinueTimeout: 0,
+	}
+}
+
+// send sends o and measures it into r (StartNS, TTFBNS, TTFTNS, DurationNS,
+// ChunkOffsetsNS, Status, BytesOut, BytesIn, tokens, and ErrorKind/Error for
+// transport failures and cut-offs). Protocol checks happen in the caller.
+func send(ctx context.Context, client *http.Client, timeout time.Duration, o *outgoing, r *captures.Result) *response {
+	rctx, cancel := context.WithTimeoutCause(ctx, timeout, errRequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, o.method, o.url, bytes.NewReader(o.body))
+	if err != nil {
+		r.StartNS = time.Now().UnixNano()
+		r.ErrorKind, r.Error = captures.ErrConnection, err.Error()
+		return nil
+	}
+	if len(o.body) == 0 {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	req.Header = o.header
+	if h := o.header.Get("Host"); h != "" {
+		req.Host = h
+	}
+	r.BytesOut = int64(len(o.body))
+	start := time.Now()
+	r.StartNS = start.UnixNano()
+	resp, err := client.Do(req)
+	if err != nil {
+		r.DurationNS = int64(time.Since(start))
+		failTransport(rctx, ctx, err, r)
+		return nil
+	}
+	r.TTFBNS = int64(time.Since(start))
+	r.Status = int32(resp.StatusCode)
+	out := &response{status: resp.StatusCode, header: resp.Header, wantRPC: o.rpcID != ""}
+	err = readBody(resp, start, o.rpcID, r, out)
+	resp.Body.Close()
+	r.DurationNS = int64(time.Since(start))
+	if err != nil {
+		failTransport(rctx, ctx, err, r)
+	}
+	return out
+}
+
+// failTransport names a failure that left no usable response.
+func failTransport(rctx, parent context.Context, err error, r *captures.Result) {
+	switch {
+	case parent.Err() != nil:
+		r.ErrorKind, r.Error = captures.ErrCutOff, "cut off: "+context.Cause(parent).Error()
+	case errors.Is(context.Cause(rctx), errRequestTimeout):
+		r.ErrorKind, r.Error = captures.ErrTimeout, "request timeout"
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			r.ErrorKind = captures.ErrTimeout
+		} else {
+			r.ErrorKind = captures.ErrConnection
+		}
+		r.Error = err.Error()
+	}
+}
+
+// readBody reads the whole body, timing chunks: one offset per SSE event for
+// text/event-stream, per line for NDJSON, none for plain bodies.
+func readBody(resp *http.Response, start time.Time, rpcID string, r *captures.Result, out *response) error {
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var sse *sseParser
+	ndjson := ct == "application/x-ndjson" || ct == "application/jsonl"
+	if ct == "text/event-stream" {
+		sse = &sseParser{rpcID: rpcID, r: r, out: out}
+	}
+	buf := make([]byte, 32<<10)
+	var n64 int64
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			at := int64(time.Since(start))
+			n64 += int64(n)
+			chunk := buf[:n]
+			if len(out.body) < maxKeep {
+				keep := chunk
+				if room := maxKeep - len(out.body); len(keep) > room {
+					keep = keep[:room]
+				}
+				out.body = append(out.body, keep...)
+			}
+			switch {
+			case sse != nil:
+				sse.feed(chunk, at)
+			case ndjson:
+				for range bytes.Count(chunk, []byte{'\n'}) {
+					r.ChunkOffsetsNS = append(r.ChunkOffsetsNS, at)
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			r.BytesIn = n64
+			return err
+		}
+	}
+	r.BytesIn = n64
+	if sse != nil {
+		sse.flush(int64(time.Since(start)))
+		return nil
+	}
+	if ct == "application/json" || strings.HasSuffix(ct, "+json") {
+		if len(out.body) < maxKeep && !json.Valid(out.body) {
+			out.badJSON = "response body is not valid JSON"
+			return nil
+		}
+		if len(out.body) > 0 && len(out.body) < maxKeep {
+			inspectJSON(out.body, rpcID, r, out)
+		}
+	}
+	return nil
+}
+
+// chunkJSON is the part of an OpenAI response or stream chunk replay reads.
+type chunkJSON struct {
+	Choices []struct {
+		Delta struct {
+			Content          string `json:"content"`
+			ReasoningContent string `json:"reasoning_content"`
+		} `json:"delta"`
+		Text string `json:"text"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+	Error json.RawMessage `json:"error"`
+	ID    json.RawMessage `json:"id"`
+}
+
+// inspectJSON reads usage from a plain JSON body and, for MCP, picks the
+// JSON-RPC message answering rpcID (a single message or a batch).
+func inspectJSON(b []byte, rpcID string, r *captures.Result, out *response) {
+	if rpcID != "" {
+		out.rpc = matchRPC(b, rpcID)
+		return
+	}
+	if !bytes.Contains(b, []byte(`"usage"`)) {
+		return
+	}
+	var c chunkJSON
+	if json.Unmarshal(b, &c) == nil && c.Usage != nil {
+		r.PromptTokens, r.CompletionTokens = c.Usage.PromptTokens, c.Usage.CompletionTokens
+	}
+}
+
+func matchRPC(b []byte, rpcID string) json.RawMessage {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		var batch []json.RawMessage
+		if json.Unmarshal(b, &batch) != nil {
+			return nil
+		}
+		for _, m := range batch {
+			if rpcIDOf(m) == rpcID {
+				return m
+			}
+		}
+		return nil
+	}
+	if rpcIDOf(b) == rpcID {
+		return b
+	}
+	return nil
+}
+
+func rpcIDOf(m []byte) string {
+	var v struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	if json.Unmarshal(m, &v) != nil || v.Method != "" {
+		return "" // a request or notification from the server, not our answer
+	}
+	return string(bytes.TrimSpace(v.ID))
+}
+
+// sseParser splits a text/event-stream into events as bytes arrive, timing
+// each event by the read that completed it.
+type sseParser struct {
+	rpcID   string
+	r       *captures.Result
+	out     *response
+	pending []byte
+	event   string
+	data    []byte
+	hasData bool
+}
+
+func (p *sseParser) feed(b []byte, at int64) {
+	p.pending = append(p.pending, b...)
+	for {
+		i := bytes.IndexByte(p.pending, '\n')
+		if i < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(p.pending[:i], []byte{'\r'})
+		p.line(line, at)
+		p.pending = p.pending[i+1:]
+	}
+	// Keep the buffer from growing without bound on a stream of long lines.
+	if len(p.pending) == 0 {
+		p.pending = p.pending[:0:0]
+	}
+}
+
+func (p *sseParser) flush(at int64) {
+	if len(p.pending) > 0 {
+		p.line(p.pending, at)
+		p.pending = nil
+	}
+	p.line(nil, at)
+}
+
+func (p *sseParser) line(line []byte, at int64) {
+	if len(line) == 0 {
+		if p.hasData || p.event != "" {
+			p.dispatch(at)
+		}
+		p.event, p.data, p.hasData = "", p.data[:0], false
+		return
+	}
+	if line[0] == ':' {
+		return // comment / keep-alive
+	}
+	field, value, _ := bytes.Cut(line, []byte{':'})
+	value = bytes.TrimPrefix(value, []byte{' '})
+	switch string(field) {
+	case "event":
+		p.event = string(value)
+	case "data":
+		if p.hasData {
+			p.data = append(p.data, '\n')
+		}
+		p.data = append(p.data, value...)
+		p.hasData = true
+	}
+}
+
+// dispatch handles one complete event. TTFT is the first event whose
+// choices carry non-empty delta content (or text, or reasoning content): a
+// role-only first chunk does not count.
+func (p *sseParser) dispatch(at int64) {
+	r := p.r
+	r.ChunkOffsetsNS = append(r.ChunkOffsetsNS, at)
+	data := bytes.TrimSpace(p.data)
+	if p.event == "error" && p.out.sseError == "" {
+		p.out.sseError = "SSE error event: " + prefix(data, errorPrefixLen)
+	}
+	if len(data) == 0 || string(data) == "[DONE]" {
+		return
+	}
+	if p.rpcID != "" {
+		if p.out.rpc == nil {
+			if m := matchRPC(data, p.rpcID); m != nil {
+				p.out.rpc = append(json.RawMessage(nil), m...)
+			}
+		}
+		return
+	}
+	if data[0] != '{' {
+		return
+	}
+	var c chunkJSON
+	if err := json.Unmarshal(data, &c); err != nil {
+		if p.out.badJSON == "" {
+			p.out.badJSON = "SSE data is not valid JSON: " + prefix(data, 100)
+		}
+		return
+	}
+	if len(c.Error) > 0 && string(c.Error) != "null" && p.out.sseError == "" {
+		p.out.sseError = "SSE error event after 200: " + prefix(data, errorPrefixLen)
+	}
+	if r.TTFTNS == 0 {
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != "" || ch.Text != "" || ch.Delta.ReasoningContent != "" {
+				r.TTFTNS = at
+				break
+			}
+		}
+	}
+	if c.Usage != nil {
+		r.PromptTokens, r.CompletionTokens = c.Usage.PromptTokens, c.Usage.CompletionTokens
+	}
+}
+
+func prefix(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return strings.ToValidUTF8(string(b), "?")
+}
+
+// httpError names a failing status, keeping a prefix of its body.
+func httpError(status int, body []byte) string {
+	return fmt.Sprintf("HTTP %d: %s", status, prefix(bytes.TrimSpace(body), errorPrefixLen))
+}

@@ -1,0 +1,104 @@
+package replay
+
+import (
+	"sync"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// rowWriter is where result rows end up: a *captures.Writer[Result] in a
+// run, a slice in some tests.
+type rowWriter interface {
+	Write(rows ...captures.Result) error
+	Close() error
+}
+
+// sink decouples sending from writing: put only appends to a slice under a
+// short lock, and one goroutine swaps the slice out and hands it to the
+// writer and the live statistics. A slow disk grows the slice; it never
+// blocks a virtual user.
+type sink struct {
+	w       rowWriter
+	observe func([]captures.Result) // live view and metrics; may be nil
+
+	mu   sync.Mutex
+	buf  []captures.Result
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	err  error // first write error, reported by close
+	once sync.Once
+}
+
+// sinkFlushEvery bounds how stale the live view and the files get.
+const sinkFlushEvery = 200 * time.Millisecond
+
+// sinkBatch is the buffered count that wakes the writer early.
+const sinkBatch = 4096
+
+func newSink(w rowWriter, observe func([]captures.Result)) *sink {
+	s := &sink{w: w, observe: observe, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+func (s *sink) put(r *captures.Result) {
+	s.mu.Lock()
+	s.buf = append(s.buf, *r)
+	n := len(s.buf)
+	s.mu.Unlock()
+	if n == sinkBatch {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// loop ends when close is called and the last rows are written.
+func (s *sink) loop() {
+	defer close(s.done)
+	t := time.NewTicker(sinkFlushEvery)
+	defer t.Stop()
+	var spare []captures.Result
+	for {
+		stopping := false
+		select {
+		case <-t.C:
+		case <-s.kick:
+		case <-s.stop:
+			stopping = true
+		}
+		s.mu.Lock()
+		batch := s.buf
+		s.buf = spare[:0]
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			if s.observe != nil {
+				s.observe(batch)
+			}
+			if err := s.w.Write(batch...); err != nil && s.err == nil {
+				s.err = err
+			}
+		}
+		// The writer copies rows into its own chunk, so the slice can be reused.
+		clear(batch)
+		spare = batch
+		if stopping {
+			return
+		}
+	}
+}
+
+// close writes what is buffered and closes the writer; safe to call twice.
+func (s *sink) close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		if err := s.w.Close(); err != nil && s.err == nil {
+			s.err = err
+		}
+	})
+	return s.err
+}
