@@ -218,10 +218,6 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 			}
 			return a.Stage - b.Stage
 		})
-		if len(c.clean) >= 3 {
-			n, x := usersOf(c.clean), mapPoints(c.clean, func(p Point) float64 { return p.X })
-			c.view.USL = c.usl(n, x)
-		}
 		if c.cap.knee >= 0 && c.cap.plateau {
 			c.view.KneeN = c.kneeUsers()
 		}

@@ -50,6 +50,8 @@ type OpChange struct {
 	RPSP      float64 `json:"rps_p_value"`     // two Poisson rates
 	ErrorP    float64 `json:"error_p_value"`   // two proportions
 	Verdict   string  `json:"verdict"`         // faster, slower, no significant change
+
+	u, mean float64
 }
 
 // Delta is a value in both runs.
@@ -91,7 +93,7 @@ func Compare(base, next Options) (*Summary, error) {
 
 // CompareSummaries compares two analysed runs.
 func CompareSummaries(b, n *Summary) *Comparison {
-	c := &Comparison{Base: b.Run, Test: "Mann–Whitney U on the latencies of successful requests (normal approximation with tie correction); Poisson rate test on RPS; two-proportion z test on the error rate", Alpha: Alpha,
+	c := &Comparison{Base: b.Run, Test: "Bonferroni-corrected over all stage × operation pairs, and a change under 5 % of p50 and p95 is not reported; Mann–Whitney U on the latencies of successful requests (normal approximation with tie correction); Poisson rate test on RPS; two-proportion z test on the error rate", Alpha: Alpha,
 		Targets: []TargetChange{}, Operations: []OpChange{}, Appeared: []Finding{}, Gone: []Finding{}}
 	for _, nt := range n.Targets {
 		tc := TargetChange{Name: nt.Name(), Unit: nt.Unit, New: nt.Value, NewVerdict: nt.Verdict}
@@ -124,6 +126,11 @@ func CompareSummaries(b, n *Summary) *Comparison {
 			c.Operations = append(c.Operations, compareOp(ns, bs.Operations[name], ns.Operations[name], name, bs.WindowS, ns.WindowS))
 		}
 	}
+	// Bonferroni: one comparison in twenty would be "significant" by
+	// chance at 5 %, and a run has dozens of stage × operation pairs.
+	for i := range c.Operations {
+		c.Operations[i].judge(Alpha / float64(len(c.Operations)))
+	}
 	key := func(f Finding) string { return f.Kind + "\x00" + f.Scenario + "\x00" + f.Operation }
 	has := func(fs []Finding, f Finding) bool {
 		return slices.ContainsFunc(fs, func(g Finding) bool { return key(g) == key(f) })
@@ -155,16 +162,21 @@ func compareOp(st *Stage, b, n *OpStats, name string, bw, nw float64) OpChange {
 		oc.RPSP = round(poissonRates(b.RPS*bw, bw, n.RPS*nw, nw), 6)
 	}
 	oc.ErrorP = round(twoProportions(b.ErrorRate*float64(b.Count), float64(b.Count), n.ErrorRate*float64(n.Count), float64(n.Count)), 6)
+	oc.u, oc.mean = u, mean
+	return oc
+}
+
+// judge sets the verdict at level alpha (already divided among the tests).
+func (oc *OpChange) judge(alpha float64) {
 	shifted := math.Abs(oc.P50.ChangePct) >= 100*minShift || math.Abs(oc.P95.ChangePct) >= 100*minShift
 	switch {
-	case oc.LatencyP < Alpha && shifted && u > mean:
+	case oc.LatencyP < alpha && shifted && oc.u > oc.mean:
 		oc.Verdict = "faster" // base values rank higher: the new run is quicker
-	case oc.LatencyP < Alpha && shifted && u < mean:
+	case oc.LatencyP < alpha && shifted && oc.u < oc.mean:
 		oc.Verdict = "slower"
 	default:
 		oc.Verdict = "no significant change"
 	}
-	return oc
 }
 
 // MannWhitney tests whether a and b (each sorted ascending) come from the

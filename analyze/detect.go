@@ -65,6 +65,9 @@ func detect(scenarios []*scenarioCtx) []Finding {
 		}
 		c.clean = cleanPoints(c.stages)
 		c.cap = analyseCapacity(c.clean)
+		if len(c.clean) >= 3 {
+			c.view.USL = c.usl(usersOf(c.clean), mapPoints(c.clean, func(p Point) float64 { return p.X }))
+		}
 		var capFinding *Finding
 		for _, d := range []func(*scenarioCtx) *Finding{detectGPUSaturation, detectSerialization, detectRetrograde, detectThroughputPlateau} {
 			if capFinding = d(c); capFinding != nil {
@@ -318,7 +321,9 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 			continue
 		}
 		if r >= abruptAt && n >= 3 {
-			if i > 0 {
+			// Abrupt only if the stage before had enough requests for its
+			// lack of errors to mean something at this rate.
+			if i > 0 && float64(c.stages[i-1].Operations[AllOps].Count)*r >= 3 {
 				onset = i
 			}
 			break
@@ -363,7 +368,11 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 		timeout := tdurs[len(tdurs)/2]
 		top := slices.Max(okP99)
 		ev["timeout_ms"], ev["success_p99_ms"] = timeout, top
-		cluster = top >= 0.5*timeout
+		// Failures that wait for a pool take far longer than a normal
+		// request did before the onset; successes then wait nearly as long.
+		before := c.stages[onset-1].Operations[AllOps].LatencyMS.P50
+		ev["success_p50_before_ms"] = before
+		cluster = top >= 0.5*timeout && before < 0.5*timeout
 	}
 	if !cluster && !textual {
 		return nil

@@ -1,0 +1,195 @@
+package analyze
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+func kinds(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Kind+"/"+f.Scenario)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func describe(s *Summary) string {
+	var b strings.Builder
+	for _, sc := range s.Scenarios {
+		for _, p := range sc.Points {
+			fmt.Fprintf(&b, "  %s N=%g X=%.1f R=%.1fms p50=%.1f p99=%.1f err=%.3f trust=%v\n", sc.Name, p.Users, p.X, p.RMS, p.P50, p.P99, p.ErrorRate, p.Trustworthy)
+		}
+	}
+	for _, st := range s.Stages {
+		fmt.Fprintf(&b, "  stage %d users %d little=%+v res=%v notes=%v\n", st.Stage, st.Users, st.little, st.Resources[ResGPUUtil], st.Notes)
+	}
+	for _, f := range s.Findings {
+		fmt.Fprintf(&b, "  finding %s: %s %v\n", f.Kind, f.Summary, f.Evidence)
+	}
+	return b.String()
+}
+
+func analyseModel(t *testing.T, m model, targets []TargetSpec) *Summary {
+	t.Helper()
+	info, rows, samples := simulate(m, testSeed)
+	s, err := Summarize(info, rows, samples, targets, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Every detector on a known queueing model: the right kind, and no other.
+func TestDetectorsOnQueueingModels(t *testing.T) {
+	t.Parallel()
+	oom := healthy
+	oom.users = []int{1, 10, 50, 100}
+	oom.fail = func(r *rand.Rand, users int) (string, string) {
+		if users >= 50 && r.Float64() < 0.2 {
+			return captures.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory. Tried to allocate 20.00 MiB"}`
+		}
+		return "", ""
+	}
+	memFull := healthy
+	memFull.gpuMem = func(users int) float64 { return 80 + float64(users) }
+	vector := healthy
+	vector.name = "rag"
+	vector.fail = func(r *rand.Rand, _ int) (string, string) {
+		if r.Float64() < 0.01 {
+			return captures.ErrVectorTimeout, "qdrant: Timeout error: search took too long"
+		}
+		return "", ""
+	}
+	tail := healthy
+	tail.users = []int{1, 4, 10, 20}
+	tail.service = func(r *rand.Rand, _, users int) time.Duration {
+		if r.Float64() < 0.002*float64(users) {
+			return time.Second
+		}
+		return 40*time.Millisecond + time.Duration(r.ExpFloat64()*float64(5*time.Millisecond))
+	}
+	lagging := healthy
+	lagging.lag = func(users int) time.Duration {
+		if users == 10 {
+			return 40 * time.Millisecond
+		}
+		return 0
+	}
+	slowGen := healthy
+	slowGen.realZ = 320 * time.Millisecond // the users think longer than the profile says: fewer busy than intended
+	sandbox := healthy
+	sandbox.name = "mcp"
+	sandbox.fail = func(r *rand.Rand, _ int) (string, string) {
+		if r.Float64() < 0.002 {
+			return captures.ErrSandboxViolation, "read outside the sandbox: /etc/passwd"
+		}
+		return "", ""
+	}
+	cases := []struct {
+		name string
+		m    model
+		want []string
+	}{
+		{"a healthy wide server has no bottleneck", healthy, nil},
+		{"a single worker serializes", serialized, []string{"serialization/mcp"}},
+		{"a pool with a wait timeout runs out", pool, []string{"pool_exhaustion/rag"}},
+		{"a server whose work grows with concurrency is retrograde", retrograde, []string{"retrograde/retro"}},
+		{"a batching server on a busy GPU saturates it", gpuBound, []string{"gpu_saturation/gateway"}},
+		{"a CPU-bound server with its GPU at 25 % plateaus, not GPU saturation", cpuBound, []string{"throughput_plateau/gateway"}},
+		{"CUDA out-of-memory errors are GPU memory pressure", oom, []string{"gpu_memory_pressure/gateway"}},
+		{"GPU memory over 95 % is pressure", memFull, []string{"gpu_memory_pressure/gateway"}},
+		{"vector-store timeouts over 0.1 %", vector, []string{"timeouts/rag"}},
+		{"a tail that grows with users", tail, []string{"tail_amplification/gateway"}},
+		{"send lag marks the load generator saturated", lagging, []string{"load_generator_saturated/gateway"}},
+		{"Little's law off marks the load generator saturated", slowGen, []string{"load_generator_saturated/gateway"}},
+		{"a sandbox escape", sandbox, []string{"sandbox_violation/mcp"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := analyseModel(t, tc.m, nil)
+			if got := kinds(s.Findings); !slices.Equal(got, tc.want) {
+				t.Errorf("findings %v, want %v\n%s", got, tc.want, describe(s))
+			}
+			for _, f := range s.Findings {
+				if f.Summary == "" || f.Action == "" || len(f.Evidence) == 0 {
+					t.Errorf("%s: want summary, action and evidence, got %+v", f.Kind, f)
+				}
+			}
+		})
+	}
+}
+
+// The serialized model's effective parallelism is about one and the
+// CPU-bound model's about its eight slots.
+func TestEffectiveParallelism(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		m      model
+		lo, hi float64
+	}{{serialized, 0.7, 1.4}, {cpuBound, 5.5, 10}} {
+		s := analyseModel(t, tc.m, nil)
+		if len(s.Findings) != 1 {
+			t.Fatalf("%s: findings %v", tc.m.name, kinds(s.Findings))
+		}
+		got := s.Findings[0].Evidence["effective_parallelism"].(float64)
+		if got < tc.lo || got > tc.hi {
+			t.Errorf("%s: effective parallelism %.2f, want in [%g, %g]", tc.m.name, got, tc.lo, tc.hi)
+		}
+	}
+}
+
+// The RAG scenario must not be charged with the gateway's GPU: scraped
+// samples belong only to the scenario whose service shares host:port.
+func TestPromSamplesAttributedByHostPort(t *testing.T) {
+	t.Parallel()
+	rag := cpuBound
+	rag.name = "rag"
+	info, rows, samples := simulate(rag, 3)
+	samples = slices.DeleteFunc(samples, func(s captures.Sample) bool { return s.Metric == "gpu_util" })
+	info.Targets = map[string]string{"rag": "http://127.0.0.1:8002", "gateway": "http://localhost:8000"}
+	info.Profile.Scenarios["gateway"] = ScenarioInfo{Service: "gateway"}
+	for _, st := range info.Stages {
+		start, _ := parseTime(st.Start)
+		for i := range 80 {
+			t := start.UnixNano() + int64(i)*int64(250*time.Millisecond)
+			samples = append(samples,
+				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_GPU_UTIL{gpu="0"}`, Value: 99},
+				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_FB_USED{gpu="0"}`, Value: 5900},
+				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_FB_FREE{gpu="0"}`, Value: 100})
+		}
+	}
+	s, err := Summarize(info, rows, samples, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := kinds(s.Findings), []string{"throughput_plateau/rag"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %v, want %v\n%s", got, want, describe(s))
+	}
+	if _, ok := s.Stages[0].Resources[ResGPUUtil]; ok {
+		t.Errorf("rag stage has the gateway's gpu_util: %v", s.Stages[0].Resources)
+	}
+	// The same samples scraped from the RAG service's own port are its GPU.
+	for i := range samples {
+		if samples[i].Source == "prom" {
+			samples[i].Device = "http://127.0.0.1:8002/metrics"
+		}
+	}
+	s, err = Summarize(info, rows, samples, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := kinds(s.Findings), []string{"gpu_memory_pressure/rag", "gpu_saturation/rag"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %v, want %v\n%s", got, want, describe(s))
+	}
+	if m := s.Stages[0].Resources[ResGPUMemPct]; m.Max < 98 || m.Max > 99 {
+		t.Errorf("gpu_mem_pct from DCGM FB_USED/(USED+FREE): %v, want 98.3", m)
+	}
+}
