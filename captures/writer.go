@@ -85,26 +85,27 @@ type Writer[T Row] struct {
 	mu       sync.Mutex
 	buf      []T
 	bufBytes int
+	bufEpoch time.Time // when the oldest row in buf arrived
 	closed   bool
 	meta     map[string]string
 	err      error // first failure of the file goroutine; sticky
 	stats    WriterStats
 	sending  sync.WaitGroup // Write calls between taking a chunk and sending it
 
-	chunks chan []T      // full chunks, to the file goroutine
+	chunks chan chunk[T] // full chunks, to the file goroutine
+	wake   chan struct{} // tells the file goroutine that buf is no longer empty
 	done   chan struct{} // closed when the file goroutine ends
 	once   sync.Once     // Close runs once
 	cerr   error         // Close's result
 
 	// Owned by the file goroutine.
-	f        *os.File
-	cw       *countingWriter
-	fw       *pqarrow.FileWriter
-	path     string // .inprogress path of the open file
-	opened   time.Time
-	armedFor time.Time // the open time of the file the roll timer is set for
-	rows     int64     // rows in the open file
-	seq      int
+	f     *os.File
+	cw    *countingWriter
+	fw    *pqarrow.FileWriter
+	path  string    // .inprogress path of the open file
+	epoch time.Time // when the oldest row in the open file arrived
+	rows  int64     // rows in the open file
+	seq   int
 }
 
 // NewWriter creates opts.Dir if needed and starts the writer. No file is
@@ -143,7 +144,8 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 		props:  writerProps(mem),
 		start:  time.Now().UTC().Format("20060102T150405Z"),
 		meta:   maps.Clone(opts.Metadata),
-		chunks: make(chan []T, 4),
+		chunks: make(chan chunk[T], 4),
+		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
 	go w.loop()
@@ -183,8 +185,17 @@ func (w *Writer[T]) Write(rows ...T) error {
 		w.mu.Unlock()
 		return err
 	}
-	if w.buf == nil {
-		w.buf = make([]T, 0, chunkRows)
+	if len(w.buf) == 0 && len(rows) > 0 {
+		if w.buf == nil {
+			w.buf = make([]T, 0, chunkRows)
+		}
+		// The roll clock starts when a row arrives, not when a file is
+		// opened, so a lone row is on disk within one Roll.
+		w.bufEpoch = time.Now()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 	for i := range rows {
 		w.buf = append(w.buf, rows[i])
@@ -194,13 +205,26 @@ func (w *Writer[T]) Write(rows ...T) error {
 		w.mu.Unlock()
 		return nil
 	}
-	chunk := w.buf
-	w.buf, w.bufBytes = nil, 0
+	c := w.take()
 	w.sending.Add(1)
 	w.mu.Unlock()
-	w.chunks <- chunk
+	w.chunks <- c
 	w.sending.Done()
 	return nil
+}
+
+// chunk is a batch of rows on its way to the file goroutine, with the
+// arrival time of its oldest row.
+type chunk[T any] struct {
+	rows  []T
+	epoch time.Time
+}
+
+// take empties buf; w.mu must be held.
+func (w *Writer[T]) take() chunk[T] {
+	c := chunk[T]{w.buf, w.bufEpoch}
+	w.buf, w.bufBytes, w.bufEpoch = nil, 0, time.Time{}
+	return c
 }
 
 // SetMetadata sets a key-value pair written into every file closed from now on.
@@ -226,12 +250,11 @@ func (w *Writer[T]) Close() error {
 	w.once.Do(func() {
 		w.mu.Lock()
 		w.closed = true
-		chunk := w.buf
-		w.buf = nil
+		c := w.take()
 		w.mu.Unlock()
 		w.sending.Wait() // no Write is still about to send
-		if len(chunk) > 0 {
-			w.chunks <- chunk
+		if len(c.rows) > 0 {
+			w.chunks <- c
 		}
 		close(w.chunks)
 		<-w.done
@@ -248,28 +271,28 @@ func (w *Writer[T]) loop() {
 	defer close(w.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	armed := false // timer runs for the open file
+	var armedFor time.Time // the deadline the timer is set to, zero when stopped
 	for {
 		select {
-		case chunk, ok := <-w.chunks:
+		case c, ok := <-w.chunks:
 			if !ok {
 				w.finish()
 				return
 			}
-			w.write(chunk)
+			w.write(c)
+		case <-w.wake:
 		case <-timer.C:
-			armed = false
+			armedFor = time.Time{}
 			// Take the partial chunk and whatever is queued, so that the
 			// file rolled now holds every row written before the deadline.
 			w.mu.Lock()
-			chunk := w.buf
-			w.buf, w.bufBytes = nil, 0
+			partial := w.take()
 			w.mu.Unlock()
 			for more := true; more; {
 				select {
 				case c, ok := <-w.chunks:
 					if !ok {
-						w.write(chunk)
+						w.write(partial)
 						w.finish()
 						return
 					}
@@ -278,21 +301,29 @@ func (w *Writer[T]) loop() {
 					more = false
 				}
 			}
-			w.write(chunk)
+			w.write(partial)
 			if !w.failed() {
 				w.fail(w.roll())
 			}
 		}
-		// A roll by rows or bytes inside write may have opened a new file
-		// since the timer was armed; arm it for whichever file is open.
+		// The next roll is due Roll after the oldest row not yet in a
+		// rolled file: the first of the open file, or the first buffered.
+		oldest := w.epoch
+		w.mu.Lock()
+		if !w.bufEpoch.IsZero() && (oldest.IsZero() || w.bufEpoch.Before(oldest)) {
+			oldest = w.bufEpoch
+		}
+		w.mu.Unlock()
 		switch {
-		case w.f != nil && (!armed || w.opened != w.armedFor):
-			// Since Go 1.23 Reset and Stop discard any pending tick: no drain.
-			timer.Reset(time.Until(w.opened.Add(w.opts.Roll)))
-			armed, w.armedFor = true, w.opened
-		case w.f == nil && armed:
-			timer.Stop()
-			armed = false
+		case oldest.IsZero():
+			if !armedFor.IsZero() {
+				timer.Stop()
+				armedFor = time.Time{}
+			}
+		case !oldest.Add(w.opts.Roll).Equal(armedFor):
+			// Since Go 1.23 Reset discards a pending tick: no drain needed.
+			armedFor = oldest.Add(w.opts.Roll)
+			timer.Reset(time.Until(armedFor))
 		}
 	}
 }
@@ -302,7 +333,7 @@ func (w *Writer[T]) finish() {
 	if w.failed() {
 		if w.f != nil {
 			w.f.Close()
-			w.f, w.fw, w.cw = nil, nil, nil
+			w.f, w.fw, w.cw, w.epoch = nil, nil, nil, time.Time{}
 		}
 		return
 	}
@@ -311,16 +342,18 @@ func (w *Writer[T]) finish() {
 
 // write appends rows to the open file, opening and rolling files as the
 // row and byte bounds require. It reports whether all went well.
-func (w *Writer[T]) write(rows []T) bool {
+func (w *Writer[T]) write(c chunk[T]) bool {
 	if w.failed() {
 		return false
 	}
+	rows := c.rows
 	for len(rows) > 0 {
 		if w.f == nil {
 			if err := w.open(); err != nil {
 				w.fail(err)
 				return false
 			}
+			w.epoch = c.epoch
 		}
 		n := min(int64(len(rows)), w.opts.MaxRows-w.rows)
 		rec := w.codec.record(w.mem, rows[:n])
@@ -374,7 +407,7 @@ func (w *Writer[T]) open() error {
 			os.Remove(path)
 			return fmt.Errorf("captures: %s: %w", path, err)
 		}
-		w.f, w.cw, w.fw, w.path, w.opened, w.rows = f, cw, fw, path, time.Now(), 0
+		w.f, w.cw, w.fw, w.path, w.rows = f, cw, fw, path, 0
 		return nil
 	}
 }
@@ -386,7 +419,7 @@ func (w *Writer[T]) roll() error {
 		return nil
 	}
 	f, fw, path, rows := w.f, w.fw, w.path, w.rows
-	w.f, w.fw, w.cw = nil, nil, nil
+	w.f, w.fw, w.cw, w.epoch = nil, nil, nil, time.Time{}
 	w.mu.Lock()
 	meta := maps.Clone(w.meta)
 	w.mu.Unlock()
