@@ -125,6 +125,7 @@ type Recorder struct {
 	liveStop    chan struct{}
 	liveDone    chan struct{}
 
+	conns     sync.Map // open client connections, hijacked ones included
 	inflight  atomic.Int64
 	exchanges atomic.Int64
 	written   atomic.Int64
@@ -317,7 +318,7 @@ func (r *Recorder) Start() error {
 		go func(ln net.Listener) {
 			// Serve ends when Shutdown or Close closes the listener.
 			_ = srv.Serve(ln)
-		}(b.ln)
+		}(trackedListener{Listener: b.ln, conns: &r.conns})
 	}
 	r.started = true
 	for _, rt := range r.opts.Routes {
@@ -551,6 +552,7 @@ func (r *Recorder) shutdown(ctx context.Context) (Totals, error) {
 	wg.Wait()
 	// Hijacked connections (MITM tunnels) are not tracked by Shutdown.
 	drained := r.waitIdle(dctx)
+	closeConns(&r.conns) // idle MITM tunnels and WebSocket relays
 	if !drained {
 		for _, srv := range r.servers {
 			_ = srv.Close()
