@@ -315,7 +315,7 @@ func TestCompare(t *testing.T) {
 	writeRun(t, same, info2, rows2, nil)
 	slow := t.TempDir()
 	sm := serialized
-	sm.name = "gateway"
+	sm.Name = "gateway"
 	info3, rows3, _ := simulate(sm, 3)
 	info3.ID = "run-gateway"
 	for i := range rows3 {

@@ -50,43 +50,43 @@ func analyseModel(t *testing.T, m model, targets []TargetSpec) *Summary {
 func TestDetectorsOnQueueingModels(t *testing.T) {
 	t.Parallel()
 	oom := healthy
-	oom.users = []int{1, 10, 50, 100}
-	oom.fail = func(r *rand.Rand, users int) (string, string) {
+	oom.Users = []int{1, 10, 50, 100}
+	oom.Fail = func(r *rand.Rand, users int) (string, string) {
 		if users >= 50 && r.Float64() < 0.2 {
 			return captures.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory. Tried to allocate 20.00 MiB"}`
 		}
 		return "", ""
 	}
 	memFull := healthy
-	memFull.gpuMem = func(users int) float64 { return 80 + float64(users) }
+	memFull.GPUMem = func(users int) float64 { return 80 + float64(users) }
 	vector := healthy
-	vector.name = "rag"
-	vector.fail = func(r *rand.Rand, _ int) (string, string) {
+	vector.Name = "rag"
+	vector.Fail = func(r *rand.Rand, _ int) (string, string) {
 		if r.Float64() < 0.01 {
 			return captures.ErrVectorTimeout, "qdrant: Timeout error: search took too long"
 		}
 		return "", ""
 	}
 	tail := healthy
-	tail.users = []int{1, 4, 10, 20}
-	tail.service = func(r *rand.Rand, _, users int) time.Duration {
+	tail.Users = []int{1, 4, 10, 20}
+	tail.Service = func(r *rand.Rand, _, users int) time.Duration {
 		if r.Float64() < 0.002*float64(users) {
 			return time.Second
 		}
 		return 40*time.Millisecond + time.Duration(r.ExpFloat64()*float64(5*time.Millisecond))
 	}
 	lagging := healthy
-	lagging.lag = func(users int) time.Duration {
+	lagging.Lag = func(users int) time.Duration {
 		if users == 10 {
 			return 40 * time.Millisecond
 		}
 		return 0
 	}
 	slowGen := healthy
-	slowGen.realZ = 320 * time.Millisecond // the users think longer than the profile says: fewer busy than intended
+	slowGen.RealThink = 320 * time.Millisecond // the users think longer than the profile says: fewer busy than intended
 	sandbox := healthy
-	sandbox.name = "mcp"
-	sandbox.fail = func(r *rand.Rand, _ int) (string, string) {
+	sandbox.Name = "mcp"
+	sandbox.Fail = func(r *rand.Rand, _ int) (string, string) {
 		if r.Float64() < 0.002 {
 			return captures.ErrSandboxViolation, "read outside the sandbox: /etc/passwd"
 		}
@@ -137,11 +137,11 @@ func TestEffectiveParallelism(t *testing.T) {
 	}{{serialized, 0.7, 1.4}, {cpuBound, 5.5, 10}} {
 		s := analyseModel(t, tc.m, nil)
 		if len(s.Findings) != 1 {
-			t.Fatalf("%s: findings %v", tc.m.name, kinds(s.Findings))
+			t.Fatalf("%s: findings %v", tc.m.Name, kinds(s.Findings))
 		}
 		got := s.Findings[0].Evidence["effective_parallelism"].(float64)
 		if got < tc.lo || got > tc.hi {
-			t.Errorf("%s: effective parallelism %.2f, want in [%g, %g]", tc.m.name, got, tc.lo, tc.hi)
+			t.Errorf("%s: effective parallelism %.2f, want in [%g, %g]", tc.m.Name, got, tc.lo, tc.hi)
 		}
 	}
 }
@@ -151,7 +151,7 @@ func TestEffectiveParallelism(t *testing.T) {
 func TestPromSamplesAttributedByHostPort(t *testing.T) {
 	t.Parallel()
 	rag := cpuBound
-	rag.name = "rag"
+	rag.Name = "rag"
 	info, rows, samples := simulate(rag, 3)
 	samples = slices.DeleteFunc(samples, func(s captures.Sample) bool { return s.Metric == "gpu_util" })
 	info.Targets = map[string]string{"rag": "http://127.0.0.1:8002", "gateway": "http://localhost:8000"}
