@@ -95,7 +95,7 @@ func (v *vu) mcpHeaders(x *captures.Exchange) http.Header {
 
 // handshake runs a live initialize and notifications/initialized, one row
 // each. It copies the capture's initialize when there is one.
-func (v *vu) handshake(st *stageWindow, intended time.Time) bool {
+func (v *vu) handshake(st *stageWindow, intended time.Time) (time.Time, bool) {
 	s := v.s
 	v.mcp = &mcpState{nextID: v.mcpNext()}
 	x := s.sp.mcpInit
@@ -126,15 +126,15 @@ func (v *vu) handshake(st *stageWindow, intended time.Time) bool {
 	}
 	s.rp.sink.put(&r)
 	if !ok {
-		return false
+		return endOf(&r), false
 	}
-	r = v.base(st, "mcp.notifications/initialized", nil, time.Now())
+	r = v.base(st, "mcp.notifications/initialized", nil, endOf(&r))
 	o = &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: initializedNote}
 	resp = send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, nil, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	v.mcp.ready = r.ErrorKind == ""
-	return v.mcp.ready
+	return endOf(&r), v.mcp.ready
 }
 
 // mcpNext keeps ids growing across re-initialisations of one user, so a
@@ -148,23 +148,25 @@ func (v *vu) mcpNext() int64 {
 
 // doMCP sends one recorded MCP message over the user's live session,
 // initialising first when needed and once more after a 404 (expired session).
-func (v *vu) doMCP(st *stageWindow, op string, x *captures.Exchange, body []byte, intended time.Time, probe bool) {
+func (v *vu) doMCP(st *stageWindow, op string, x *captures.Exchange, body []byte, intended time.Time, probe bool) time.Time {
 	s := v.s
 	switch x.RPCMethod {
 	case "initialize":
 		if !probe {
-			v.handshake(st, intended)
-			return
+			end, _ := v.handshake(st, intended)
+			return end
 		}
 	case "notifications/initialized":
 		if v.mcp != nil && v.mcp.ready {
-			return // the live handshake already sent it
+			return time.Now() // the live handshake already sent it
 		}
 	}
 	if v.mcp == nil || !v.mcp.ready {
-		if !v.handshake(st, intended) {
-			return
+		end, ok := v.handshake(st, intended)
+		if !ok {
+			return end
 		}
+		intended = end
 	}
 	for attempt := 0; ; attempt++ {
 		r := v.base(st, op, &entry{ex: x}, intended)
@@ -181,13 +183,14 @@ func (v *vu) doMCP(st *stageWindow, op string, x *captures.Exchange, body []byte
 		}
 		s.rp.sink.put(&r)
 		if !expired || attempt > 0 {
-			return
+			return endOf(&r)
 		}
 		v.mcp.ready = false
-		if !v.handshake(st, time.Now()) {
-			return
+		end, ok := v.handshake(st, endOf(&r))
+		if !ok {
+			return end
 		}
-		intended = time.Now()
+		intended = end
 	}
 }
 

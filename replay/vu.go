@@ -147,7 +147,7 @@ func (s *scenarioRun) runVU(idx int) {
 			}
 			probeIdx := v.rng.IntN(len(traversalPaths))
 			d := s.think(v.rng, e)
-			v.do(st, op, e, nextAt, probeIdx)
+			end := v.do(st, op, e, nextAt, probeIdx)
 			if sess != nil {
 				pos++
 				if pos == len(sess) {
@@ -157,7 +157,9 @@ func (s *scenarioRun) runVU(idx int) {
 			} else {
 				v.iter++
 			}
-			nextAt = time.Now().Add(d)
+			// The pause starts when the response ended, not when this
+			// goroutine got round to it, so scheduling delay shows as lag.
+			nextAt = end.Add(d)
 		}
 		s.active.Add(-1)
 		if s.rp.ctx.Err() != nil {
@@ -208,24 +210,26 @@ func (v *vu) base(st *stageWindow, op string, e *entry, intended time.Time) capt
 }
 
 // do sends one operation (and, for MCP, whatever handshake it needs), one
-// result row per request sent.
-func (v *vu) do(st *stageWindow, op string, e *entry, intended time.Time, probeIdx int) {
+// result row per request sent. It returns when the last response ended.
+func (v *vu) do(st *stageWindow, op string, e *entry, intended time.Time, probeIdx int) time.Time {
 	s := v.s
 	if op == SandboxProbe {
-		v.doMCP(st, op, s.sp.probe.ex, s.sp.probe.body(probeIdx), intended, true)
-		return
+		return v.doMCP(st, op, s.sp.probe.ex, s.sp.probe.body(probeIdx), intended, true)
 	}
 	x := e.ex
 	if x.RPCMethod != "" {
-		v.doMCP(st, op, x, x.ReqBody, intended, false)
-		return
+		return v.doMCP(st, op, x, x.ReqBody, intended, false)
 	}
 	r := v.base(st, op, e, intended)
 	o := &outgoing{method: x.Method, url: s.tgt.url(x), header: headers(x, s.rp.headers), body: x.ReqBody}
 	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
+	return endOf(&r)
 }
+
+// endOf is when a request's last byte (or its failure) came.
+func endOf(r *captures.Result) time.Time { return time.Unix(0, r.StartNS+r.DurationNS) }
 
 // client returns the HTTP client, for code that does not hold the run.
 func (s *scenarioRun) client() *http.Client { return s.rp.client }
