@@ -28,6 +28,7 @@ type exchange struct {
 	method, scheme, host, path, query string
 	client                            string // client IP
 	reqHeader                         http.Header
+	hopHeader                         []hopValue // client headers goproxy removes from reqHeader
 	reqBody                           *reqTee
 
 	// Set when response headers arrive (or the round trip fails).
@@ -48,6 +49,14 @@ type exchange struct {
 }
 
 type exchangeKey struct{}
+
+// hopHeaders are the request headers goproxy's RemoveProxyHeaders deletes.
+var hopHeaders = []string{"Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Connection"}
+
+type hopValue struct {
+	name   string
+	values []string
+}
 
 // begin starts an exchange for a request as the client sent it.
 func (r *Recorder) begin(req *http.Request, service string) *exchange {
@@ -90,7 +99,14 @@ func (r *Recorder) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Re
 		x.scheme = req.URL.Scheme
 		x.host = req.URL.Host
 	}
-	x.reqHeader = req.Header.Clone()
+	// goproxy deletes hop-by-hop headers from req.Header before the round
+	// trip; keep those few aside instead of cloning every header.
+	x.reqHeader = req.Header
+	for _, k := range hopHeaders {
+		if vs, ok := req.Header[k]; ok {
+			x.hopHeader = append(x.hopHeader, hopValue{k, vs})
+		}
+	}
 	// http.NoBody and nil must stay as they are: a wrapped empty body would
 	// make the transport send "Transfer-Encoding: chunked".
 	if req.Body != nil && req.Body != http.NoBody {
@@ -141,6 +157,9 @@ func (x *exchange) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Resp
 		return resp, nil
 	}
 	x.resp = &respTee{x: x, rc: resp.Body, max: x.rec.opts.MaxBody, frame: framingOf(resp)}
+	if n := resp.ContentLength; n > 0 {
+		x.resp.buf = make([]byte, 0, min(n, x.resp.max))
+	}
 	resp.Body = x.resp
 	return resp, nil
 }

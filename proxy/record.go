@@ -150,7 +150,7 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 		Host:          x.host,
 		Path:          x.path,
 		Query:         rd.rawQuery(x.query),
-		ReqHeaders:    rd.header(x.reqHeader),
+		ReqHeaders:    rd.header(x.clientHeader()),
 		RespHeaders:   rd.header(x.respHeader),
 		Status:        int32(x.status),
 		TTFBNS:        x.ttfb.Nanoseconds(),
@@ -178,6 +178,21 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 		readOpenAI(&e, x)
 	}
 	return e
+}
+
+// clientHeader is the request header as the client sent it.
+func (x *exchange) clientHeader() http.Header {
+	if len(x.hopHeader) == 0 {
+		return x.reqHeader
+	}
+	h := x.reqHeader.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	for _, hv := range x.hopHeader {
+		h[hv.name] = hv.values
+	}
+	return h
 }
 
 // readOpenAI fills model and token usage from OpenAI-style bodies: the

@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchUpstream answers every request with a 1 KiB JSON body.
+func benchUpstream(b *testing.B) *httptest.Server {
+	body := `{"id":"x","object":"chat.completion","model":"m","choices":[{"message":{"content":"` + strings.Repeat("a", 1024-120) + `"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	up.Config.ErrorLog = nil
+	up.Start()
+	b.Cleanup(up.Close)
+	return up
+}
+
+func benchRecorder(b *testing.B, upstream string) (*Recorder, string) {
+	r, err := New(Options{
+		Routes:    []Route{{Name: "gateway", Listen: "127.0.0.1:0", Upstream: mustURL(b, upstream)}},
+		Out:       b.TempDir(),
+		LiveEvery: -1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return r, "http://" + r.Addrs()["gateway"]
+}
+
+const benchReq = `{"model":"m","messages":[{"role":"user","content":"Explain Python decorators"}],"max_tokens":150}`
+
+func do(b *testing.B, c *http.Client, url string) time.Duration {
+	t0 := time.Now()
+	resp, err := c.Post(url, "application/json", strings.NewReader(benchReq))
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return time.Since(t0)
+}
+
+// BenchmarkAddedLatency1KiB paces 1 KiB exchanges at 1,000/s, alternating
+// direct to the upstream and through the recording proxy (to the same
+// upstream, same client), and reports the difference of the medians and of
+// the 99th percentiles. Run with -benchtime=5000x for a stable p99.
+func BenchmarkAddedLatency1KiB(b *testing.B) {
+	up := benchUpstream(b)
+	r, base := benchRecorder(b, up.URL)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	for range 200 { // warm connections and code paths
+		do(b, c, up.URL+"/v1/chat/completions")
+		do(b, c, base+"/v1/chat/completions")
+	}
+	direct := make([]time.Duration, 0, b.N)
+	proxied := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if d := time.Until(start.Add(time.Duration(i) * time.Millisecond)); d > 0 {
+			time.Sleep(d)
+		}
+		if i%2 == 0 {
+			direct = append(direct, do(b, c, up.URL+"/v1/chat/completions"))
+			proxied = append(proxied, do(b, c, base+"/v1/chat/completions"))
+		} else {
+			proxied = append(proxied, do(b, c, base+"/v1/chat/completions"))
+			direct = append(direct, do(b, c, up.URL+"/v1/chat/completions"))
+		}
+	}
+	b.StopTimer()
+	tot, err := r.Shutdown(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(direct)
+	slices.Sort(proxied)
+	q := func(s []time.Duration, p float64) float64 { return float64(s[int(p*float64(len(s)-1))].Microseconds()) }
+	b.ReportMetric(q(direct, 0.5), "direct-p50-µs")
+	b.ReportMetric(q(proxied, 0.5), "proxy-p50-µs")
+	b.ReportMetric(q(proxied, 0.5)-q(direct, 0.5), "added-p50-µs")
+	b.ReportMetric(q(proxied, 0.99)-q(direct, 0.99), "added-p99-µs")
+	b.ReportMetric(float64(tot.Dropped), "dropped")
+}
+
+// BenchmarkThroughputSmall drives small exchanges through the proxy from
+// many concurrent keep-alive clients, recording to Parquet, and reports
+// exchanges per second and records dropped. Compare with
+// BenchmarkThroughputSmallDirect (same upstream, no proxy).
+func BenchmarkThroughputSmall(b *testing.B) {
+	up := benchUpstream(b)
+	r, base := benchRecorder(b, up.URL)
+	throughput(b, base+"/v1/chat/completions")
+	tot, err := r.Shutdown(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(tot.Dropped), "dropped")
+	if tot.Written+tot.Dropped != tot.Exchanges {
+		b.Errorf("totals %+v do not add up", tot)
+	}
+}
+
+func BenchmarkThroughputSmallDirect(b *testing.B) {
+	up := benchUpstream(b)
+	throughput(b, up.URL+"/v1/chat/completions")
+}
+
+func throughput(b *testing.B, url string) {
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Post(url, "application/json", strings.NewReader(benchReq))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "exchanges/s")
+	c.CloseIdleConnections()
+}
+
+// BenchmarkSoakMemory runs small exchanges at a fixed rate for
+// LOADTAPE_SOAK (default 30s; the issue's figure is 5m) and reports the heap
+// in use after the first fifth of the run and at the end. Run it once:
+//
+//	LOADTAPE_SOAK=5m LOADTAPE_SOAK_RATE=10000 go test -run '^$' -bench SoakMemory -benchtime 1x ./proxy/
+func BenchmarkSoakMemory(b *testing.B) {
+	dur := 30 * time.Second
+	if s := os.Getenv("LOADTAPE_SOAK"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dur = d
+	}
+	rate := 2000
+	if s := os.Getenv("LOADTAPE_SOAK_RATE"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rate = n
+	}
+	up := benchUpstream(b)
+	r, base := benchRecorder(b, up.URL)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	const workers = 32
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	tick := time.Duration(float64(time.Second) * workers / float64(rate))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := time.Now()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+				next = next.Add(tick)
+				resp, err := c.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(benchReq))
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				sent.Add(1)
+			}
+		}()
+	}
+	heap := func() float64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return float64(m.HeapInuse) / (1 << 20)
+	}
+	time.Sleep(dur / 5)
+	early := heap()
+	time.Sleep(dur - dur/5)
+	late := heap()
+	close(stop)
+	wg.Wait()
+	tot, err := r.Shutdown(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(sent.Load())/dur.Seconds(), "exchanges/s")
+	b.ReportMetric(early, "heap-early-MiB")
+	b.ReportMetric(late, "heap-end-MiB")
+	b.ReportMetric(float64(tot.Dropped), "dropped")
+}
