@@ -107,8 +107,11 @@ func gatewayCapture(sessions, perSession int) []captures.Exchange {
 // memWriter collects result rows in memory.
 type memWriter struct{ rows []captures.Result }
 
-func (m *memWriter) Write(rows ...captures.Result) error { m.rows = append(m.rows, rows...); return nil }
-func (m *memWriter) Close() error                        { return nil }
+func (m *memWriter) Write(rows ...captures.Result) error {
+	m.rows = append(m.rows, rows...)
+	return nil
+}
+func (m *memWriter) Close() error { return nil }
 
 // runAndRead runs with opts and reads the result files back.
 func runAndRead(t testing.TB, ctx context.Context, opts Options) (*RunInfo, []captures.Result) {

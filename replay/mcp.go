@@ -206,3 +206,37 @@ func (sp *servicePool) probeOrAny() *captures.Exchange {
 	}
 	return sp.ops[sortedKeys(sp.ops)[0]][0].ex
 }
+
+// isMCPDelete recognises a recorded session termination: a DELETE carrying
+// an Mcp-Session-Id.
+func isMCPDelete(x *captures.Exchange) bool {
+	if x.Method != http.MethodDelete {
+		return false
+	}
+	for _, h := range x.ReqHeaders {
+		if http.CanonicalHeaderKey(h.Name) == "Mcp-Session-Id" {
+			return true
+		}
+	}
+	return false
+}
+
+// endMCP replays a session termination on the user's live session; the
+// user initialises afresh before its next MCP request. Without a live
+// session there is nothing to end and nothing is sent.
+func (v *vu) endMCP(st *stageWindow, op string, e *entry, intended time.Time) time.Time {
+	if v.mcp == nil || !v.mcp.ready {
+		return time.Now()
+	}
+	s := v.s
+	r := v.base(st, op, e, intended)
+	h := v.mcpHeaders(e.ex)
+	h.Del("Content-Type")
+	o := &outgoing{method: http.MethodDelete, url: s.tgt.url(e.ex), header: h}
+	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, false)
+	s.rp.sink.put(&r)
+	v.mcp.ready = false
+	v.mcp.session = ""
+	return endOf(&r)
+}

@@ -40,6 +40,9 @@ func NewPool(xs []captures.Exchange) *Pool {
 	bySession := map[string]map[string][]*entry{} // service → session → entries
 	for i := range xs {
 		x := &xs[i]
+		if isRefusedProbe(x) {
+			continue
+		}
 		sp := p.services[x.Service]
 		if sp == nil {
 			sp = &servicePool{ops: map[string][]*entry{}}
@@ -90,6 +93,22 @@ func NewPool(xs []captures.Exchange) *Pool {
 		sp.probe = findProbeTemplate(sp)
 	}
 	return p
+}
+
+// isRefusedProbe recognises an MCP message a client sent before any session
+// existed and the server refused with a 4xx (an SDK's server/discover
+// version probe, say). It carried no load worth replaying and would only
+// fail again, so pools leave it out.
+func isRefusedProbe(x *captures.Exchange) bool {
+	if x.RPCMethod == "" || x.RPCMethod == "initialize" || x.Status < 400 || x.Status >= 500 {
+		return false
+	}
+	for _, h := range x.ReqHeaders {
+		if strings.EqualFold(h.Name, "Mcp-Session-Id") {
+			return false
+		}
+	}
+	return true
 }
 
 func less(a, b *captures.Exchange) bool {

@@ -169,7 +169,7 @@ func readBody(resp *http.Response, start time.Time, rpcID string, r *captures.Re
 		return nil
 	}
 	if ct == "application/json" || strings.HasSuffix(ct, "+json") {
-		if len(out.body) < maxKeep && !json.Valid(out.body) {
+		if len(out.body) > 0 && len(out.body) < maxKeep && !json.Valid(out.body) {
 			out.badJSON = "response body is not valid JSON"
 			return nil
 		}

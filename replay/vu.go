@@ -220,6 +220,9 @@ func (v *vu) do(st *stageWindow, op string, e *entry, intended time.Time, probeI
 	if x.RPCMethod != "" {
 		return v.doMCP(st, op, x, x.ReqBody, intended, false)
 	}
+	if isMCPDelete(x) {
+		return v.endMCP(st, op, e, intended)
+	}
 	r := v.base(st, op, e, intended)
 	o := &outgoing{method: x.Method, url: s.tgt.url(x), header: headers(x, s.rp.headers), body: x.ReqBody}
 	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
