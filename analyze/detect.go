@@ -209,7 +209,7 @@ func detectGPUSaturation(c *scenarioCtx) *Finding {
 	}
 	ev := c.capEvidence()
 	ev["gpu_util_mean_pct"] = util.Mean
-	ev["gpu_util_by_stage"] = c.resourceByStage(ResGPUUtil)
+	ev["gpu_util_by_users"] = c.resourceByStage(ResGPUUtil)
 	return &Finding{Kind: KindGPUSaturation, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
 		Summary: fmt.Sprintf("The GPU behind %s is saturated: utilisation %.0f %% at %d users while throughput stays at %.1f req/s and mean latency grew %.1f×.",
 			c.name, util.Mean, top.Users, c.clean[len(c.clean)-1].X, c.cap.rGrowth),
@@ -279,12 +279,18 @@ func detectGPUMemoryPressure(c *scenarioCtx) *Finding {
 	if oom == 0 && maxMem < gpuMemPct {
 		return nil
 	}
-	ev := map[string]any{"oom_errors": oom, "gpu_mem_max_pct": maxMem, "gpu_mem_pct_by_stage": c.resourceByStage(ResGPUMemPct)}
+	ev := map[string]any{"oom_errors": oom}
+	if memUsers >= 0 {
+		ev["gpu_mem_max_pct"], ev["gpu_mem_pct_by_users"] = maxMem, c.resourceByStage(ResGPUMemPct)
+	}
 	sev, summary := SeverityMedium, fmt.Sprintf("GPU memory of %s reached %.1f %% at %d users.", c.name, maxMem, memUsers)
 	if oom > 0 {
 		sev = SeverityHigh
 		ev["oom_errors_by_users"], ev["first_oom_users"], ev["example_error"] = oomBy, firstUsers, sample
-		summary = fmt.Sprintf("%s ran out of GPU memory: %d out-of-memory errors, from %d users on (GPU memory peaked at %.1f %%).", c.name, oom, firstUsers, maxMem)
+		summary = fmt.Sprintf("%s ran out of GPU memory: %d out-of-memory errors, from %d users on.", c.name, oom, firstUsers)
+		if memUsers >= 0 {
+			summary = strings.TrimSuffix(summary, ".") + fmt.Sprintf(" (GPU memory peaked at %.1f %%).", maxMem)
+		}
 	}
 	return &Finding{Kind: KindGPUMemoryPressure, Scenario: c.name, Operation: AllOps, Severity: sev, Summary: summary,
 		Action:   "Free GPU memory: load only the models in use, lower the KV-cache share or max sequence length, quantise, or cap concurrent requests below the first failing user count.",

@@ -127,6 +127,7 @@ type TargetResult struct {
 	Note       string   `json:"note,omitempty"`
 	Max        bool     `json:"-"` // an upper bound (else a lower bound)
 	Users      int      `json:"-"` // users of the stage evaluated
+	label      string
 }
 
 // Verdicts of a target.

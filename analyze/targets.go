@@ -190,6 +190,19 @@ func evaluate(t TargetSpec, acceptance float64, stages []*Stage) TargetResult {
 	}
 	r := TargetResult{Scenario: t.Scenario, Metric: t.Metric, Operation: op, ErrorKind: t.ErrorKind,
 		Bound: bound, Unit: unit, Max: t.Max != nil}
+	r.label = r.Scenario + " " + r.Metric
+	if t.ErrorKind != "" {
+		r.label += "[" + t.ErrorKind + "]"
+	}
+	if op != AllOps {
+		r.label += " " + op
+	}
+	switch {
+	case t.Stage > 0:
+		r.label += " stage " + strconv.Itoa(t.Stage)
+	case t.Users > 0:
+		r.label += " at " + strconv.Itoa(t.Users) + " users"
+	}
 	if r.Max {
 		r.Acceptable = bound / acceptance
 	} else {
@@ -305,8 +318,12 @@ func (st *Stage) metric(metric, op, errorKind string) (float64, bool) {
 	return v, !math.IsNaN(v)
 }
 
-// Name is how reports and JUnit name a target.
+// Name is how reports and JUnit name a target: from the target as written,
+// not from the stage found worst, so that two runs' targets match.
 func (t TargetResult) Name() string {
+	if t.label != "" {
+		return t.label
+	}
 	s := t.Scenario + " " + t.Metric
 	if t.ErrorKind != "" {
 		s += "[" + t.ErrorKind + "]"

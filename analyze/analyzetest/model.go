@@ -8,6 +8,7 @@ import (
 	"container/heap"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -38,6 +39,40 @@ type Model struct {
 	Lag         func(users int) time.Duration
 	RealThink   time.Duration // think actually used, when it differs from the profile's
 	ServiceName string        // the service name; default the model's name
+	// PromGPU, when set, reports GPU utilisation as a DCGM metric scraped
+	// from the service's own /metrics instead of NVML, as the demo's
+	// simulated gateway does.
+	PromGPU bool
+}
+
+// URL is the base URL run.json gives the model's service: a port of its
+// own per name, so that scraped metrics can be told apart.
+func (m Model) URL() string {
+	h := fnv.New32a()
+	h.Write([]byte(m.Name))
+	return fmt.Sprintf("http://127.0.0.1:%d", 9000+h.Sum32()%900)
+}
+
+// Combine joins runs of several models made with the same seed into one
+// run whose scenarios ran at the same time, as the demo runs them.
+func Combine(id string, runs ...*Run) *Run {
+	out := &Run{ID: id, Started: runs[0].Started, Ended: runs[0].Ended, TimeScale: 1,
+		Targets: map[string]string{}, Profile: Profile{Scenarios: map[string]Scenario{}}}
+	for _, r := range runs {
+		for k, v := range r.Targets {
+			out.Targets[k] = v
+		}
+		for k, v := range r.Profile.Scenarios {
+			out.Profile.Scenarios[k] = v
+		}
+		out.Profile.Targets = append(out.Profile.Targets, r.Profile.Targets...)
+		out.Stages = append(out.Stages, r.Stages...)
+		out.Monitor = append(out.Monitor, r.Monitor...)
+		if r.Ended > out.Ended {
+			out.Ended = r.Ended
+		}
+	}
+	return out
 }
 
 type event struct {
@@ -142,9 +177,13 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 		service = m.ServiceName
 	}
 	info := &Run{ID: "run-" + m.Name, Started: Epoch.Format(time.RFC3339Nano), TimeScale: 1,
-		Targets: map[string]string{service: "http://127.0.0.1:9" + fmt.Sprint(len(m.Name)) + "00"},
+		Targets: map[string]string{service: m.URL()},
 		Profile: Profile{Scenarios: map[string]Scenario{m.Name: {Service: service, Mode: "closed",
 			Think: []byte(fmt.Sprintf(`{"uniform": ["%s", "%s"]}`, m.Think/2, m.Think*3/2))}}}}
+	info.Monitor = []Monitor{{Source: "host"}}
+	if m.PromGPU {
+		info.Monitor = append(info.Monitor, Monitor{Source: "prom", URL: m.URL() + "/metrics", Service: service})
+	}
 	var rows []captures.Result
 	var samples []captures.Sample
 	t0 := Epoch.UnixNano()
@@ -233,7 +272,10 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 				emit(e.req, e.t, m.ErrKind, m.ErrText)
 				heap.Push(&q, event{t: e.t + drawThink(), kind: 0, user: e.req.user})
 			case 3:
-				if m.GPU != nil {
+				switch {
+				case m.GPU != nil && m.PromGPU:
+					samples = append(samples, captures.Sample{TNS: e.t, Source: "prom", Device: m.URL() + "/metrics", Metric: `DCGM_FI_DEV_GPU_UTIL{gpu="0"}`, Value: m.GPU(rng, busy, m.Servers)})
+				case m.GPU != nil:
 					samples = append(samples, captures.Sample{TNS: e.t, Source: "nvml", Device: "0", Metric: "gpu_util", Value: m.GPU(rng, busy, m.Servers)})
 				}
 				if m.GPUMem != nil {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadtape/loadtape/analyze"
+	"github.com/loadtape/loadtape/reports"
+)
+
+// analyzeFlags are the flags analyze and compare share.
+type analyzeFlags struct {
+	out            string
+	targets        string
+	warmupMax      time.Duration
+	warmupFraction float64
+}
+
+func (f *analyzeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.out, "out", "", "directory for report.html, report.md, summary.json, junit.xml and figures/ (required)")
+	cmd.Flags().StringVar(&f.targets, "targets", "", "YAML file with `targets:` (and `acceptance:`) replacing the profile's targets")
+	cmd.Flags().DurationVar(&f.warmupMax, "warmup-max", analyze.DefaultWarmUp.Max, "longest warm-up trimmed from the start of each stage")
+	cmd.Flags().Float64Var(&f.warmupFraction, "warmup-fraction", analyze.DefaultWarmUp.Fraction, "share of each stage trimmed as warm-up, up to --warmup-max (0 keeps everything)")
+	_ = cmd.MarkFlagRequired("out")
+}
+
+func (f *analyzeFlags) options(runs []string) (analyze.Options, error) {
+	if f.warmupFraction < 0 || f.warmupFraction >= 1 || f.warmupMax < 0 {
+		return analyze.Options{}, badInput(fmt.Errorf("--warmup-fraction %v / --warmup-max %v: want a share in [0, 1) and a duration ≥ 0", f.warmupFraction, f.warmupMax))
+	}
+	return analyze.Options{Runs: runs, Targets: f.targets, WarmUp: &analyze.WarmUp{Max: f.warmupMax, Fraction: f.warmupFraction}}, nil
+}
+
+var analyzeOpts analyzeFlags
+
+var analyzeCmd = &cobra.Command{
+	Use:   "analyze RUN_DIR... --out DIR [--targets FILE]",
+	Short: "Turn a run's results into statistics, a targets table, named bottlenecks and reports",
+	Long: `analyze reads the run.json, results-*.parquet and samples-*.parquet of a run directory
+(or of the shards of one run), computes exact percentiles, RPS and error rates per scenario ×
+stage × operation, evaluates the targets, names the bottleneck with its evidence, and writes
+report.html, report.md, summary.json, junit.xml and figures/ to --out.
+
+Exit code 3 when a target misses its acceptance bound; 2 on bad input.`,
+	Args: cobra.MinimumNArgs(1),
+	RunE: func(cmd *cobra.Command, args []string) error {
+		opts, err := analyzeOpts.options(args)
+		if err != nil {
+			return err
+		}
+		s, err := analyze.Analyze(opts)
+		return finishReport(cmd.OutOrStdout(), analyzeOpts.out, s, err)
+	},
+}
+
+// finishReport writes the reports, prints the verdict and maps a missed
+// target to exit code 3.
+func finishReport(w io.Writer, out string, s *analyze.Summary, err error) error {
+	if err != nil {
+		if errors.Is(err, analyze.ErrBadInput) {
+			return badInput(err)
+		}
+		return err
+	}
+	if err := reports.Write(out, s); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: %d target(s), %d finding(s); report in %s/report.html\n", reports.Verdict(s), len(s.Targets), len(s.Findings), out)
+	for _, f := range s.Findings {
+		fmt.Fprintf(w, "  %s [%s] %s\n", f.Kind, f.Severity, f.Summary)
+	}
+	if reports.Failed(s) {
+		for _, t := range s.Targets {
+			if t.Verdict == analyze.Fail {
+				fmt.Fprintf(w, "  target missed: %s\n", t.Name())
+			}
+		}
+		return withCode(exitTargetMiss, errors.New("a target missed its acceptance bound"))
+	}
+	return nil
+}
+
+func init() {
+	analyzeOpts.register(analyzeCmd)
+	rootCmd.AddCommand(analyzeCmd)
+}

@@ -1,0 +1,414 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"math"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/loadtape/loadtape/analyze"
+)
+
+// Figure is one rendered figure, in both formats.
+type Figure struct {
+	Name     string // file stem under figures/
+	Title    string
+	Scenario string // "" for run-wide figures
+	Kind     string // latency, throughput, cdf, errors, timeline
+	SVG, PNG []byte
+}
+
+// cdfPoints is how many points a latency CDF is drawn with: quantiles of
+// the exact distribution, so a million rows draw as fast as a hundred.
+const cdfPoints = 200
+
+const figW, figH = 7 * vg.Inch, 3.6 * vg.Inch
+
+var palette = []color.Color{
+	color.RGBA{31, 119, 180, 255}, color.RGBA{214, 39, 40, 255}, color.RGBA{44, 160, 44, 255},
+	color.RGBA{255, 127, 14, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
+	color.RGBA{227, 119, 194, 255}, color.RGBA{127, 127, 127, 255}, color.RGBA{188, 189, 34, 255},
+	color.RGBA{23, 190, 207, 255},
+}
+
+// figures draws every figure of a summary.
+func figures(s *analyze.Summary) ([]Figure, error) {
+	var out []Figure
+	for _, sc := range s.Scenarios {
+		stages := stagesOf(s, sc.Name)
+		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, throughputFigure, cdfFigure, errorFigure} {
+			fig, err := f(sc, stages)
+			if err != nil {
+				return nil, err
+			}
+			if fig != nil {
+				out = append(out, *fig)
+			}
+		}
+	}
+	if s.Timeline != nil {
+		fig, err := timelineFigure(s)
+		if err != nil {
+			return nil, err
+		}
+		if fig != nil {
+			out = append(out, *fig)
+		}
+	}
+	return out, nil
+}
+
+func stagesOf(s *analyze.Summary, scenario string) []*analyze.Stage {
+	var out []*analyze.Stage
+	for _, st := range s.Stages {
+		if st.Scenario == scenario {
+			out = append(out, st)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *analyze.Stage) int { return a.Users - b.Users })
+	return out
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// addLine adds a line with points, or only points for a single value.
+func addLine(p *plot.Plot, name string, xy plotter.XYs, i int, dashed bool) error {
+	if len(xy) == 0 {
+		return nil
+	}
+	c := palette[i%len(palette)]
+	l, pts, err := plotter.NewLinePoints(xy)
+	if err != nil {
+		return err
+	}
+	l.Color, pts.Color = c, c
+	l.Width = vg.Points(1.5)
+	if dashed {
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	}
+	pts.Shape = draw.CircleGlyph{}
+	p.Add(l, pts)
+	p.Legend.Add(name, l, pts)
+	return nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// latencyFigure: p50, p95, p99 of all operations and the p95 of each
+// operation, against users.
+func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+	p := newPlot(sc.Name+": latency against users", "users", "latency (ms)")
+	i := 0
+	for _, q := range []struct {
+		name string
+		get  func(analyze.Latency) float64
+	}{{"p50 all", func(l analyze.Latency) float64 { return l.P50 }}, {"p95 all", func(l analyze.Latency) float64 { return l.P95 }}, {"p99 all", func(l analyze.Latency) float64 { return l.P99 }}} {
+		var xy plotter.XYs
+		for _, st := range stages {
+			if v := q.get(st.Operations[analyze.AllOps].LatencyMS); finite(v) {
+				xy = append(xy, plotter.XY{X: float64(st.Users), Y: v})
+			}
+		}
+		if err := addLine(p, q.name, xy, i, false); err != nil {
+			return nil, err
+		}
+		i++
+	}
+	ops := opNames(stages)
+	if len(ops) > 1 {
+		for _, op := range ops {
+			var xy plotter.XYs
+			for _, st := range stages {
+				if o := st.Operations[op]; o != nil && finite(o.LatencyMS.P95) {
+					xy = append(xy, plotter.XY{X: float64(st.Users), Y: o.LatencyMS.P95})
+				}
+			}
+			if err := addLine(p, "p95 "+op, xy, i, true); err != nil {
+				return nil, err
+			}
+			i++
+		}
+	}
+	if sc.P95Goal > 0 {
+		goal := plotter.NewFunction(func(float64) float64 { return sc.P95Goal })
+		goal.Color = color.RGBA{200, 0, 0, 255}
+		goal.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		p.Add(goal)
+		p.Legend.Add(fmt.Sprintf("p95 target %g ms", sc.P95Goal), goal)
+	}
+	p.Y.Min = 0
+	return render(p, "latency_"+slug(sc.Name), sc.Name+": latency percentiles against users", sc.Name, "latency")
+}
+
+// throughputFigure: successful requests per second against users, with
+// the fitted Universal Scalability Law.
+func throughputFigure(sc *analyze.Scenario, _ []*analyze.Stage) (*Figure, error) {
+	if len(sc.Points) == 0 {
+		return nil, nil
+	}
+	p := newPlot(sc.Name+": throughput against users", "users", "successful requests/s")
+	var xy plotter.XYs
+	var maxN float64
+	for _, pt := range sc.Points {
+		xy = append(xy, plotter.XY{X: pt.Users, Y: pt.X})
+		maxN = math.Max(maxN, pt.Users)
+	}
+	if err := addLine(p, "measured", xy, 0, false); err != nil {
+		return nil, err
+	}
+	if f := sc.USL; f != nil {
+		usl := plotter.NewFunction(f.X)
+		usl.Color = palette[1]
+		usl.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		usl.XMin, usl.XMax = 0, maxN*1.2
+		usl.Samples = 100
+		p.Add(usl)
+		p.Legend.Add(fmt.Sprintf("USL fit σ=%.3g κ=%.3g", f.Sigma, f.Kappa), usl)
+	}
+	if sc.KneeN > 0 {
+		knee, err := plotter.NewScatter(plotter.XYs{{X: sc.KneeN, Y: kneeX(sc)}})
+		if err != nil {
+			return nil, err
+		}
+		knee.Shape = draw.RingGlyph{}
+		knee.Radius = vg.Points(7)
+		knee.Color = color.RGBA{200, 0, 0, 255}
+		p.Add(knee)
+		p.Legend.Add(fmt.Sprintf("knee at %g users", sc.KneeN), knee)
+	}
+	p.Y.Min, p.X.Min = 0, 0
+	return render(p, "throughput_"+slug(sc.Name), sc.Name+": throughput against users with the fitted USL", sc.Name, "throughput")
+}
+
+func kneeX(sc *analyze.Scenario) float64 {
+	for _, pt := range sc.Points {
+		if pt.Users == sc.KneeN {
+			return pt.X
+		}
+	}
+	return 0
+}
+
+// cdfFigure: the latency CDF of each stage, drawn from cdfPoints exact
+// quantiles.
+func cdfFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+	p := newPlot(sc.Name+": latency CDF per stage", "latency (ms)", "share of requests")
+	lo, hi := math.Inf(1), 0.0
+	for i, st := range stages {
+		d := st.Operations[analyze.AllOps].Durations
+		if len(d) == 0 {
+			continue
+		}
+		var xy plotter.XYs
+		for k := 0; k <= cdfPoints; k++ {
+			q := float64(k) / cdfPoints
+			v := analyze.Percentile(d, q) / 1e6
+			xy = append(xy, plotter.XY{X: v, Y: q})
+		}
+		lo, hi = math.Min(lo, xy[0].X), math.Max(hi, xy[len(xy)-1].X)
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = palette[i%len(palette)]
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("stage %d (%d users)", st.Stage, st.Users), l)
+	}
+	if hi == 0 {
+		return nil, nil
+	}
+	if lo > 0 && hi/lo > 50 {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Y.Min, p.Y.Max = 0, 1
+	return render(p, "cdf_"+slug(sc.Name), sc.Name+": latency CDF per stage", sc.Name, "cdf")
+}
+
+// errorFigure: error rate against users, per error kind.
+func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+	p := newPlot(sc.Name+": errors against users", "users", "error rate (%)")
+	var xy plotter.XYs
+	kinds := map[string]bool{}
+	for _, st := range stages {
+		all := st.Operations[analyze.AllOps]
+		xy = append(xy, plotter.XY{X: float64(st.Users), Y: 100 * all.ErrorRate})
+		for k := range all.Errors {
+			kinds[k] = true
+		}
+	}
+	if err := addLine(p, "all errors", xy, 1, false); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	if len(names) > 1 {
+		for i, k := range names {
+			var xy plotter.XYs
+			for _, st := range stages {
+				all := st.Operations[analyze.AllOps]
+				if all.Count > 0 {
+					xy = append(xy, plotter.XY{X: float64(st.Users), Y: 100 * float64(all.Errors[k]) / float64(all.Count)})
+				}
+			}
+			if err := addLine(p, k, xy, i+2, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	p.Y.Min = 0
+	if p.Y.Max < 1 {
+		p.Y.Max = 1
+	}
+	return render(p, "errors_"+slug(sc.Name), sc.Name+": error rate against users", sc.Name, "errors")
+}
+
+// timelineFigure: RPS, p95, errors and GPU/CPU utilisation over the run,
+// one panel each, per-bucket series already bounded by analyze.
+func timelineFigure(s *analyze.Summary) (*Figure, error) {
+	tl := s.Timeline
+	if len(tl.Series) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(tl.Series))
+	for n := range tl.Series {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	xlabel := "seconds since the run started"
+	panels := []*plot.Plot{
+		newPlot("requests per second", xlabel, "req/s"),
+		newPlot(fmt.Sprintf("p95 latency per %gs bucket (histogram)", tl.BucketS), xlabel, "ms"),
+		newPlot("errors per second", xlabel, "errors/s"),
+		newPlot("utilisation", xlabel, "%"),
+	}
+	toXY := func(v []analyze.XY) plotter.XYs {
+		out := make(plotter.XYs, len(v))
+		for i, p := range v {
+			out[i] = plotter.XY{X: p.X, Y: p.Y}
+		}
+		return out
+	}
+	for i, n := range names {
+		se := tl.Series[n]
+		for j, v := range [][]analyze.XY{se.RPS, se.P95MS, se.Errors} {
+			if len(v) == 0 {
+				continue
+			}
+			l, err := plotter.NewLine(toXY(v))
+			if err != nil {
+				return nil, err
+			}
+			l.Color = palette[i%len(palette)]
+			panels[j].Add(l)
+			panels[j].Legend.Add(n, l)
+		}
+	}
+	for i, v := range [][]analyze.XY{tl.GPUUtil, tl.CPUUtil} {
+		if len(v) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(toXY(v))
+		if err != nil {
+			return nil, err
+		}
+		l.Color = palette[(i+3)%len(palette)]
+		panels[3].Add(l)
+		panels[3].Legend.Add([]string{"GPU", "CPU"}[i], l)
+	}
+	for _, p := range panels {
+		p.Y.Min = 0
+		p.Legend.Left = false
+	}
+	const h = 8 * vg.Inch
+	fig := &Figure{Name: "timeline", Title: "Timeline of the run: RPS, p95, errors, GPU and CPU utilisation", Kind: "timeline"}
+	drawAll := func(c draw.Canvas) {
+		tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+		grid := make([][]*plot.Plot, len(panels))
+		for i, p := range panels {
+			grid[i] = []*plot.Plot{p}
+		}
+		cs := plot.Align(grid, tiles, c)
+		for i, p := range panels {
+			p.Draw(cs[i][0])
+		}
+	}
+	var err error
+	fig.SVG, fig.PNG, err = renderWith(figW, h, drawAll)
+	return fig, err
+}
+
+func render(p *plot.Plot, name, title, scenario, kind string) (*Figure, error) {
+	svg, png, err := renderWith(figW, figH, p.Draw)
+	if err != nil {
+		return nil, err
+	}
+	return &Figure{Name: name, Title: title, Scenario: scenario, Kind: kind, SVG: svg, PNG: png}, nil
+}
+
+// renderWith draws once as SVG and once as PNG (96 dpi).
+func renderWith(w, h vg.Length, drawFn func(draw.Canvas)) (svg, png []byte, err error) {
+	sc := vgsvg.New(w, h)
+	drawFn(draw.New(sc))
+	var sb bytes.Buffer
+	if _, err := sc.WriteTo(&sb); err != nil {
+		return nil, nil, fmt.Errorf("reports: svg: %w", err)
+	}
+	ic := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))}
+	drawFn(draw.New(ic))
+	var pb bytes.Buffer
+	if _, err := ic.WriteTo(&pb); err != nil {
+		return nil, nil, fmt.Errorf("reports: png: %w", err)
+	}
+	return sb.Bytes(), pb.Bytes(), nil
+}
+
+func opNames(stages []*analyze.Stage) []string {
+	set := map[string]bool{}
+	for _, st := range stages {
+		for k := range st.Operations {
+			if k != analyze.AllOps {
+				set[k] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// slug makes a scenario name safe in a file name.
+func slug(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

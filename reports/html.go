@@ -1,0 +1,182 @@
+package reports
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"strings"
+
+	"github.com/loadtape/loadtape/analyze"
+)
+
+// HTML is report.html: one file with its styles and figures inside (PNG as
+// data URIs), so it opens from disk or a CI artifact with no network.
+func HTML(s *analyze.Summary, figs []Figure) ([]byte, error) {
+	type scenarioView struct {
+		Name    string
+		Stages  []*analyze.Stage
+		Figures []Figure
+	}
+	view := struct {
+		S         *analyze.Summary
+		Verdict   string
+		Headline  string
+		Scenarios []scenarioView
+		Timeline  []Figure
+		Method    string
+		Resources []string
+		Figs      []Figure
+	}{Figs: figs, S: s, Verdict: Verdict(s), Headline: headline(s), Method: method(s), Resources: resourceNames}
+	for _, sc := range s.Scenarios {
+		v := scenarioView{Name: sc.Name, Stages: stagesOf(s, sc.Name)}
+		for _, f := range figs {
+			if f.Scenario == sc.Name {
+				v.Figures = append(v.Figures, f)
+			}
+		}
+		view.Scenarios = append(view.Scenarios, v)
+	}
+	for _, f := range figs {
+		if f.Scenario == "" {
+			view.Timeline = append(view.Timeline, f)
+		}
+	}
+	var b bytes.Buffer
+	if err := htmlTemplate.Execute(&b, view); err != nil {
+		return nil, fmt.Errorf("reports: report.html: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"num":     num,
+	"value":   valueText,
+	"boundOp": boundOp,
+	"stage":   stageText,
+	"pct":     func(v float64) string { return num(100*v, "") },
+	"png": func(f Figure) template.URL {
+		return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(f.PNG))
+	},
+	"evidence":   evidenceRows,
+	"figuresFor": figuresFor,
+	"ops":        opsOf,
+	"errors":     errorsText,
+	"res": func(st *analyze.Stage, name string) string {
+		r, ok := st.Resources[name]
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf("%s / %s", num(r.Mean, ""), num(r.Max, ""))
+	},
+	"hasRes": func(stages []*analyze.Stage, name string) bool {
+		for _, st := range stages {
+			if _, ok := st.Resources[name]; ok {
+				return true
+			}
+		}
+		return false
+	},
+	"lower": strings.ToLower,
+	"ttft": func(o *analyze.OpStats) string {
+		if o.TTFTMS == nil {
+			return "—"
+		}
+		return num(o.TTFTMS.P95, "")
+	},
+	"delta": deltaText,
+}).Parse(htmlSource))
+
+const htmlSource = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>loadtape report {{.S.Run.ID}}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1.5rem;color:#1d232a;background:#fff}
+h1{font-size:1.5rem;margin:.2rem 0 1rem}
+h2{border-bottom:2px solid #e3e7eb;padding-bottom:.3rem;margin-top:2.2rem}
+table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.9rem}
+th,td{border:1px solid #d7dde3;padding:.3rem .55rem;text-align:right;vertical-align:top}
+th{background:#f3f5f7}
+td.l,th.l{text-align:left}
+.verdict{font-size:1.3rem;font-weight:700;padding:1rem 1.2rem;border-radius:8px;margin-bottom:1rem}
+.verdict small{display:block;font-weight:400;font-size:.95rem;margin-top:.35rem}
+.v-pass{background:#dcf5e3;color:#14532d}.v-acceptable{background:#fff4cc;color:#713f12}.v-fail{background:#fde0e0;color:#7f1d1d}
+tr.pass td.verdict-cell{background:#dcf5e3}tr.acceptable td.verdict-cell{background:#fff4cc}tr.fail td.verdict-cell{background:#fde0e0}
+.finding{border:1px solid #d7dde3;border-left:6px solid #888;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
+.finding.high{border-left-color:#c62828}.finding.medium{border-left-color:#ef8f00}.finding.low{border-left-color:#607d8b}
+.finding h3{margin:.2rem 0 .4rem;font-size:1.1rem}
+.action{background:#f3f5f7;padding:.4rem .6rem;border-radius:4px}
+figure{margin:.8rem 0}figure img{max-width:100%;border:1px solid #e3e7eb}
+figcaption{font-size:.85rem;color:#555}
+.no{color:#b71c1c;font-weight:600}
+.muted{color:#666;font-size:.9rem}
+details summary{cursor:pointer;margin:.5rem 0}
+</style>
+</head>
+<body>
+<h1>Load test report: {{.S.Run.ID}}</h1>
+<div class="verdict v-{{lower .Verdict}}" id="verdict">{{.Verdict}}<small>{{.Headline}}</small></div>
+<p class="muted">Run {{.S.Run.ID}} from {{.S.Run.Started}} to {{.S.Run.Ended}}, time scale {{.S.Run.TimeScale}}{{if .S.Run.Interrupted}}, <span class="no">interrupted</span>{{end}}.</p>
+
+<h2>Targets</h2>
+{{if .S.Targets}}
+<table id="targets">
+<tr><th class="l">Target</th><th class="l">Stage</th><th>Value</th><th>Bound</th><th>Acceptable</th><th class="l">Verdict</th></tr>
+{{range .S.Targets}}<tr class="{{.Verdict}}"><td class="l">{{.Name}}</td><td class="l">{{stage .}}</td><td>{{value .Value .Unit}}</td><td>{{boundOp .}} {{num .Bound .Unit}}</td><td>{{boundOp .}} {{num .Acceptable .Unit}}</td><td class="l verdict-cell">{{.Verdict}}{{if .Note}} ({{.Note}}){{end}}</td></tr>
+{{end}}</table>
+{{else}}<p>The profile sets no targets.</p>{{end}}
+
+<h2>Findings</h2>
+{{if not .S.Findings}}<p id="no-findings">No bottleneck found: no detector fired on this run.</p>{{end}}
+{{range $i, $f := .S.Findings}}
+<div class="finding {{$f.Severity}}">
+<h3>{{$f.Kind}} — {{$f.Scenario}} ({{$f.Operation}}), severity {{$f.Severity}}</h3>
+<p>{{$f.Summary}}</p>
+<p class="action"><b>Action:</b> {{$f.Action}}</p>
+<table class="evidence"><tr><th class="l">Evidence</th><th class="l">Value</th></tr>
+{{range evidence $f.Evidence}}<tr><td class="l">{{index . 0}}</td><td class="l">{{index . 1}}</td></tr>{{end}}
+</table>
+{{range figuresFor $f $.Figs}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}
+</div>
+{{end}}
+
+{{with .S.Comparison}}
+<h2>Comparison with {{.Base.ID}}</h2>
+<p class="muted">{{.Test}}</p>
+{{if .Targets}}<table id="compare-targets"><tr><th class="l">Target</th><th>Base</th><th>New</th><th class="l">Base verdict</th><th class="l">New verdict</th></tr>
+{{range .Targets}}<tr class="{{.NewVerdict}}"><td class="l">{{.Name}}</td><td>{{value .Base .Unit}}</td><td>{{value .New .Unit}}</td><td class="l">{{.BaseVerdict}}</td><td class="l verdict-cell">{{.NewVerdict}}</td></tr>{{end}}
+</table>{{end}}
+<table id="compare-operations"><tr><th class="l">Scenario</th><th>Stage</th><th>Users</th><th class="l">Operation</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>RPS</th><th>Error %</th><th>p (latency)</th><th class="l">Verdict</th></tr>
+{{range .Operations}}<tr><td class="l">{{.Scenario}}</td><td>{{.Stage}}</td><td>{{.Users}}</td><td class="l">{{.Operation}}</td><td>{{delta .P50 1.0}}</td><td>{{delta .P95 1.0}}</td><td>{{delta .P99 1.0}}</td><td>{{delta .RPS 1.0}}</td><td>{{delta .ErrorRate 100.0}}</td><td>{{printf "%.3g" .LatencyP}}</td><td class="l">{{.Verdict}}</td></tr>{{end}}
+</table>
+<p><b>Findings that appeared:</b> {{range .Appeared}}{{.Kind}} ({{.Scenario}} {{.Operation}}); {{else}}none.{{end}}<br>
+<b>Findings that went away:</b> {{range .Gone}}{{.Kind}} ({{.Scenario}} {{.Operation}}); {{else}}none.{{end}}</p>
+{{end}}
+
+{{range .Scenarios}}{{$stages := .Stages}}
+<h2>Scenario {{.Name}}</h2>
+<table class="stages">
+<tr><th>Stage</th><th>Users</th><th>Window s</th><th>Trustworthy</th><th>Steady</th><th>Requests</th><th>RPS</th><th>Error %</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th>{{range $.Resources}}{{if hasRes $stages .}}<th>{{.}} mean / max</th>{{end}}{{end}}</tr>
+{{range .Stages}}{{$st := .}}{{with index .Operations "all"}}<tr><td>{{$st.Stage}} {{$st.Name}}</td><td>{{$st.Users}}</td><td>{{printf "%.1f" $st.WindowS}}</td><td>{{if $st.Trustworthy}}yes{{else}}<span class="no">no</span>{{end}}</td><td>{{if $st.Steady}}yes{{else}}<span class="no">no</span>{{end}}</td><td>{{.Count}}</td><td>{{num .RPS ""}}</td><td>{{pct .ErrorRate}}</td><td>{{num .LatencyMS.P50 ""}}</td><td>{{num .LatencyMS.P95 ""}}</td><td>{{num .LatencyMS.P99 ""}}</td><td>{{num .LatencyMS.Max ""}}</td>{{range $.Resources}}{{if hasRes $stages .}}<td>{{res $st .}}</td>{{end}}{{end}}</tr>{{end}}
+{{end}}</table>
+{{range .Stages}}{{range .Notes}}<p class="muted">Stage note: {{.}}</p>{{end}}{{end}}
+{{range .Figures}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}
+<details><summary>Operations per stage</summary>
+<table class="operations">
+<tr><th>Stage</th><th>Users</th><th class="l">Operation</th><th>Requests</th><th>RPS</th><th>Error %</th><th>avg ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>TTFT p95</th><th class="l">Errors</th></tr>
+{{range .Stages}}{{$st := .}}{{range ops .}}{{$o := index $st.Operations .}}<tr><td>{{$st.Stage}}</td><td>{{$st.Users}}</td><td class="l">{{.}}</td><td>{{$o.Count}}</td><td>{{num $o.RPS ""}}</td><td>{{pct $o.ErrorRate}}</td><td>{{num $o.LatencyMS.Avg ""}}</td><td>{{num $o.LatencyMS.P50 ""}}</td><td>{{num $o.LatencyMS.P90 ""}}</td><td>{{num $o.LatencyMS.P95 ""}}</td><td>{{num $o.LatencyMS.P99 ""}}</td><td>{{ttft $o}}</td><td class="l">{{errors $o.Errors}}</td></tr>{{end}}{{end}}
+</table>
+</details>
+{{end}}
+
+{{if .Timeline}}<h2>Timeline</h2>
+{{range .Timeline}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}{{end}}
+
+<h2>Method</h2>
+<p class="muted">{{.Method}}</p>
+</body>
+</html>
+`
