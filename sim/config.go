@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 )
 
@@ -237,7 +238,13 @@ func LoadConfig(path string) (Config, error) {
 func ParseConfig(name string, data []byte) (Config, error) {
 	cfg := DefaultConfig()
 	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
-		return Config{}, fmt.Errorf("%w: %s:%s", ErrConfig, name, oneLine(err))
+		msg := oneLine(err)
+		if !strings.HasPrefix(err.Error(), "[") {
+			// Some decode errors (a bad duration) come without a position:
+			// find the offending value among the tokens.
+			msg = fmt.Sprintf("%d: %s", lineOfValue(data, err.Error()), msg)
+		}
+		return Config{}, fmt.Errorf("%w: %s:%s", ErrConfig, name, msg)
 	}
 	if field, msg := cfg.check(); field != "" {
 		return Config{}, fmt.Errorf("%w: %s:%d: %s: %s", ErrConfig, name, lineOf(data, field), field, msg)
@@ -287,6 +294,23 @@ func lineOf(data []byte, field string) int {
 			break
 		}
 		p = p[:i]
+	}
+	return 0
+}
+
+// lineOfValue returns the line of the first scalar quoted in msg, such as
+// "soon" in `time: invalid duration "soon"`; 0 when none matches.
+func lineOfValue(data []byte, msg string) int {
+	i := strings.IndexByte(msg, '"')
+	j := strings.LastIndexByte(msg, '"')
+	if i < 0 || j <= i {
+		return 0
+	}
+	val := msg[i+1 : j]
+	for _, tk := range lexer.Tokenize(string(data)) {
+		if tk.Value == val && tk.Position != nil {
+			return tk.Position.Line
+		}
 	}
 	return 0
 }

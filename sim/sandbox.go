@@ -46,7 +46,8 @@ var lookalikes = map[rune]bool{
 // refusal classifies a path by its text alone; "" when it may be used.
 func refusal(p string) string {
 	switch {
-	case !utf8.ValidString(p):
+	case !utf8.ValidString(p) || strings.ContainsRune(p, utf8.RuneError):
+		// JSON decoding turns invalid bytes (overlong "%c0%ae" dots) into U+FFFD.
 		return "invalid UTF-8"
 	case strings.ContainsRune(p, 0):
 		return "null byte"
@@ -284,7 +285,7 @@ func newWorkspace(dir string) (string, func(), error) {
 	_ = os.Symlink("/etc", filepath.Join(dir, "links", "etc"))
 	_ = os.Symlink("../../outside-secret.txt", filepath.Join(dir, "links", "secret.txt"))
 	_ = os.Symlink("../README.md", filepath.Join(dir, "links", "readme.md")) // stays inside: allowed
-	_ = os.Symlink("..", filepath.Join(dir, "links", "up"))
+	_ = os.Symlink("../..", filepath.Join(dir, "links", "up"))               // the workspace's parent
 	_ = os.WriteFile(filepath.Join(dir, ".git", "info", "exclude"), []byte("links/\n"), 0o644)
 	_ = os.MkdirAll(filepath.Join(dir, "notes"), 0o755)
 	return dir, cleanup, nil
