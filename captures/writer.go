@@ -3,19 +3,15 @@ package captures
 import (
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // Writer defaults.
@@ -52,6 +48,12 @@ type WriterOptions struct {
 	MaxRows  int64             // roll after this many rows; 0 means DefaultMaxRows
 	MaxBytes int64             // roll after about this many bytes; 0 means DefaultMaxBytes
 	Metadata map[string]string // extra key-value metadata written into every file
+	// Start names the files (<start> in the name); zero means now. The
+	// sample generator sets it so regenerated files keep their names.
+	Start time.Time
+	// Files bounds the files written at once when Write outpaces one file
+	// goroutine; 0 means GOMAXPROCS.
+	Files int
 
 	// RowGroupBytes cuts row groups by compressed size; 0 means DefaultRowGroupBytes.
 	RowGroupBytes int64
@@ -70,11 +72,17 @@ type WriterStats struct {
 // Writer writes rows of one kind to a rolling series of Parquet files.
 //
 // Write only appends to an in-memory chunk under a short lock; full chunks
-// go to one goroutine that owns the open file, converts rows to Arrow,
-// encodes them and rolls the file every Roll, MaxRows or MaxBytes. A file is
-// written as .parquet.inprogress and renamed to .parquet only after it is
-// closed and fsynced, so a crash loses at most the rows of the current roll
-// interval and never damages a rolled file.
+// go to a file goroutine that owns an open file, converts rows to Arrow,
+// encodes and compresses them, and rolls the file every Roll, MaxRows or
+// MaxBytes. When one file goroutine cannot keep up (its queue is full), the
+// writer starts another, up to Files, each with its own file: compression is
+// what costs, and it then runs on several cores. A file is written as
+// .parquet.inprogress and renamed to .parquet only after it is closed and
+// fsynced, so a crash loses at most the rows of the current roll interval
+// and never damages a rolled file.
+//
+// Rows written from one goroutine keep their order within a file; across
+// files, and between goroutines, there is no order (sort by start_ns).
 type Writer[T Row] struct {
 	opts  WriterOptions
 	codec *codec[T]
@@ -88,24 +96,17 @@ type Writer[T Row] struct {
 	bufEpoch time.Time // when the oldest row in buf arrived
 	closed   bool
 	meta     map[string]string
-	err      error // first failure of the file goroutine; sticky
+	err      error // first failure of a file goroutine; sticky
 	stats    WriterStats
+	seq      int            // last file sequence number used
+	loops    int            // file goroutines started
 	sending  sync.WaitGroup // Write calls between taking a chunk and sending it
+	running  sync.WaitGroup // file goroutines
 
-	chunks chan chunk[T] // full chunks, to the file goroutine
-	wake   chan struct{} // tells the file goroutine that buf is no longer empty
-	done   chan struct{} // closed when the file goroutine ends
+	chunks chan chunk[T] // full chunks, to the file goroutines
+	wake   chan struct{} // tells a file goroutine that buf is no longer empty
 	once   sync.Once     // Close runs once
 	cerr   error         // Close's result
-
-	// Owned by the file goroutine.
-	f     *os.File
-	cw    *countingWriter
-	fw    *pqarrow.FileWriter
-	path  string    // .inprogress path of the open file
-	epoch time.Time // when the oldest row in the open file arrived
-	rows  int64     // rows in the open file
-	seq   int
 }
 
 // NewWriter creates opts.Dir if needed and starts the writer. No file is
@@ -130,6 +131,12 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 	if opts.RowGroupBytes <= 0 {
 		opts.RowGroupBytes = DefaultRowGroupBytes
 	}
+	if opts.Files <= 0 {
+		opts.Files = runtime.GOMAXPROCS(0)
+	}
+	if opts.Start.IsZero() {
+		opts.Start = time.Now()
+	}
 	mem := opts.Allocator
 	if mem == nil {
 		mem = memory.NewGoAllocator()
@@ -142,13 +149,12 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 		codec:  c,
 		mem:    mem,
 		props:  writerProps(mem),
-		start:  time.Now().UTC().Format("20060102T150405Z"),
+		start:  opts.Start.UTC().Format("20060102T150405Z"),
 		meta:   maps.Clone(opts.Metadata),
 		chunks: make(chan chunk[T], 4),
 		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
-	go w.loop()
+	w.grow()
 	return w, nil
 }
 
@@ -208,9 +214,28 @@ func (w *Writer[T]) Write(rows ...T) error {
 	c := w.take()
 	w.sending.Add(1)
 	w.mu.Unlock()
-	w.chunks <- c
+	select {
+	case w.chunks <- c:
+	default:
+		// The file goroutines are behind: add one, then wait our turn.
+		w.grow()
+		w.chunks <- c
+	}
 	w.sending.Done()
 	return nil
+}
+
+// grow starts another file goroutine unless Files are running.
+func (w *Writer[T]) grow() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loops >= w.opts.Files || w.closed && w.loops > 0 {
+		return
+	}
+	w.loops++
+	w.running.Add(1)
+	fl := &fileLoop[T]{w: w}
+	go fl.run()
 }
 
 // chunk is a batch of rows on its way to the file goroutine, with the
@@ -257,214 +282,12 @@ func (w *Writer[T]) Close() error {
 			w.chunks <- c
 		}
 		close(w.chunks)
-		<-w.done
+		w.running.Wait()
 		w.mu.Lock()
 		w.cerr = w.err
 		w.mu.Unlock()
 	})
 	return w.cerr
-}
-
-// loop is the file goroutine. It ends when Close closes w.chunks and every
-// chunk has been written and the last file rolled.
-func (w *Writer[T]) loop() {
-	defer close(w.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var armedFor time.Time // the deadline the timer is set to, zero when stopped
-	for {
-		select {
-		case c, ok := <-w.chunks:
-			if !ok {
-				w.finish()
-				return
-			}
-			w.write(c)
-		case <-w.wake:
-		case <-timer.C:
-			armedFor = time.Time{}
-			// Take the partial chunk and whatever is queued, so that the
-			// file rolled now holds every row written before the deadline.
-			w.mu.Lock()
-			partial := w.take()
-			w.mu.Unlock()
-			for more := true; more; {
-				select {
-				case c, ok := <-w.chunks:
-					if !ok {
-						w.write(partial)
-						w.finish()
-						return
-					}
-					w.write(c)
-				default:
-					more = false
-				}
-			}
-			w.write(partial)
-			if !w.failed() {
-				w.fail(w.roll())
-			}
-		}
-		// The next roll is due Roll after the oldest row not yet in a
-		// rolled file: the first of the open file, or the first buffered.
-		oldest := w.epoch
-		w.mu.Lock()
-		if !w.bufEpoch.IsZero() && (oldest.IsZero() || w.bufEpoch.Before(oldest)) {
-			oldest = w.bufEpoch
-		}
-		w.mu.Unlock()
-		switch {
-		case oldest.IsZero():
-			if !armedFor.IsZero() {
-				timer.Stop()
-				armedFor = time.Time{}
-			}
-		case !oldest.Add(w.opts.Roll).Equal(armedFor):
-			// Since Go 1.23 Reset discards a pending tick: no drain needed.
-			armedFor = oldest.Add(w.opts.Roll)
-			timer.Reset(time.Until(armedFor))
-		}
-	}
-}
-
-// finish rolls the last file, or after a failure leaves it as .inprogress.
-func (w *Writer[T]) finish() {
-	if w.failed() {
-		if w.f != nil {
-			w.f.Close()
-			w.f, w.fw, w.cw, w.epoch = nil, nil, nil, time.Time{}
-		}
-		return
-	}
-	w.fail(w.roll())
-}
-
-// write appends rows to the open file, opening and rolling files as the
-// row and byte bounds require. It reports whether all went well.
-func (w *Writer[T]) write(c chunk[T]) bool {
-	if w.failed() {
-		return false
-	}
-	rows := c.rows
-	for len(rows) > 0 {
-		if w.f == nil {
-			if err := w.open(); err != nil {
-				w.fail(err)
-				return false
-			}
-			w.epoch = c.epoch
-		}
-		n := min(int64(len(rows)), w.opts.MaxRows-w.rows)
-		rec := w.codec.record(w.mem, rows[:n])
-		err := w.fw.WriteBuffered(rec)
-		rec.Release()
-		if err != nil {
-			w.fail(fmt.Errorf("captures: %s: %w", w.path, err))
-			return false
-		}
-		w.rows += n
-		rows = rows[n:]
-		if w.fw.RowGroupTotalCompressedBytes() >= w.opts.RowGroupBytes {
-			if err := w.fw.NewBufferedRowGroupChecked(); err != nil {
-				w.fail(fmt.Errorf("captures: %s: %w", w.path, err))
-				return false
-			}
-		}
-		if w.rows >= w.opts.MaxRows || w.cw.n+w.fw.RowGroupTotalCompressedBytes() >= w.opts.MaxBytes {
-			if err := w.roll(); err != nil {
-				w.fail(err)
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// open creates the next .inprogress file. O_EXCL keeps two writers that
-// share a prefix and a start second from writing into one file.
-func (w *Writer[T]) open() error {
-	for {
-		w.seq++
-		name := fmt.Sprintf("%s-%s-%06d", w.opts.Prefix, w.start, w.seq)
-		path := filepath.Join(w.opts.Dir, name+InProgressExt)
-		if _, err := os.Stat(filepath.Join(w.opts.Dir, name+Ext)); err == nil {
-			continue
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("captures: %w", err)
-		}
-		// The counting writer is not an io.Closer, so pqarrow's Close
-		// leaves the file open for the fsync that must come first.
-		cw := &countingWriter{w: f}
-		fw, err := pqarrow.NewFileWriter(w.codec.schema, cw, w.props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-		if err != nil {
-			f.Close()
-			os.Remove(path)
-			return fmt.Errorf("captures: %s: %w", path, err)
-		}
-		w.f, w.cw, w.fw, w.path, w.rows = f, cw, fw, path, 0
-		return nil
-	}
-}
-
-// roll finishes the open file: footer with metadata, fsync, close, rename
-// to .parquet, fsync of the directory so the rename survives a power cut.
-func (w *Writer[T]) roll() error {
-	if w.f == nil {
-		return nil
-	}
-	f, fw, path, rows := w.f, w.fw, w.path, w.rows
-	w.f, w.fw, w.cw, w.epoch = nil, nil, nil, time.Time{}
-	w.mu.Lock()
-	meta := maps.Clone(w.meta)
-	w.mu.Unlock()
-	fail := func(err error) error {
-		f.Close()
-		return fmt.Errorf("captures: %s: %w", path, err)
-	}
-	kv := map[string]string{MetaSchema: strconv.Itoa(SchemaVersion), MetaKind: string(w.codec.kind)}
-	for k, v := range meta {
-		if _, reserved := kv[k]; !reserved {
-			kv[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(kv)) {
-		if err := fw.AppendKeyValueMetadata(k, kv[k]); err != nil {
-			return fail(err)
-		}
-	}
-	if err := fw.Close(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("captures: %s: %w", path, err)
-	}
-	final := path[:len(path)-len(InProgressExt)] + Ext
-	if err := os.Rename(path, final); err != nil {
-		return fmt.Errorf("captures: %w", err)
-	}
-	if d, err := os.Open(w.opts.Dir); err == nil {
-		d.Sync() // best effort: not every file system syncs directories
-		d.Close()
-	}
-	w.mu.Lock()
-	w.stats.Rows += rows
-	w.stats.Files++
-	w.stats.Bytes += st.Size()
-	w.mu.Unlock()
-	return nil
 }
 
 func (w *Writer[T]) fail(err error) {
@@ -482,16 +305,4 @@ func (w *Writer[T]) failed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err != nil
-}
-
-// countingWriter counts bytes on their way to the file, for MaxBytes.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package captures_test
+
+const raceEnabled = false
