@@ -29,6 +29,9 @@ func (f *analyzeFlags) register(cmd *cobra.Command) {
 }
 
 func (f *analyzeFlags) options(runs []string) (analyze.Options, error) {
+	if f.out == "" {
+		return analyze.Options{}, badInput(errors.New("--out DIR is required: the directory for the reports"))
+	}
 	if f.warmupFraction < 0 || f.warmupFraction >= 1 || f.warmupMax < 0 {
 		return analyze.Options{}, badInput(fmt.Errorf("--warmup-fraction %v / --warmup-max %v: want a share in [0, 1) and a duration ≥ 0", f.warmupFraction, f.warmupMax))
 	}
