@@ -110,7 +110,7 @@ func (v *vu) handshake(st *stageWindow, intended time.Time) (time.Time, bool) {
 	r := v.base(st, "mcp.initialize", e, intended)
 	b, id := v.mcp.rewrite(body)
 	o := &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: b, rpcID: id}
-	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, nil, s.rp.profile.Classify, false)
 	ok := r.ErrorKind == ""
 	if ok {
@@ -130,7 +130,7 @@ func (v *vu) handshake(st *stageWindow, intended time.Time) (time.Time, bool) {
 	}
 	r = v.base(st, "mcp.notifications/initialized", nil, endOf(&r))
 	o = &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: initializedNote}
-	resp = send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	resp = send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, nil, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	v.mcp.ready = r.ErrorKind == ""
@@ -175,7 +175,7 @@ func (v *vu) doMCP(st *stageWindow, op string, x *captures.Exchange, body []byte
 		if o.method == "" {
 			o.method = http.MethodPost
 		}
-		resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+		resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
 		expired := resp != nil && resp.status == http.StatusNotFound && v.mcp.session != ""
 		judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, probe)
 		if expired {
@@ -233,7 +233,7 @@ func (v *vu) endMCP(st *stageWindow, op string, e *entry, intended time.Time) ti
 	h := v.mcpHeaders(e.ex)
 	h.Del("Content-Type")
 	o := &outgoing{method: http.MethodDelete, url: s.tgt.url(e.ex), header: h}
-	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	v.mcp.ready = false

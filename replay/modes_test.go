@@ -16,7 +16,7 @@ import (
 )
 
 func TestSessionsModeKeepsOrder(t *testing.T) {
-	t.Parallel()
+	// Not parallel: timing-sensitive load on a 2-core machine.
 	up := newUpstream(t, 0)
 	prof := mustProfile(t, `
 scenarios:
@@ -69,7 +69,7 @@ scenarios:
 // and 2/2: the shards' users are disjoint, together the unsharded set, and
 // each user makes the same choices whichever shard runs it.
 func TestShardsMakeTheWhole(t *testing.T) {
-	t.Parallel()
+	// Not parallel: timing-sensitive load on a 2-core machine.
 	prof := `
 scenarios:
   g:
@@ -119,7 +119,7 @@ scenarios:
 }
 
 func TestOpenModeRateAndDrops(t *testing.T) {
-	t.Parallel()
+	// Not parallel: timing-sensitive load on a 2-core machine.
 	up := newUpstream(t, 0)
 	slow := newUpstream(t, 300*time.Millisecond)
 	prof := mustProfile(t, `

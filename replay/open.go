@@ -23,6 +23,9 @@ func (s *scenarioRun) runOpen() {
 	var wg sync.WaitGroup
 	states := &mcpPool{}
 	shard, of := s.rp.shard.i-1, s.rp.shard.n
+	// Arrivals are independent of stages: one in flight at a stage's end
+	// runs on, and only the scenario's (or the run's) end cuts it off.
+	reqCtx := s.stages[len(s.stages)-1].ctx
 	for k := range s.stages {
 		st := &s.stages[k]
 		h := fnv.New64a()
@@ -71,12 +74,12 @@ func (s *scenarioRun) runOpen() {
 				defer wg.Done()
 				defer inflight.Add(-1)
 				if e != nil && e.ex.RPCMethod == "" {
-					v.do(st, op, e, at, probeIdx)
+					v.do(st, reqCtx, op, e, at, probeIdx)
 					return
 				}
 				// MCP in open mode: borrow an idle live session, or start one.
 				v.mcp = states.get()
-				v.do(st, op, e, at, probeIdx)
+				v.do(st, reqCtx, op, e, at, probeIdx)
 				states.put(v.mcp)
 			}(at)
 		}

@@ -94,6 +94,10 @@ type vu struct {
 	mcp  *mcpState
 
 	inflight int32 // open mode: requests in flight when this arrival started
+
+	// ctx is what the request being sent runs under: it ends when the user
+	// stops, cutting the request off.
+	ctx context.Context
 }
 
 // runVU is a closed- or sessions-mode virtual user for the whole scenario;
@@ -126,6 +130,14 @@ func (s *scenarioRun) runVU(idx int) {
 			}
 		}
 		prevUsers = st.users
+		// A request in flight at the stage's end runs on while its user
+		// stays active in the next stage; it is cut off only when the user
+		// stops (a smaller stage, the last stage's end, the run's end).
+		last := k
+		for last+1 < len(s.stages) && idx < s.stages[last+1].users {
+			last++
+		}
+		reqCtx := s.stages[last].ctx
 		s.active.Add(1)
 		for st.ctx.Err() == nil {
 			if !sleepUntil(st.ctx, nextAt) {
@@ -147,7 +159,7 @@ func (s *scenarioRun) runVU(idx int) {
 			}
 			probeIdx := v.rng.IntN(len(traversalPaths))
 			d := s.think(v.rng, e)
-			end := v.do(st, op, e, nextAt, probeIdx)
+			end := v.do(st, reqCtx, op, e, nextAt, probeIdx)
 			if sess != nil {
 				pos++
 				if pos == len(sess) {
@@ -211,8 +223,9 @@ func (v *vu) base(st *stageWindow, op string, e *entry, intended time.Time) capt
 
 // do sends one operation (and, for MCP, whatever handshake it needs), one
 // result row per request sent. It returns when the last response ended.
-func (v *vu) do(st *stageWindow, op string, e *entry, intended time.Time, probeIdx int) time.Time {
+func (v *vu) do(st *stageWindow, ctx context.Context, op string, e *entry, intended time.Time, probeIdx int) time.Time {
 	s := v.s
+	v.ctx = ctx
 	if op == SandboxProbe {
 		return v.doMCP(st, op, s.sp.probe.ex, s.sp.probe.body(probeIdx), intended, true)
 	}
@@ -225,7 +238,7 @@ func (v *vu) do(st *stageWindow, op string, e *entry, intended time.Time, probeI
 	}
 	r := v.base(st, op, e, intended)
 	o := &outgoing{method: x.Method, url: s.tgt.url(x), header: headers(x, s.rp.headers), body: x.ReqBody}
-	resp := send(st.ctx, s.rp.client, s.rp.timeout, o, &r)
+	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	return endOf(&r)
