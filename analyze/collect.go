@@ -3,8 +3,10 @@ package analyze
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
@@ -338,10 +340,25 @@ func histQuantile(h *[histBins]uint32, p float64) float64 {
 
 // finish turns the accumulators into stages, in run.json's order.
 func (c *collector) finish() []*Stage {
-	out := make([]*Stage, 0, len(c.order))
-	for _, k := range c.order {
-		out = append(out, c.stages[k].finish(c.warm))
+	// Stages are independent and finishing one is mostly sorting: one
+	// goroutine per CPU; each ends when the indices run out.
+	out := make([]*Stage, len(c.order))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, len(c.order))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = c.stages[c.order[i]].finish(c.warm)
+			}
+		}()
 	}
+	for i := range c.order {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	return out
 }
 
@@ -372,6 +389,7 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	}
 	slices.Sort(names)
 	all := &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
+	var ok, ttfb, ttft, itl, tpot, lag [][]int64
 	for _, name := range names {
 		op := st.ops[name]
 		all.count += op.count
@@ -384,14 +402,14 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 				all.errText[k] = v
 			}
 		}
-		all.ok = append(all.ok, op.ok...)
-		all.ttfb = append(all.ttfb, op.ttfb...)
-		all.ttft = append(all.ttft, op.ttft...)
-		all.itl = append(all.itl, op.itl...)
-		all.tpot = append(all.tpot, op.tpot...)
-		all.lag = append(all.lag, op.lag...)
-		s.Operations[name] = op.stats(s.WindowS)
+		s.Operations[name] = op.stats(s.WindowS) // sorts op's slices
+		ok, ttfb, ttft = append(ok, op.ok), append(ttfb, op.ttfb), append(ttft, op.ttft)
+		itl, tpot, lag = append(itl, op.itl), append(tpot, op.tpot), append(lag, op.lag)
 	}
+	// All operations together: merging the sorted slices is linear where
+	// sorting their concatenation again would not be.
+	all.ok, all.ttfb, all.ttft = mergeSorted(ok), mergeSorted(ttfb), mergeSorted(ttft)
+	all.itl, all.tpot, all.lag = mergeSorted(itl), mergeSorted(tpot), mergeSorted(lag)
 	s.Operations[AllOps] = all.stats(s.WindowS)
 	s.Steady = st.steady()
 	if !s.Steady {
@@ -441,4 +459,38 @@ func (st *stageAcc) steady() bool {
 	last := (y[len(y)-1] + y[len(y)-2] + y[len(y)-3]) / 3
 	_, b, r2 := linReg(x, y)
 	return !(last > 1.5*first && b > 0 && r2 >= 0.6)
+}
+
+// mergeSorted merges sorted slices into one new sorted slice.
+func mergeSorted(parts [][]int64) []int64 {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]int64, 0, n)
+	for len(parts) > 0 {
+		if len(parts) == 1 {
+			return append(out, parts[0]...)
+		}
+		// With a handful of operations a linear scan for the smallest head
+		// beats a heap.
+		best := -1
+		for i, p := range parts {
+			if len(p) > 0 && (best < 0 || p[0] < parts[best][0]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out = append(out, parts[best][0])
+		parts[best] = parts[best][1:]
+		if len(parts[best]) == 0 {
+			parts = append(parts[:best], parts[best+1:]...)
+		}
+	}
+	return out
 }
