@@ -1,0 +1,201 @@
+// Package demo runs loadtape's whole pipeline on one machine: it starts the
+// simulated AI suite, records a scripted user population through the
+// recording proxy, replays the capture with the seed plan's three scenarios
+// while the monitor samples the host and the sim's GPU metrics, analyses the
+// run and writes the reports. It is the one package that joins all stages,
+// in the order data flows: sim → proxy → captures → replay → analyze → reports.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/loadtape/loadtape/analyze"
+	"github.com/loadtape/loadtape/proxy"
+	"github.com/loadtape/loadtape/replay"
+	"github.com/loadtape/loadtape/reports"
+	"github.com/loadtape/loadtape/sim"
+)
+
+// Time scales. The seed plan's gateway scenario lasts 32 minutes (a 2-minute
+// baseline, three 5-minute levels and a 15-minute stress level); the three
+// scenarios run at the same time, so the run lasts the gateway's 32 minutes
+// times the scale. The sim's service times are scaled by the same factor, so
+// the queues, and the user counts at which bottlenecks appear, are those of
+// the unscaled plan.
+const (
+	DefaultTimeScale = 0.07  // 32 min → about 2 min 15 s of replay
+	QuickTimeScale   = 0.025 // 32 min → 48 s of replay
+)
+
+// Options configure a demo run. Zero values mean the defaults.
+type Options struct {
+	Out       string  // output directory; "out/demo" when empty
+	Quick     bool    // the short run of the end-to-end test (at most 90 s)
+	Healthy   bool    // the sim's healthy configuration: no bottleneck should be found
+	TimeScale float64 // overrides the scale chosen by Quick
+	Seed      int64
+	Progress  io.Writer // progress lines; nil discards them
+	Version   string
+}
+
+// Result is what a demo produced.
+type Result struct {
+	Captures string // capture directory
+	Run      string // run directory
+	Report   string // report directory
+	Summary  *analyze.Summary
+	Recorded proxy.Totals
+}
+
+// Run executes the whole pipeline. It returns the summary even when targets
+// missed; the caller decides what that means for the exit code.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	out := opts.Out
+	if out == "" {
+		out = filepath.Join("out", "demo")
+	}
+	scale := opts.TimeScale
+	if scale == 0 {
+		scale = DefaultTimeScale
+		if opts.Quick {
+			scale = QuickTimeScale
+		}
+	}
+	logw := opts.Progress
+	if logw == nil {
+		logw = io.Discard
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(logw, "demo: "+format+"\n", args...) }
+
+	res := &Result{
+		Captures: filepath.Join(out, "captures"),
+		Run:      filepath.Join(out, "run"),
+		Report:   filepath.Join(out, "report"),
+	}
+	// A demo re-run replaces the previous one; stale result files would be
+	// read as part of the new run.
+	for _, dir := range []string{res.Captures, res.Run, res.Report} {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("demo: clearing %s: %w", dir, err)
+		}
+	}
+
+	cfg := sim.DefaultConfig()
+	kind := "default (planted bottlenecks)"
+	if opts.Healthy {
+		cfg = sim.HealthyConfig()
+		kind = "healthy"
+	}
+	cfg.TimeScale = scale
+	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
+	if err != nil {
+		return nil, fmt.Errorf("demo: starting the sim: %w", err)
+	}
+	defer suite.Close()
+	urls := suite.URLs()
+	say("sim (%s, time scale %g): gateway %s, rag %s, mcp %s", kind, scale, urls["gateway"], urls["rag"], urls["mcp"])
+
+	totals, err := record(ctx, urls, res.Captures, opts.Seed, logw)
+	if err != nil {
+		return nil, err
+	}
+	res.Recorded = totals
+	say("recorded %d exchanges (%d dropped) into %s", totals.Written, totals.Dropped, res.Captures)
+
+	profile, err := replay.ParseProfile(replay.SeedPlanProfile(), "profile init")
+	if err != nil {
+		return nil, fmt.Errorf("demo: the seed plan's profile: %w", err)
+	}
+	scaleTargets(profile, scale)
+	monitors := []string{"host", "prom=" + strings.TrimRight(urls["gateway"], "/") + "/metrics", "nvml"}
+	say("replaying the seed plan's three scenarios at the same time (about %s)", planLength(profile, scale).Round(time.Second))
+	if _, err := replay.Run(ctx, replay.Options{
+		Captures:  []string{res.Captures},
+		Profile:   profile,
+		Targets:   urls,
+		Out:       res.Run,
+		Seed:      opts.Seed,
+		TimeScale: scale,
+		Monitor:   monitors,
+		Progress:  logw,
+		Version:   opts.Version,
+	}); err != nil {
+		return nil, fmt.Errorf("demo: replay: %w", err)
+	}
+
+	say("analysing %s", res.Run)
+	sum, err := analyze.Analyze(analyze.Options{Runs: []string{res.Run}})
+	if err != nil {
+		return nil, fmt.Errorf("demo: analyze: %w", err)
+	}
+	res.Summary = sum
+	if err := reports.Write(res.Report, sum); err != nil {
+		return nil, fmt.Errorf("demo: reports: %w", err)
+	}
+	return res, nil
+}
+
+// record puts the recording proxy in front of the sim and drives a scripted
+// user population through it, so that the capture holds every operation the
+// plan's mixes name, MCP sessions included.
+func record(ctx context.Context, urls map[string]string, dir string, seed int64, logw io.Writer) (proxy.Totals, error) {
+	var routes []proxy.Route
+	for _, svc := range []string{"gateway", "rag", "mcp"} {
+		rt, err := proxy.ParseRoute(svc + "@127.0.0.1:0=" + urls[svc])
+		if err != nil {
+			return proxy.Totals{}, fmt.Errorf("demo: route for %s: %w", svc, err)
+		}
+		routes = append(routes, rt)
+	}
+	rec, err := proxy.New(proxy.Options{Routes: routes, Out: dir, Log: logw, LiveEvery: -1})
+	if err != nil {
+		return proxy.Totals{}, fmt.Errorf("demo: recording proxy: %w", err)
+	}
+	if err := rec.Start(); err != nil {
+		return proxy.Totals{}, fmt.Errorf("demo: recording proxy: %w", err)
+	}
+	via := map[string]string{}
+	for name, addr := range rec.Addrs() {
+		via[name] = "http://" + addr
+	}
+	client := &sim.Client{Targets: via, Users: 6, Seed: seed, Think: 20 * time.Millisecond, ProbeShare: 0.05}
+	stats, runErr := client.Run(ctx, recordFor)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	totals, err := rec.Shutdown(shutCtx)
+	if runErr != nil && !errors.Is(runErr, context.DeadlineExceeded) {
+		return totals, fmt.Errorf("demo: scripted users: %w", runErr)
+	}
+	if err != nil {
+		return totals, fmt.Errorf("demo: closing the capture: %w", err)
+	}
+	if stats.Requests == 0 {
+		return totals, errors.New("demo: the scripted users made no request")
+	}
+	return totals, nil
+}
+
+// recordFor is how long the scripted users run through the proxy: long
+// enough for every operation of the plan's mixes to appear many times.
+const recordFor = 4 * time.Second
+
+// planLength is how long the replay lasts: the scenarios run at the same
+// time, so the longest one.
+func planLength(p *replay.Profile, scale float64) time.Duration {
+	var longest time.Duration
+	for _, sc := range p.Scenarios {
+		var d time.Duration
+		for _, st := range sc.Stages {
+			d += st.Duration.D()
+		}
+		longest = max(longest, d)
+	}
+	return time.Duration(float64(longest) * scale)
+}
