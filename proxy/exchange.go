@@ -44,6 +44,7 @@ type exchange struct {
 
 	errText string
 	aborted bool
+	queued  int64 // bytes counted against the queue bound
 
 	once sync.Once
 }
@@ -256,8 +257,10 @@ func sessionKey(req, resp http.Header, ruleHeader, client string) string {
 	if v := req.Get("Authorization"); v != "" {
 		return "auth:" + hashHex(v)[:16]
 	}
-	if v := req.Get("X-Api-Key"); v != "" {
-		return "auth:" + hashHex(v)[:16]
+	for _, k := range []string{"X-Api-Key", "Api-Key"} {
+		if v := req.Get(k); v != "" {
+			return "auth:" + hashHex(v)[:16]
+		}
 	}
 	return "client:" + client
 }

@@ -168,7 +168,10 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 	if t := x.resp; t != nil {
 		e.RespBody, e.RespSize = t.buf, t.size
 		e.RespTruncated = t.size > int64(len(t.buf))
-		e.DurationNS = t.last.Sub(x.start).Nanoseconds()
+		e.DurationNS = e.TTFBNS // no byte arrived
+		if !t.last.IsZero() {
+			e.DurationNS = t.last.Sub(x.start).Nanoseconds()
+		}
 		e.Stream = t.frame != frameNone
 		e.ChunkOffsetsNS = t.offsets
 	} else {

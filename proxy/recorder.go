@@ -426,6 +426,7 @@ func (r *Recorder) forwardHandler() http.Handler {
 func (r *Recorder) enqueue(x *exchange) {
 	r.exchanges.Add(1)
 	size := x.bytes()
+	x.queued = size
 	r.qmu.RLock()
 	defer r.qmu.RUnlock()
 	if r.qclosed || r.queuedBytes.Load()+size > r.opts.QueueBytes {
@@ -443,7 +444,8 @@ func (r *Recorder) enqueue(x *exchange) {
 func (x *exchange) bytes() int64 {
 	n := int64(512)
 	if x.reqBody != nil {
-		n += int64(len(x.reqBody.buf))
+		body, _, _ := x.reqBody.snapshot()
+		n += int64(len(body))
 	}
 	if x.resp != nil {
 		n += int64(len(x.resp.buf) + len(x.resp.tail) + 8*len(x.resp.offsets))
@@ -479,7 +481,7 @@ func (r *Recorder) writeLoop() {
 				flush()
 				return
 			}
-			r.queuedBytes.Add(-x.bytes())
+			r.queuedBytes.Add(-x.queued)
 			batch = append(batch, r.row(x))
 			if len(batch) >= batchMax {
 				flush()
