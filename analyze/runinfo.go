@@ -140,6 +140,9 @@ func thinkSeconds(raw json.RawMessage) (float64, bool) {
 	if json.Unmarshal(raw, &m) != nil {
 		return 0, false
 	}
+	if len(m) == 0 {
+		return 0, true // no think: users send back to back
+	}
 	for k, v := range m {
 		switch strings.ToLower(k) {
 		case "uniform":
