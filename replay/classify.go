@@ -77,14 +77,14 @@ func judge(r *captures.Result, resp *response, checks []Check, rules []ClassifyR
 // isVectorTimeout: a 408, or a 5xx with timeout wording, from a RAG
 // operation or with vector-store wording (Qdrant's errors pass through).
 func isVectorTimeout(op string, resp *response) bool {
-	fromStore := strings.HasPrefix(op, "rag.") || vectorStoreText.Match(resp.body)
-	switch {
-	case resp.status == 408:
-		return fromStore
-	case resp.status >= 500:
-		return fromStore && vectorTimeoutText.Match(resp.body)
+	if resp.status != 408 && resp.status < 500 {
+		return false
 	}
-	return false
+	fromStore := strings.HasPrefix(op, "rag.") || vectorStoreText.Match(resp.body)
+	if resp.status == 408 {
+		return fromStore
+	}
+	return fromStore && vectorTimeoutText.Match(resp.body)
 }
 
 // rpcError returns the JSON-RPC error of an MCP answer, "" when none.

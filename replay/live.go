@@ -32,11 +32,12 @@ const (
 // goroutine (observe) and read by its own ticker goroutine, so sending
 // never waits for it.
 type live struct {
-	out   io.Writer
-	tty   bool
-	mu    sync.Mutex
-	stats map[string]*liveStage // "scenario/stage"
-	runs  []*scenarioRun
+	out    io.Writer
+	tty    bool
+	mu     sync.Mutex
+	stats  map[string]*liveStage // "scenario/stage"
+	series map[obsKey]*obsSeries
+	runs   []*scenarioRun
 
 	requests, errors atomic.Int64
 
@@ -77,23 +78,49 @@ func newLive(out io.Writer, p *plan) *live {
 	return l
 }
 
+// obsKey and obsSeries cache the per-row lookups of observe: formatting a
+// key and resolving Prometheus label values for every row would cost more
+// than the rest of the bookkeeping.
+type obsKey struct {
+	scenario, operation, kind string
+	stage                     int32
+}
+
+type obsSeries struct {
+	stage *liveStage
+	reqs  prometheus.Counter
+	dur   prometheus.Observer
+	lag   prometheus.Observer
+}
+
 // observe takes a batch of written rows (sink goroutine).
 func (l *live) observe(rows []captures.Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.series == nil {
+		l.series = map[obsKey]*obsSeries{}
+	}
+	var errs int64
 	for i := range rows {
 		r := &rows[i]
-		l.requests.Add(1)
-		key := fmt.Sprintf("%s/%d", r.Scenario, r.Stage)
-		ls := l.stats[key]
-		if ls == nil {
-			ls = &liveStage{recent: make([]float64, 0, 256)}
-			l.stats[key] = ls
+		k := obsKey{r.Scenario, r.Operation, r.ErrorKind, r.Stage}
+		se := l.series[k]
+		if se == nil {
+			key := fmt.Sprintf("%s/%d", r.Scenario, r.Stage)
+			ls := l.stats[key]
+			if ls == nil {
+				ls = &liveStage{recent: make([]float64, 0, 256)}
+				l.stats[key] = ls
+			}
+			se = &obsSeries{stage: ls, reqs: l.reqs.WithLabelValues(r.Scenario, r.Operation, r.ErrorKind),
+				dur: l.dur.WithLabelValues(r.Scenario, r.Operation), lag: l.lag.WithLabelValues(r.Scenario)}
+			l.series[k] = se
 		}
+		ls := se.stage
 		ls.count++
 		if r.ErrorKind != "" {
 			ls.errs++
-			l.errors.Add(1)
+			errs++
 		}
 		sec := float64(r.DurationNS) / 1e9
 		if len(ls.recent) < recentKeep {
@@ -102,12 +129,14 @@ func (l *live) observe(rows []captures.Result) {
 			ls.recent[ls.next%recentKeep] = sec
 			ls.next++
 		}
-		l.reqs.WithLabelValues(r.Scenario, r.Operation, r.ErrorKind).Inc()
+		se.reqs.Inc()
 		if r.ErrorKind != captures.ErrDropped {
-			l.dur.WithLabelValues(r.Scenario, r.Operation).Observe(sec)
-			l.lag.WithLabelValues(r.Scenario).Observe(float64(r.StartNS-r.IntendedNS) / 1e9)
+			se.dur.Observe(sec)
+			se.lag.Observe(float64(r.StartNS-r.IntendedNS) / 1e9)
 		}
 	}
+	l.requests.Add(int64(len(rows)))
+	l.errors.Add(errs)
 }
 
 // logf prints a plain line, above the bars on a terminal.

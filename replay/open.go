@@ -21,6 +21,8 @@ import (
 func (s *scenarioRun) runOpen() {
 	var inflight atomic.Int32
 	var wg sync.WaitGroup
+	workers := newWorkers(s.sc.workerLimit(), s.sc.MaxInFlight+1)
+	defer workers.close()
 	states := &mcpPool{}
 	shard, of := s.rp.shard.i-1, s.rp.shard.n
 	// Arrivals are independent of stages: one in flight at a stage's end
@@ -70,7 +72,8 @@ func (s *scenarioRun) runOpen() {
 			}
 			v.inflight = n
 			wg.Add(1)
-			go func(at time.Time) {
+			at := at // the loop moves on before the job runs
+			job := func() {
 				defer wg.Done()
 				defer inflight.Add(-1)
 				if e != nil && e.ex.RPCMethod == "" {
@@ -81,7 +84,8 @@ func (s *scenarioRun) runOpen() {
 				v.mcp = states.get()
 				v.do(st, reqCtx, op, e, at, probeIdx)
 				states.put(v.mcp)
-			}(at)
+			}
+			workers.run(job)
 		}
 		// Wait for the stage's end even when the schedule ran out early.
 		<-st.ctx.Done()
@@ -116,4 +120,96 @@ func (p *mcpPool) put(m *mcpState) {
 	p.mu.Lock()
 	p.idle = append(p.idle, m)
 	p.mu.Unlock()
+}
+
+// workers runs open-mode requests on goroutines that live on between
+// requests: a fresh goroutine per arrival would grow its stack through the
+// HTTP client every time. Arrivals queue for a worker; a new worker starts
+// when none is idle, up to limit. The limit matters when the machine, not
+// the target, is the bottleneck: unbounded workers would each open a
+// connection and the dial storm would starve the sending itself, while
+// bounded ones keep the connections warm and let the queue show up as send
+// lag (and max_in_flight as drops).
+type workers struct {
+	jobs  chan func()
+	idle  atomic.Int32
+	count atomic.Int32
+	limit int32
+	wg    sync.WaitGroup
+}
+
+const workerIdle = 2 * time.Second
+
+func newWorkers(limit, queue int) *workers {
+	return &workers{jobs: make(chan func(), queue), limit: int32(limit)}
+}
+
+func (w *workers) run(job func()) {
+	if w.idle.Load() == 0 && w.count.Load() < w.limit {
+		w.count.Add(1)
+		w.wg.Add(1)
+		go w.loop(job)
+		return
+	}
+	w.jobs <- job // never blocks: the queue holds every job that can be out at once
+	if w.count.Load() == 0 {
+		// The last worker ended between our look at idle and the send.
+		w.count.Add(1)
+		w.wg.Add(1)
+		go w.loop(func() {})
+	}
+}
+
+// call runs job on a worker and waits for it. Closed-mode users send this
+// way so that the deep stack of an HTTP round trip grows on the few workers
+// in use at a time, not on each of 10,000 mostly sleeping users.
+func (w *workers) call(job func()) {
+	done := make(chan struct{})
+	w.run(func() {
+		defer close(done)
+		job()
+	})
+	<-done
+}
+
+// loop ends after workerIdle without work, or when close is called.
+func (w *workers) loop(job func()) {
+	defer w.wg.Done()
+	defer w.count.Add(-1)
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		job()
+		w.idle.Add(1)
+		t.Reset(workerIdle)
+		select {
+		case j, ok := <-w.jobs:
+			w.idle.Add(-1)
+			if !ok {
+				return
+			}
+			job = j
+		case <-t.C:
+			w.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// close lets every idle worker end and waits for them.
+func (w *workers) close() {
+	close(w.jobs)
+	w.wg.Wait()
+}
+
+// DefaultOpenWorkers bounds the goroutines sending open-mode arrivals when
+// a scenario does not set `workers`.
+const DefaultOpenWorkers = 512
+
+func (sc *Scenario) workerLimit() int {
+	n := sc.Workers
+	if n <= 0 {
+		n = DefaultOpenWorkers
+	}
+	return min(n, sc.MaxInFlight)
 }

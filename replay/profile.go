@@ -55,6 +55,7 @@ type Scenario struct {
 	Mix         map[string]float64 `yaml:"mix" json:"mix,omitempty"`
 	Arrivals    string             `yaml:"arrivals" json:"arrivals,omitempty"` // open mode: poisson (default) or constant
 	MaxInFlight int                `yaml:"max_in_flight" json:"max_in_flight,omitempty"`
+	Workers     int                `yaml:"workers" json:"workers,omitempty"` // open mode: most requests sent at once; default DefaultOpenWorkers
 	Checks      []Check            `yaml:"checks" json:"checks,omitempty"`
 	Health      string             `yaml:"health" json:"health,omitempty"` // health path; default /health when the capture has it
 }
@@ -275,6 +276,9 @@ func (p *Profile) validate() error {
 		case "poisson", "constant":
 		default:
 			return p.errAt(at("arrivals"), "scenario %q: arrivals %q, want poisson or constant", name, s.Arrivals)
+		}
+		if s.Workers < 0 {
+			return p.errAt(at("workers"), "scenario %q: workers must be >= 0", name)
 		}
 		if s.MaxInFlight < 0 {
 			return p.errAt(at("max_in_flight"), "scenario %q: max_in_flight must be >= 0", name)

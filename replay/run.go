@@ -54,6 +54,10 @@ type Options struct {
 	MetricsAddr  string        // serve live Prometheus metrics here when set
 	Progress     io.Writer     // live view; a terminal gets progress bars; nil = none
 	Version      string        // loadtape version for run.json
+
+	// resultWriter replaces the Parquet results writer (benchmarks of a
+	// slow disk).
+	resultWriter rowWriter
 }
 
 // RunInfo is what a finished run reports; run.json holds the same and more.
@@ -267,9 +271,13 @@ func Run(ctx context.Context, opts Options) (*RunInfo, error) {
 	}
 
 	id := runID()
-	rw, err := captures.NewWriter[captures.Result](captures.WriterOptions{Dir: opts.Out, Prefix: "results", Metadata: map[string]string{"loadtape.run": id}})
-	if err != nil {
-		return nil, err
+	var rw rowWriter = opts.resultWriter
+	if rw == nil {
+		w, err := captures.NewWriter[captures.Result](captures.WriterOptions{Dir: opts.Out, Prefix: "results", Metadata: map[string]string{"loadtape.run": id}})
+		if err != nil {
+			return nil, err
+		}
+		rw = w
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -397,6 +405,8 @@ func (s *scenarioRun) run() {
 	for _, st := range s.stages {
 		maxUsers = max(maxUsers, st.users)
 	}
+	s.senders = newWorkers(maxUsers, maxUsers)
+	defer s.senders.close()
 	var wg sync.WaitGroup
 	for idx := s.rp.shard.i - 1; idx < maxUsers; idx += s.rp.shard.n {
 		wg.Add(1)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
@@ -47,6 +48,10 @@ type response struct {
 	badJSON  string          // the body (or an SSE data line) was not valid JSON
 	wantRPC  bool            // an MCP request that must be answered
 }
+
+// bufPool holds read buffers: one per request would be most of the
+// garbage at high rates.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // newTransport is tuned for load: many idle connections to one host, no
 // proxy from the environment, no transparent gzip (bytes_in, chunk timing and
@@ -131,7 +136,9 @@ func readBody(resp *http.Response, start time.Time, rpcID string, r *captures.Re
 	if ct == "text/event-stream" {
 		sse = &sseParser{rpcID: rpcID, r: r, out: out}
 	}
-	buf := make([]byte, 32<<10)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	var n64 int64
 	for {
 		n, err := resp.Body.Read(buf)

@@ -24,6 +24,8 @@ type scenarioRun struct {
 	ops    []string  // mix operations, sorted
 	cum    []float64 // cumulative mix weights over ops
 	active atomic.Int32
+
+	senders *workers // closed and sessions mode: where users' requests run
 }
 
 // stageWindow is one stage's place on the wall clock, and its context,
@@ -159,7 +161,9 @@ func (s *scenarioRun) runVU(idx int) {
 			}
 			probeIdx := v.rng.IntN(len(traversalPaths))
 			d := s.think(v.rng, e)
-			end := v.do(st, reqCtx, op, e, nextAt, probeIdx)
+			var end time.Time
+			intended := nextAt
+			s.senders.call(func() { end = v.do(st, reqCtx, op, e, intended, probeIdx) })
 			if sess != nil {
 				pos++
 				if pos == len(sess) {

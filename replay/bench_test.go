@@ -1,0 +1,248 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// instantUpstream answers every HTTP/1.1 request on a kept-alive connection
+// at once with a small JSON body, without net/http's server overhead, so a
+// benchmark measures the replayer.
+func instantUpstream(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}")
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			wg.Add(1)
+			go func() { // ends when the client closes the connection
+				defer wg.Done()
+				defer c.Close()
+				r := bufio.NewReaderSize(c, 4<<10)
+				w := bufio.NewWriterSize(c, 4<<10)
+				for {
+					cl := 0
+					for {
+						line, err := r.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+						if len(line) > 16 && bytes.EqualFold(line[:15], []byte("content-length:")) {
+							cl, _ = strconv.Atoi(strings.TrimSpace(string(line[15:])))
+						}
+					}
+					if cl > 0 {
+						if _, err := r.Discard(cl); err != nil {
+							return
+						}
+					}
+					w.Write(resp)
+					if r.Buffered() == 0 {
+						if w.Flush() != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+var accepted atomic.Int64
+
+// slowWriter stands for a slow disk: every Write takes 50 ms.
+type slowWriter struct{ n atomic.Int64 }
+
+func (s *slowWriter) Write(rows ...captures.Result) error {
+	time.Sleep(50 * time.Millisecond)
+	s.n.Add(int64(len(rows)))
+	return nil
+}
+func (s *slowWriter) Close() error { return nil }
+
+// lagStats returns the p50 and p99 send lag and the successes.
+func lagStats(rows []captures.Result) (p50, p99 time.Duration, ok int) {
+	var lags []int64
+	for _, r := range rows {
+		if r.ErrorKind == "" {
+			ok++
+			lags = append(lags, r.StartNS-r.IntendedNS)
+		}
+	}
+	if len(lags) == 0 {
+		return 0, 0, 0
+	}
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	return time.Duration(lags[len(lags)/2]), time.Duration(lags[len(lags)*99/100]), ok
+}
+
+func openProfile(tb testing.TB, rate int, d time.Duration, arrivals string) *Profile {
+	return mustProfile(tb, fmt.Sprintf(`
+scenarios:
+  open:
+    service: gateway
+    mode: open
+    arrivals: %s
+    max_in_flight: 20000
+    workers: 32
+    stages: [{rate: %d, duration: %s}]
+    mix: {models.list: 1}
+`, arrivals, rate, d))
+}
+
+// BenchmarkOpenModeThroughput offers 20,000 arrivals per second for 3 s to
+// an upstream that answers at once and reports what was sent per second,
+// results written to Parquet as in a real run.
+func BenchmarkOpenModeThroughput(b *testing.B) {
+	up := instantUpstream(b)
+	xs := gatewayCapture(1, 3)
+	for i := 0; i < b.N; i++ {
+		const d = 3 * time.Second
+		out := b.TempDir()
+		_, err := Run(context.Background(), Options{Exchanges: xs, Profile: openProfile(b, 20000, d, "constant"),
+			Targets: map[string]string{"gateway": up}, Out: out})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows := readResults(b, out)
+		p50, p99, ok := lagStats(rows)
+		b.ReportMetric(float64(ok)/d.Seconds(), "req/s")
+		b.ReportMetric(float64(accepted.Load()), "conns")
+		b.ReportMetric(float64(p50)/1e6, "lag-p50-ms")
+		b.ReportMetric(float64(p99)/1e6, "lag-p99-ms")
+	}
+}
+
+// BenchmarkSendLag5000 sends 5,000 req/s (Poisson) for 3 s and reports the
+// send lag; then the same with a results writer that stalls 50 ms per
+// batch, to show that writing never delays sending.
+func BenchmarkSendLag5000(b *testing.B) {
+	up := instantUpstream(b)
+	xs := gatewayCapture(1, 3)
+	for _, slow := range []bool{false, true} {
+		b.Run(fmt.Sprintf("slow-writer=%v", slow), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				mw := &memWriter{}
+				opts := Options{Exchanges: xs, Profile: openProfile(b, 5000, 3*time.Second, "poisson"),
+					Targets: map[string]string{"gateway": up}, Out: b.TempDir(), resultWriter: mw}
+				var sw *slowWriter
+				if slow {
+					sw = &slowWriter{}
+					opts.resultWriter = &teeWriter{mw, sw}
+				}
+				if _, err := Run(context.Background(), opts); err != nil {
+					b.Fatal(err)
+				}
+				p50, p99, ok := lagStats(mw.rows)
+				b.ReportMetric(float64(ok)/3, "req/s")
+				b.ReportMetric(float64(p50)/1e6, "lag-p50-ms")
+				b.ReportMetric(float64(p99)/1e6, "lag-p99-ms")
+			}
+		})
+	}
+}
+
+type teeWriter struct {
+	a *memWriter
+	b *slowWriter
+}
+
+func (t *teeWriter) Write(rows ...captures.Result) error {
+	t.a.Write(rows...)
+	return t.b.Write(rows...)
+}
+func (t *teeWriter) Close() error { return nil }
+
+// BenchmarkClosedUsers10k runs 10,000 closed-model users thinking 2–5 s for
+// 12 s (all spawned in the first 2 s) and reports the process's peak
+// resident memory, the upstream included.
+func BenchmarkClosedUsers10k(b *testing.B) {
+	up := instantUpstream(b)
+	xs := gatewayCapture(20, 9)
+	prof := mustProfile(b, `
+scenarios:
+  many:
+    service: gateway
+    stages: [{users: 10000, duration: 12s}]
+    spawn_rate: 5000
+    think: {uniform: [2s, 5s]}
+    mix: {chat.completions: 70, models.list: 20, health: 10}
+`)
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		stop := make(chan struct{})
+		var peak, heap, stack atomic.Int64
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				if rss := rssBytes(); rss > peak.Load() {
+					peak.Store(rss)
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms)
+					heap.Store(int64(ms.HeapInuse))
+					stack.Store(int64(ms.StackInuse))
+				}
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		out := b.TempDir()
+		info, err := Run(context.Background(), Options{Exchanges: xs, Profile: prof, Targets: map[string]string{"gateway": up}, Out: out})
+		close(stop)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-RSS-MB")
+		b.ReportMetric(float64(heap.Load())/(1<<20), "heap-MB")
+		b.ReportMetric(float64(stack.Load())/(1<<20), "stack-MB")
+		b.ReportMetric(float64(info.Requests), "requests")
+		b.ReportMetric(float64(info.Errors), "errors")
+	}
+}
+
+// rssBytes reads VmRSS from /proc/self/status (Linux); 0 elsewhere.
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
