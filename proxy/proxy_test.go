@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -93,12 +94,26 @@ func TestBinaryBodiesByteExact(t *testing.T) {
 	}
 }
 
+var (
+	randomMu    sync.Mutex
+	randomCache = map[[2]uint64][]byte{}
+)
+
+// randomBytes returns n seeded random bytes; callers must not modify them.
 func randomBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	randomMu.Lock()
+	defer randomMu.Unlock()
+	key := [2]uint64{seed, uint64(n)}
+	if b, ok := randomCache[key]; ok {
+		return b
 	}
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
+	}
+	b = b[:n:n]
+	randomCache[key] = b
 	return b
 }
 
