@@ -27,6 +27,7 @@ const (
 	tailRatio        = 3.0   // p99/p50 at the top
 	tailGrowth       = 2.0   // and its growth from the bottom
 	tailMinCount     = 100   // successes a stage needs for its p99 to count
+	tailMinSpreadMS  = 50.0  // and p99 − p50 at the top at least this
 	defaultVectorPct = 0.1   // the plan's Qdrant timeout target, %
 )
 
@@ -453,7 +454,10 @@ func detectTailAmplification(c *scenarioCtx) *Finding {
 	}
 	first, last := ratio[0], ratio[len(ratio)-1]
 	rho := spearman(n, ratio)
-	if last < tailRatio || last < tailGrowth*first || rho < 0.8 {
+	top := c.clean[len(c.clean)-1]
+	// A floor in milliseconds: on a fast service, scheduling noise alone
+	// makes a 3 ms p50 and a 10 ms p99.
+	if last < tailRatio || last < tailGrowth*first || rho < 0.8 || top.P99-top.P50 < tailMinSpreadMS {
 		return nil
 	}
 	return &Finding{Kind: KindTailAmplification, Scenario: c.name, Operation: AllOps, Severity: SeverityMedium,

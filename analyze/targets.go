@@ -270,11 +270,8 @@ func evaluate(t TargetSpec, acceptance float64, stages []*Stage) TargetResult {
 			better := (r.Max && v > worst) || (!r.Max && v < worst)
 			if math.IsNaN(worst) || better {
 				worst = v
-				if t.Stage == 0 && len(sel) > 1 {
-					s := st.Stage
-					r.Stage = &s
-					r.Users = st.Users
-				}
+				s := st.Stage
+				r.Stage, r.Users = &s, st.Users
 			}
 			found = true
 		}
