@@ -230,23 +230,26 @@ func (p *plan) services() map[string]bool {
 func readCaptures(paths []string, want map[string]bool) ([]captures.Exchange, error) {
 	r, err := captures.NewReader[captures.Exchange](paths, captures.ReaderOptions{BatchSize: 4096})
 	if err != nil {
-		return nil, badInput(fmt.Errorf("captures: %w", err))
+		return nil, badInput(err)
 	}
 	defer r.Close()
 	var xs []captures.Exchange
+	seen := map[string]bool{}
 	for r.Next() {
 		for _, x := range r.Batch() {
+			seen[x.Service] = true
 			if want[x.Service] {
 				xs = append(xs, x)
 			}
 		}
 	}
 	if err := r.Err(); err != nil {
-		return nil, badInput(fmt.Errorf("captures: %w", err))
+		return nil, badInput(err)
 	}
-	if len(xs) == 0 {
+	if len(xs) == 0 && len(seen) > 0 {
 		// Say what the capture does hold, to catch a service name mix-up.
-		return nil, nil
+		return nil, badInput(fmt.Errorf("replay: the capture has no exchanges of %s (it has: %s)",
+			strings.Join(sortedKeys(want), ", "), strings.Join(sortedKeys(seen), ", ")))
 	}
 	return xs, nil
 }
