@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,8 +179,8 @@ func (x *exchange) fail(req *http.Request, msg string) {
 }
 
 // framingOf decides how a response is timed: SSE by event, NDJSON by line,
-// any other body of unknown length by read; bodies with a length are not
-// streams.
+// any other body of unknown length (a JSON document aside) by read; bodies
+// with a length are not streams.
 func framingOf(resp *http.Response) framing {
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch ct {
@@ -189,6 +190,11 @@ func framingOf(resp *http.Response) framing {
 		if resp.ContentLength < 0 {
 			return frameLines
 		}
+	}
+	if ct == "application/json" || strings.HasSuffix(ct, "+json") {
+		// One JSON document sent chunked (a server that did not buffer it)
+		// is not a stream of units.
+		return frameNone
 	}
 	if resp.ContentLength < 0 && resp.Request != nil && resp.Request.Method != http.MethodHead {
 		return frameChunks

@@ -204,3 +204,32 @@ rules:
 		t.Errorf("LoadRules of a missing file: %v", err)
 	}
 }
+
+func TestFramingOf(t *testing.T) {
+	t.Parallel()
+	get, _ := http.NewRequest("GET", "http://x/", nil)
+	head, _ := http.NewRequest("HEAD", "http://x/", nil)
+	cases := []struct {
+		ct   string
+		cl   int64
+		req  *http.Request
+		want framing
+		why  string
+	}{
+		{"text/event-stream; charset=utf-8", -1, get, frameSSE, "SSE by event"},
+		{"text/event-stream", 100, get, frameSSE, "SSE even with a length"},
+		{"application/x-ndjson", -1, get, frameLines, "NDJSON by line"},
+		{"application/x-ndjson", 100, get, frameNone, "NDJSON with a length is one body"},
+		{"application/octet-stream", -1, get, frameChunks, "unknown chunked stream by read"},
+		{"application/json", -1, get, frameNone, "one JSON document sent chunked"},
+		{"application/problem+json", -1, get, frameNone, "also JSON"},
+		{"text/plain", 12, get, frameNone, "a body with a length"},
+		{"text/plain", -1, head, frameNone, "HEAD has no body"},
+	}
+	for _, c := range cases {
+		resp := &http.Response{Header: http.Header{"Content-Type": {c.ct}}, ContentLength: c.cl, Request: c.req}
+		if got := framingOf(resp); got != c.want {
+			t.Errorf("%s: framingOf(%s, %d) = %d, want %d", c.why, c.ct, c.cl, got, c.want)
+		}
+	}
+}
