@@ -236,7 +236,12 @@ func LoadConfig(path string) (Config, error) {
 
 // ParseConfig is LoadConfig on bytes; name is used in error messages.
 func ParseConfig(name string, data []byte) (Config, error) {
-	cfg := DefaultConfig()
+	return parseOver(DefaultConfig(), name, data)
+}
+
+// parseOver reads YAML over base.
+func parseOver(base Config, name string, data []byte) (Config, error) {
+	cfg := base
 	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
 		msg := oneLine(err)
 		if !strings.HasPrefix(err.Error(), "[") {

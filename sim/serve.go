@@ -1,0 +1,63 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ServeOptions are the settings of `loadtape sim`.
+type ServeOptions struct {
+	// Addrs to listen on (DefaultAddrs: the plan's ports).
+	Addrs Addrs
+	// ConfigPath is a YAML file read over the base config ("" for none).
+	ConfigPath string
+	// Healthy starts from HealthyConfig instead of DefaultConfig.
+	Healthy bool
+	// TimeScale, when > 0, replaces the config's time scale.
+	TimeScale float64
+}
+
+// Serve starts the suite, writes its URLs to out, and serves until ctx
+// ends. A bad config or flag is an error wrapping ErrConfig.
+func Serve(ctx context.Context, opts ServeOptions, out io.Writer) error {
+	cfg, source := DefaultConfig(), "default"
+	if opts.Healthy {
+		cfg, source = HealthyConfig(), "healthy"
+	}
+	if opts.ConfigPath != "" {
+		data, err := os.ReadFile(opts.ConfigPath)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if cfg, err = parseOver(cfg, opts.ConfigPath, data); err != nil {
+			return err
+		}
+		source += " + " + opts.ConfigPath
+	}
+	if opts.TimeScale < 0 {
+		return fmt.Errorf("%w: --time-scale must be > 0, got %v", ErrConfig, opts.TimeScale)
+	}
+	if opts.TimeScale > 0 {
+		cfg.TimeScale = opts.TimeScale
+	}
+	s, err := Start(ctx, cfg, opts.Addrs)
+	if err != nil {
+		return err
+	}
+	u := s.URLs()
+	fmt.Fprintf(out, "loadtape sim: config %s, time scale %g\n", source, cfg.TimeScale)
+	if v, ok := u["gateway"]; ok {
+		fmt.Fprintf(out, "  gateway  %s  (POST /v1/chat/completions, GET /v1/models, /health, /metrics)\n", v)
+	}
+	if v, ok := u["rag"]; ok {
+		fmt.Fprintf(out, "  rag      %s  (POST /index, POST /query, GET /health, /metrics, /stats)\n", v)
+	}
+	if v, ok := u["mcp"]; ok {
+		fmt.Fprintf(out, "  mcp      %s%s  (Streamable HTTP; GET /health, /metrics, /stats)\n", v, MCPPath)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops.")
+	<-ctx.Done()
+	return s.Close()
+}
