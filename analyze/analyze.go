@@ -3,6 +3,7 @@ package analyze
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -262,9 +263,12 @@ func (st *stageAcc) little(thinkS float64, s *Stage) littleCheck {
 	if thinkS < 0 || (st.mode != "closed" && st.mode != "") || s.WindowS <= 0 || st.iterations == 0 {
 		return littleCheck{}
 	}
+	// The users the stage asked for, or fewer while they were still being
+	// spawned: active_users can only lower it, so that a replayer counting
+	// users still waiting for a later stage does not inflate it.
 	n := float64(s.Users)
 	if st.activeN > 0 {
-		n = st.activeSum / float64(st.activeN)
+		n = math.Min(n, st.activeSum/float64(st.activeN))
 	}
 	pred := (st.busyNS/1e9 + float64(st.iterations)*thinkS) / s.WindowS
 	return littleCheck{Known: true, N: n, Predicted: pred, Iterations: float64(st.iterations)}

@@ -88,13 +88,16 @@ func detect(scenarios []*scenarioCtx) []Finding {
 	return out
 }
 
-// cleanPoints are the trustworthy stages whose error rate is low enough
-// that throughput reflects capacity, averaged per user count.
+// cleanPoints are the stages whose error rate is low enough that
+// throughput reflects capacity, averaged per user count. Stages where the
+// load generator lagged stay in: what they measured is real, only less load
+// than intended was offered, which cannot fake a plateau (that needs latency
+// to grow); the findings name them.
 func cleanPoints(stages []*Stage) []Point {
 	var pts []Point
 	for _, st := range stages {
 		all := st.Operations[AllOps]
-		if !st.Trustworthy || all == nil || all.Count == 0 || all.ErrorRate > cleanErrorRate || len(all.Durations) == 0 {
+		if all == nil || all.Count == 0 || all.ErrorRate > cleanErrorRate || len(all.Durations) == 0 {
 			continue
 		}
 		p := pointOf(st)
@@ -102,6 +105,7 @@ func cleanPoints(stages []*Stage) []Point {
 			q := &pts[n-1] // a longer stage at the same load: average the two
 			q.X, q.RPS, q.RMS = (q.X+p.X)/2, (q.RPS+p.RPS)/2, (q.RMS+p.RMS)/2
 			q.P50, q.P95, q.P99 = math.Max(q.P50, p.P50), math.Max(q.P95, p.P95), math.Max(q.P99, p.P99)
+			q.Trustworthy = q.Trustworthy && p.Trustworthy
 			continue
 		}
 		pts = append(pts, p)
@@ -170,6 +174,9 @@ func (c *scenarioCtx) capEvidence() map[string]any {
 	if c.cap.knee >= 0 {
 		ev["knee_users"] = c.kneeUsers()
 	}
+	if u := c.untrusted(); len(u) > 0 {
+		ev["untrustworthy_users"] = u
+	}
 	if f := c.view.USL; f != nil {
 		ev["usl_lambda"], ev["usl_sigma"], ev["usl_kappa"] = f.Lambda, f.Sigma, f.Kappa
 		if !math.IsInf(f.NMax, 0) {
@@ -191,7 +198,7 @@ func detectSerialization(c *scenarioCtx) *Finding {
 	ev := c.capEvidence()
 	return &Finding{Kind: KindSerialization, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
 		Summary: fmt.Sprintf("%s handles one request at a time: latency grows linearly with users (%.0f ms per user, R² %.2f) while throughput stays at %.1f req/s from %g users (effective parallelism %.2f).",
-			c.name, c.cap.slope, c.cap.r2, c.clean[len(c.clean)-1].X, c.kneeUsers(), c.cap.pEff),
+			c.name, c.cap.slope, c.cap.r2, c.clean[len(c.clean)-1].X, c.kneeUsers(), c.cap.pEff) + c.caveat(),
 		Action:   "Find the lock, single worker or single-threaded executor the requests queue on and let requests run concurrently (a worker pool, async handlers, or more replicas).",
 		Evidence: ev}
 }
@@ -213,7 +220,7 @@ func detectGPUSaturation(c *scenarioCtx) *Finding {
 	ev["gpu_util_by_users"] = c.resourceByStage(ResGPUUtil)
 	return &Finding{Kind: KindGPUSaturation, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
 		Summary: fmt.Sprintf("The GPU behind %s is saturated: utilisation %.0f %% at %d users while throughput stays at %.1f req/s and mean latency grew %.1f×.",
-			c.name, util.Mean, top.Users, c.clean[len(c.clean)-1].X, c.cap.rGrowth),
+			c.name, util.Mean, top.Users, c.clean[len(c.clean)-1].X, c.cap.rGrowth) + c.caveat(),
 		Action:   "Add GPU capacity or make each request cheaper: larger batches, a smaller or quantised model, shorter max_tokens, or more replicas behind the gateway.",
 		Evidence: ev}
 }
@@ -229,7 +236,7 @@ func detectRetrograde(c *scenarioCtx) *Finding {
 	ev["peak_users"], ev["peak_rps"] = peak.Users, peak.X
 	return &Finding{Kind: KindRetrograde, Scenario: c.name, Operation: AllOps, Severity: SeverityHigh,
 		Summary: fmt.Sprintf("%s throughput falls as users grow: %.1f req/s at %g users, %.1f at %g (USL κ = %.3g, peak near %.0f users).",
-			c.name, peak.X, peak.Users, last.X, last.Users, c.view.USL.Kappa, c.view.USL.NMax),
+			c.name, peak.X, peak.Users, last.X, last.Users, c.view.USL.Kappa, c.view.USL.NMax) + c.caveat(),
 		Action:   "Look for crosstalk that grows with concurrency: lock contention with spinning, cache thrashing, retries, or coordination between workers; cap concurrency near the peak meanwhile.",
 		Evidence: ev}
 }
@@ -254,7 +261,7 @@ func detectThroughputPlateau(c *scenarioCtx) *Finding {
 	}
 	return &Finding{Kind: KindThroughputPlateau, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
 		Summary: fmt.Sprintf("%s throughput stops growing at %g users (knee): %.1f req/s there, %.1f at %g users, while mean latency grew %.1f×; effective parallelism %.1f.%s",
-			c.name, c.kneeUsers(), c.clean[c.cap.knee].X, c.clean[len(c.clean)-1].X, c.clean[len(c.clean)-1].Users, c.cap.rGrowth, c.cap.pEff, hint),
+			c.name, c.kneeUsers(), c.clean[c.cap.knee].X, c.clean[len(c.clean)-1].X, c.clean[len(c.clean)-1].Users, c.cap.rGrowth, c.cap.pEff, hint) + c.caveat(),
 		Action:   fmt.Sprintf("The service handles about %.0f requests at once: raise that limit (workers, pool size, batch size, replicas) or keep the load under the knee.", math.Max(1, c.cap.pEff)),
 		Evidence: ev}
 }
@@ -505,7 +512,16 @@ func detectLoadGenerator(c *scenarioCtx) *Finding {
 	for i, b := range bad {
 		users[i] = fmt.Sprint(b["users"])
 	}
-	return &Finding{Kind: KindLoadGenSaturated, Scenario: c.name, Operation: AllOps, Severity: SeverityHigh,
+	sev := SeverityMedium
+	for _, b := range bad {
+		if lag, _ := b["send_lag_p99_ms"].(float64); lag > 100 {
+			sev = SeverityHigh
+		}
+		if off, _ := b["little_off_pct"].(float64); off > 25 {
+			sev = SeverityHigh
+		}
+	}
+	return &Finding{Kind: KindLoadGenSaturated, Scenario: c.name, Operation: AllOps, Severity: sev,
 		Summary:  fmt.Sprintf("The load generator could not keep up in %d stage(s) of %s (users %s): %s; those stages are not trustworthy.", len(bad), c.name, strings.Join(users, ", "), bad[0]["why"]),
 		Action:   "Give the replayer more CPU, shard it across machines (--shard), or lower the load per replayer; then rerun those stages.",
 		Evidence: map[string]any{"stages": bad}}
@@ -540,6 +556,28 @@ func detectSandboxViolation(c *scenarioCtx) *Finding {
 		Summary:  fmt.Sprintf("%s: %d request(s) escaped the tool sandbox (most in %s); the target is 0.", c.name, n, op),
 		Action:   "Fix the tool's path and command checks (resolve symlinks and '..', allow-list commands) before any further load testing.",
 		Evidence: map[string]any{"count": n, "by_operation": byOp, "example_error": example}}
+}
+
+// untrusted lists the user counts of curve points the load generator
+// did not drive as intended.
+func (c *scenarioCtx) untrusted() []float64 {
+	var out []float64
+	for _, p := range c.clean {
+		if !p.Trustworthy {
+			out = append(out, p.Users)
+		}
+	}
+	return out
+}
+
+// caveat is appended to a capacity finding's summary that rests on
+// untrustworthy stages.
+func (c *scenarioCtx) caveat() string {
+	u := c.untrusted()
+	if len(u) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (The load generator lagged at %v users: those points are lower bounds of the load offered.)", u)
 }
 
 func (c *scenarioCtx) stageOf(stage int) *Stage {
