@@ -48,7 +48,9 @@ func (l *fileLoop[T]) run() {
 			l.w.mu.Lock()
 			partial := l.w.take()
 			l.w.mu.Unlock()
-			for more := true; more; {
+			// Only the chunks queued now: under steady load the queue
+			// never empties, and draining it would postpone the roll forever.
+			for n := len(l.w.chunks); n > 0; n-- {
 				select {
 				case c, ok := <-l.w.chunks:
 					if !ok {
@@ -58,7 +60,7 @@ func (l *fileLoop[T]) run() {
 					}
 					l.write(c)
 				default:
-					more = false
+					n = 0
 				}
 			}
 			l.write(partial)
@@ -161,10 +163,12 @@ func (l *fileLoop[T]) open() error {
 		if err != nil {
 			return fmt.Errorf("captures: %w", err)
 		}
+		// No ARROW:schema in the metadata: the Parquet schema alone carries
+		// every type of FORMAT.md, and readers ignore that key (files.go).
 		// The counting writer is not an io.Closer, so pqarrow's Close
 		// leaves the file open for the fsync that must come first.
 		cw := &countingWriter{w: f}
-		fw, err := pqarrow.NewFileWriter(l.w.codec.schema, cw, l.w.props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		fw, err := pqarrow.NewFileWriter(l.w.codec.schema, cw, l.w.props, pqarrow.NewArrowWriterProperties())
 		if err != nil {
 			f.Close()
 			os.Remove(path)

@@ -152,25 +152,10 @@ func (r *Reader[T]) open(t target) error {
 		pf.Close()
 		return fmt.Errorf("%s: %s", t.path, oneLine(err))
 	}
-	// Map the wanted columns to the file's top-level fields and their leaf
-	// columns, checking each type against the schema this build writes.
-	byName := make(map[string]int, len(fr.Manifest.Fields))
-	for i, f := range fr.Manifest.Fields {
-		byName[f.Field.Name] = i
-	}
-	var leaves []int
-	for _, ci := range r.cols {
-		want := r.codec.cols[ci].field
-		fi, ok := byName[want.Name]
-		if !ok {
-			pf.Close()
-			return fmt.Errorf("%s: %w: column %q is missing", t.path, ErrCorruptFile, want.Name)
-		}
-		if got := fr.Manifest.Fields[fi].Field.Type; !sameType(got, want.Type) {
-			pf.Close()
-			return fmt.Errorf("%s: %w: column %q is %s, want %s", t.path, ErrCorruptFile, want.Name, got, want.Type)
-		}
-		leaves = collectLeaves(&fr.Manifest.Fields[fi], leaves)
+	leaves, err := matchColumns(fr, r.codec, r.cols)
+	if err != nil {
+		pf.Close()
+		return fmt.Errorf("%s: %w", t.path, err)
 	}
 	rr, err := fr.GetRecordReader(context.Background(), leaves, nil)
 	if err != nil {
@@ -183,6 +168,29 @@ func (r *Reader[T]) open(t target) error {
 	}
 	r.pf, r.rr, r.path, r.get = pf, rr, t.path, get
 	return nil
+}
+
+// matchColumns maps the wanted columns of c to the file's top-level fields
+// and their leaf columns, checking each type against the schema this build
+// writes.
+func matchColumns[T any](fr *pqarrow.FileReader, c *codec[T], cols []int) ([]int, error) {
+	byName := make(map[string]int, len(fr.Manifest.Fields))
+	for i, f := range fr.Manifest.Fields {
+		byName[f.Field.Name] = i
+	}
+	var leaves []int
+	for _, ci := range cols {
+		want := c.cols[ci].field
+		fi, ok := byName[want.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: column %q is missing", ErrCorruptFile, want.Name)
+		}
+		if got := fr.Manifest.Fields[fi].Field.Type; !sameType(got, want.Type) {
+			return nil, fmt.Errorf("%w: column %q is %s, want %s", ErrCorruptFile, want.Name, got, want.Type)
+		}
+		leaves = collectLeaves(&fr.Manifest.Fields[fi], leaves)
+	}
+	return leaves, nil
 }
 
 func collectLeaves(f *pqarrow.SchemaField, out []int) []int {
