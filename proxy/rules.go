@@ -68,7 +68,15 @@ func LoadRules(file string) (*Rules, error) {
 }
 
 // ParseRules parses rules YAML; name is used in error messages.
-func ParseRules(name string, data []byte) (*Rules, error) {
+func ParseRules(name string, data []byte) (_ *Rules, err error) {
+	// goccy/go-yaml v1.19.2 panics on some malformed input (found by
+	// FuzzParseRules; the case is kept in testdata/fuzz): report it as bad
+	// input like any other YAML error.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("rules %s: not valid YAML (%v)", name, p)
+		}
+	}()
 	var rs Rules
 	if err := yaml.UnmarshalWithOptions(data, &rs, yaml.DisallowUnknownField()); err != nil {
 		return nil, fmt.Errorf("rules %s: %s", name, oneLine(yaml.FormatError(err, false, false)))

@@ -22,7 +22,7 @@ func ParseSize(s string) (int64, error) {
 		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
 	}[unit]
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || mult == 0 || f < 0 {
+	if err != nil || mult == 0 || f < 0 || f*mult > 1<<50 {
 		return 0, fmt.Errorf("size %q: want a byte count such as 1048576, 512KiB or 1MiB", s)
 	}
 	return int64(f * mult), nil

@@ -152,7 +152,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "MiB", "-1", "1XB", "1 2"} {
+	for _, in := range []string{"", "MiB", "-1", "1XB", "1 2", "1e300", "99999999999999999999GiB"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) accepted bad input", in)
 		}
