@@ -228,6 +228,13 @@ scenarios:
 		b.ReportMetric(float64(stack.Load())/(1<<20), "stack-MB")
 		b.ReportMetric(float64(info.Requests), "requests")
 		b.ReportMetric(float64(info.Errors), "errors")
+		kinds := map[string]int{}
+		for _, r := range readResults(b, out) {
+			if r.ErrorKind != "" {
+				kinds[r.ErrorKind]++
+			}
+		}
+		b.Logf("error kinds: %v", kinds)
 	}
 }
 
