@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/loadtape/loadtape/captures"
 )
 
 // benchUpstream answers every request with a 1 KiB JSON body.
@@ -29,12 +31,16 @@ func benchUpstream(b *testing.B) *httptest.Server {
 	return up
 }
 
-func benchRecorder(b *testing.B, upstream string) (*Recorder, string) {
-	r, err := New(Options{
+func benchRecorder(b *testing.B, upstream string, discard bool) (*Recorder, string) {
+	opts := Options{
 		Routes:    []Route{{Name: "gateway", Listen: "127.0.0.1:0", Upstream: mustURL(b, upstream)}},
 		Out:       b.TempDir(),
 		LiveEvery: -1,
-	})
+	}
+	if discard {
+		opts.sink = discardSink{}
+	}
+	r, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +69,20 @@ func do(b *testing.B, c *http.Client, url string) time.Duration {
 // the 99th percentiles. Run with -benchtime=5000x for a stable p99.
 func BenchmarkAddedLatency1KiB(b *testing.B) {
 	up := benchUpstream(b)
-	r, base := benchRecorder(b, up.URL)
+	r, base := benchRecorder(b, up.URL, false)
+	addedLatency(b, r, up.URL, base)
+}
+
+// BenchmarkAddedLatency1KiBNoParquet is the same with rows discarded instead
+// of encoded: the difference is what Parquet encoding costs the traffic.
+func BenchmarkAddedLatency1KiBNoParquet(b *testing.B) {
+	up := benchUpstream(b)
+	r, base := benchRecorder(b, up.URL, true)
+	addedLatency(b, r, up.URL, base)
+}
+
+func addedLatency(b *testing.B, r *Recorder, upURL, base string) {
+	up := struct{ URL string }{upURL}
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	for range 200 { // warm connections and code paths
 		do(b, c, up.URL+"/v1/chat/completions")
@@ -106,7 +125,7 @@ func BenchmarkAddedLatency1KiB(b *testing.B) {
 // BenchmarkThroughputSmallDirect (same upstream, no proxy).
 func BenchmarkThroughputSmall(b *testing.B) {
 	up := benchUpstream(b)
-	r, base := benchRecorder(b, up.URL)
+	r, base := benchRecorder(b, up.URL, false)
 	throughput(b, base+"/v1/chat/completions")
 	tot, err := r.Shutdown(b.Context())
 	if err != nil {
@@ -167,7 +186,7 @@ func BenchmarkSoakMemory(b *testing.B) {
 		rate = n
 	}
 	up := benchUpstream(b)
-	r, base := benchRecorder(b, up.URL)
+	r, base := benchRecorder(b, up.URL, false)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	const workers = 32
 	var sent atomic.Int64
@@ -241,3 +260,9 @@ func BenchmarkSoakMemory(b *testing.B) {
 	b.ReportMetric(peak, "live-heap-max-MiB")
 	b.ReportMetric(float64(tot.Dropped), "dropped")
 }
+
+type discardSink struct{}
+
+func (discardSink) Write(...captures.Exchange) error { return nil }
+func (discardSink) SetMetadata(string, string)       {}
+func (discardSink) Close() error                     { return nil }
