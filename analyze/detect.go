@@ -85,8 +85,21 @@ func detect(scenarios []*scenarioCtx) []Finding {
 	for i := range out {
 		roundEvidence(out[i].Evidence)
 	}
+	// The bottleneck first: by severity, then the named causes before the
+	// generic shapes, and the load generator's own trouble last.
+	slices.SortStableFunc(out, func(a, b Finding) int {
+		if d := severityRank[a.Severity] - severityRank[b.Severity]; d != 0 {
+			return d
+		}
+		return kindRank[a.Kind] - kindRank[b.Kind]
+	})
 	return out
 }
+
+var severityRank = map[string]int{SeverityHigh: 0, SeverityMedium: 1, SeverityLow: 2}
+
+var kindRank = map[string]int{KindSandboxViolation: 0, KindGPUMemoryPressure: 1, KindSerialization: 2, KindGPUSaturation: 3,
+	KindPoolExhaustion: 4, KindRetrograde: 5, KindTimeouts: 6, KindThroughputPlateau: 7, KindTailAmplification: 8, KindLoadGenSaturated: 9}
 
 // cleanPoints are the stages whose error rate is low enough that
 // throughput reflects capacity, averaged per user count. Stages where the

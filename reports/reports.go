@@ -204,12 +204,12 @@ func figuresFor(f analyze.Finding, figs []Figure) []Figure {
 		analyze.KindSerialization:     {"throughput", "latency"},
 		analyze.KindThroughputPlateau: {"throughput", "latency"},
 		analyze.KindRetrograde:        {"throughput"},
-		analyze.KindGPUSaturation:     {"throughput", "timeline"},
-		analyze.KindGPUMemoryPressure: {"errors", "timeline"},
+		analyze.KindGPUSaturation:     {"throughput"},
+		analyze.KindGPUMemoryPressure: {"errors"},
 		analyze.KindPoolExhaustion:    {"errors", "cdf"},
 		analyze.KindTimeouts:          {"errors"},
 		analyze.KindTailAmplification: {"cdf", "latency"},
-		analyze.KindLoadGenSaturated:  {"timeline"},
+		analyze.KindLoadGenSaturated:  {"latency"},
 		analyze.KindSandboxViolation:  {"errors"},
 	}[f.Kind]
 	var out []Figure

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -96,7 +97,14 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, got := range map[string][]byte{"report.md": []byte(Markdown(s, figs)), "summary.json": js, "junit.xml": junit} {
+	html, err := HTML(s, figs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inline PNGs are left out: their bytes depend on the rasteriser,
+	// and the figures are checked in the browser test.
+	html = regexp.MustCompile(`data:image/png;base64,[A-Za-z0-9+/=]+`).ReplaceAll(html, []byte("data:image/png;base64,…"))
+	for name, got := range map[string][]byte{"report.md": []byte(Markdown(s, figs)), "summary.json": js, "junit.xml": junit, "report.html": html} {
 		path := filepath.Join("testdata", "golden", name)
 		if *update {
 			os.MkdirAll(filepath.Dir(path), 0o755)
