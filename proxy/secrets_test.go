@@ -98,6 +98,14 @@ func TestSecretsNeverReachTheCapture(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("read back %d rows, want 2", len(rows))
 	}
+	// The counts travel in the files' metadata too.
+	infos, err := captures.List(dir)
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("listing the capture: %v", err)
+	}
+	if m := infos[len(infos)-1].Metadata; m["loadtape.record.exchanges"] != "2" || m["loadtape.record.written"] != "2" || m["loadtape.record.dropped"] != "0" {
+		t.Errorf("last file's metadata %v, want exchanges 2, written 2, dropped 0", m)
+	}
 	for _, e := range rows {
 		text := fmt.Sprintf("%+v %s %s", e, e.ReqBody, e.RespBody)
 		for _, p := range places {
