@@ -146,5 +146,3 @@ type openAIBody struct {
 		OutputTokens     int64 `json:"output_tokens"`
 	} `json:"usage"`
 }
-
-var jsonUnmarshal = json.Unmarshal

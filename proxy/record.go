@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -115,7 +116,7 @@ func (rd *redactor) rawQuery(q string) string {
 	return strings.Join(parts, "&")
 }
 
-// errorTextRedacted removes secret query values from an error message.
+// text removes secret query values from an error message.
 func (rd *redactor) text(s string, rawQuery string) string {
 	if rd.keep || rawQuery == "" || len(rd.query) == 0 {
 		return s
@@ -268,7 +269,7 @@ func readOpenAIDoc(e *captures.Exchange, doc []byte) {
 		return
 	}
 	var b openAIBody
-	if jsonUnmarshal(doc, &b) != nil {
+	if json.Unmarshal(doc, &b) != nil {
 		return
 	}
 	if b.Model != "" && e.Model == "" {
