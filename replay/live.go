@@ -172,6 +172,10 @@ func (l *live) snapshot(scenario string, stage int) (count, errs, delta int64, p
 // start begins the display goroutine; it ends on stop.
 func (l *live) start(runs []*scenarioRun) {
 	l.runs = runs
+	for _, s := range runs {
+		l.users.WithLabelValues(s.name).Set(0)
+		l.stageNow.WithLabelValues(s.name).Set(1)
+	}
 	l.stopCh, l.done = make(chan struct{}), make(chan struct{})
 	go l.loop()
 }

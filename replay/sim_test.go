@@ -82,7 +82,7 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 				bad += n
 			}
 		}
-		if ok < 20 || bad*20 > ok {
+		if ok < 10 || bad*20 > ok {
 			t.Errorf("%s: %d successes, %d failures against a healthy sim", sc, ok, bad)
 		}
 	}
