@@ -3,9 +3,7 @@ package captures_test
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/captures/internal/fake"
@@ -52,14 +50,6 @@ func FuzzReader(f *testing.F) {
 		if len(infos) != 1 {
 			t.Fatalf("List of one file: %d entries", len(infos))
 		}
-		watchdog := time.AfterFunc(5*time.Second, func() {
-			os.WriteFile("/tmp/capeng/hang.bin", data, 0o644)
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			os.WriteFile("/tmp/capeng/hang.txt", buf[:n], 0o644)
-			panic("hang")
-		})
-		defer watchdog.Stop()
 		mem := checkedAlloc(t)
 		drain := func(next func() bool, err func() error) {
 			for next() {
