@@ -49,7 +49,7 @@ type OpChange struct {
 	LatencyP  float64 `json:"latency_p_value"` // Mann–Whitney U, two-sided
 	RPSP      float64 `json:"rps_p_value"`     // two Poisson rates
 	ErrorP    float64 `json:"error_p_value"`   // two proportions
-	Verdict   string  `json:"verdict"`         // faster, slower, no significant change
+	Verdict   string  `json:"verdict"`         // faster, slower, mixed, no significant change
 
 	u, mean float64
 }
@@ -167,15 +167,26 @@ func compareOp(st *Stage, b, n *OpStats, name string, bw, nw float64) OpChange {
 }
 
 // judge sets the verdict at level alpha (already divided among the tests).
+// The U test detects a shift of the whole distribution, so the verdict
+// follows the median: faster or slower when the test is significant and
+// the median moved at least minShift the same way; "mixed" when it is
+// significant but the median did not move that way (the shape changed:
+// a tail grew while the middle shrank, say).
 func (oc *OpChange) judge(alpha float64) {
-	shifted := math.Abs(oc.P50.ChangePct) >= 100*minShift || math.Abs(oc.P95.ChangePct) >= 100*minShift
-	switch {
-	case oc.LatencyP < alpha && shifted && oc.u > oc.mean:
-		oc.Verdict = "faster" // base values rank higher: the new run is quicker
-	case oc.LatencyP < alpha && shifted && oc.u < oc.mean:
-		oc.Verdict = "slower"
-	default:
+	if oc.LatencyP >= alpha {
 		oc.Verdict = "no significant change"
+		return
+	}
+	med := oc.P50.ChangePct / 100
+	switch {
+	case oc.u > oc.mean && med <= -minShift:
+		oc.Verdict = "faster" // base values rank higher: the new run is quicker
+	case oc.u < oc.mean && med >= minShift:
+		oc.Verdict = "slower"
+	case math.Abs(med) < minShift && math.Abs(oc.P95.ChangePct/100) < minShift:
+		oc.Verdict = "no significant change" // significant, but too small to matter
+	default:
+		oc.Verdict = "mixed"
 	}
 }
 
