@@ -122,6 +122,9 @@ scenarios:
 			if r.Scenario != "uni" || r.Stage != stage {
 				continue
 			}
+			if r.ActiveUsers < 1 || r.ActiveUsers > 40 {
+				t.Fatalf("stage %d row with active_users %d, want 1..40", stage, r.ActiveUsers)
+			}
 			if int(r.VU) >= users || int(r.StageUsers) != users {
 				t.Fatalf("stage %d row from vu %d stage_users %d, want vu < %d", stage, r.VU, r.StageUsers, users)
 			}

@@ -140,10 +140,16 @@ func (s *scenarioRun) runVU(idx int) {
 			last++
 		}
 		reqCtx := s.stages[last].ctx
-		s.active.Add(1)
+		// A user counts as active from its first request of the stage (not
+		// while it waits for its spawn time) until it leaves the stage.
+		counted := false
 		for st.ctx.Err() == nil {
 			if !sleepUntil(st.ctx, nextAt) {
 				break
+			}
+			if !counted {
+				s.active.Add(1)
+				counted = true
 			}
 			var e *entry
 			var op string
@@ -177,7 +183,9 @@ func (s *scenarioRun) runVU(idx int) {
 			// goroutine got round to it, so scheduling delay shows as lag.
 			nextAt = end.Add(d)
 		}
-		s.active.Add(-1)
+		if counted {
+			s.active.Add(-1)
+		}
 		if s.rp.ctx.Err() != nil {
 			return
 		}
