@@ -54,6 +54,17 @@ func figures(s *analyze.Summary) ([]Figure, error) {
 			}
 		}
 	}
+	if s.Comparison != nil {
+		for _, sc := range s.Scenarios {
+			fig, err := compareFigure(s.Comparison, sc.Name)
+			if err != nil {
+				return nil, err
+			}
+			if fig != nil {
+				out = append(out, *fig)
+			}
+		}
+	}
 	if s.Timeline != nil {
 		fig, err := timelineFigure(s)
 		if err != nil {
@@ -411,4 +422,33 @@ func slug(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// compareFigure: p50 and p95 of all operations against users, base run
+// dashed, new run solid.
+func compareFigure(c *analyze.Comparison, scenario string) (*Figure, error) {
+	var b50, b95, n50, n95 plotter.XYs
+	for _, o := range c.Operations {
+		if o.Scenario != scenario || o.Operation != analyze.AllOps {
+			continue
+		}
+		u := float64(o.Users)
+		b50, b95 = append(b50, plotter.XY{X: u, Y: o.P50.Base}), append(b95, plotter.XY{X: u, Y: o.P95.Base})
+		n50, n95 = append(n50, plotter.XY{X: u, Y: o.P50.New}), append(n95, plotter.XY{X: u, Y: o.P95.New})
+	}
+	if len(b50) == 0 {
+		return nil, nil
+	}
+	p := newPlot(scenario+": base against new", "users", "latency (ms)")
+	for i, l := range []struct {
+		name   string
+		xy     plotter.XYs
+		dashed bool
+	}{{"p50 base", b50, true}, {"p95 base", b95, true}, {"p50 new", n50, false}, {"p95 new", n95, false}} {
+		if err := addLine(p, l.name, l.xy, i%2, l.dashed); err != nil {
+			return nil, err
+		}
+	}
+	p.Y.Min = 0
+	return render(p, "compare_"+slug(scenario), scenario+": latency of the base run (dashed) and the new run", scenario, "compare")
 }

@@ -210,3 +210,42 @@ func TestWriteAllOutputs(t *testing.T) {
 		t.Errorf("junit.xml: %d test cases, want one per target (6)", n)
 	}
 }
+
+// compare's outputs: the comparison tables in both reports, a figure per
+// scenario, and the comparison key in summary.json.
+func TestWriteComparison(t *testing.T) {
+	t.Parallel()
+	base, next := demoLike(t), demoLike(t)
+	next.Comparison = analyze.CompareSummaries(base, next)
+	dir := t.TempDir()
+	if err := Write(dir, next); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"figures/compare_mcp.png", "figures/compare_rag.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	html, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !bytes.Contains(html, []byte(`id="compare-operations"`)) || !bytes.Contains(md, []byte("## Comparison with demo-run")) {
+		t.Error("comparison section missing from report.html or report.md")
+	}
+	js, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
+	var m struct {
+		Comparison struct {
+			Operations []struct{ Verdict string } `json:"operations"`
+		} `json:"comparison"`
+	}
+	if err := json.Unmarshal(js, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Comparison.Operations) == 0 {
+		t.Fatal("summary.json: no comparison.operations")
+	}
+	for _, o := range m.Comparison.Operations {
+		if o.Verdict != "no significant change" {
+			t.Errorf("a run against itself: verdict %q", o.Verdict)
+		}
+	}
+}
