@@ -193,3 +193,32 @@ func TestPromSamplesAttributedByHostPort(t *testing.T) {
 		t.Errorf("gpu_mem_pct from DCGM FB_USED/(USED+FREE): %v, want 98.3", m)
 	}
 }
+
+// The demo's runs are short and time-compressed: 10 s stages of a few
+// hundred requests. The detectors must hold there too, whatever the seed.
+func TestDetectorsOnShortStages(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		m    model
+		want []string
+	}{
+		{healthy, nil},
+		{serialized, []string{"serialization/mcp"}},
+		{pool, []string{"pool_exhaustion/rag"}},
+		{gpuBound, []string{"gpu_saturation/gateway"}},
+		{cpuBound, []string{"throughput_plateau/gateway"}},
+	} {
+		m := tc.m
+		m.StageLen = 10 * time.Second
+		for seed := uint64(1); seed <= 5; seed++ {
+			info, rows, samples := simulate(m, seed)
+			s, err := Summarize(info, rows, samples, nil, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kinds(s.Findings); !slices.Equal(got, tc.want) {
+				t.Errorf("%s seed %d: findings %v, want %v\n%s", m.Name, seed, got, tc.want, describe(s))
+			}
+		}
+	}
+}
