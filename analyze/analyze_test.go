@@ -377,3 +377,24 @@ func TestMannWhitneyAgainstBruteForce(t *testing.T) {
 		t.Errorf("b shifted by 8 of 20: p = %v, want < 0.05", p)
 	}
 }
+
+// An interrupted run's last stage has no end in run.json: its window ends
+// at its last request, and the report says so.
+func TestInterruptedStageWithoutEnd(t *testing.T) {
+	t.Parallel()
+	info, rows, _ := simulate(healthy, 3)
+	last := len(info.Stages) - 1
+	info.Stages[last].End = ""
+	info.Interrupted = true
+	s, err := Summarize(info, rows, nil, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stages[last]
+	if st.End == "" || len(st.Notes) == 0 || st.WindowS < 19 || st.WindowS > 20.01 {
+		t.Errorf("stage without end: end %q window %v notes %v", st.End, st.WindowS, st.Notes)
+	}
+	if _, err := json.Marshal(s); err != nil {
+		t.Errorf("summary.json: %v", err)
+	}
+}

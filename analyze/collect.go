@@ -374,11 +374,11 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 		s.Users = int(math.Round(st.info.Rate))
 	}
 	if st.we == math.MaxInt64 {
-		// No end in run.json (interrupted): the window ends at the last row,
-		// and warm-up is trimmed from what is left.
+		// No end in run.json (interrupted): the window ends at the last row;
+		// without a length no warm-up could be trimmed.
 		st.we = st.lastNS + 1
 		s.End = time.Unix(0, st.we).UTC().Format(time.RFC3339Nano)
-		s.Notes = append(s.Notes, "run.json gives no end for this stage; its window ends at its last request")
+		s.Notes = append(s.Notes, "run.json gives no end for this stage (interrupted?): its window ends at its last request and no warm-up was trimmed")
 	}
 	s.endNS = st.we
 	s.WarmUpS = float64(st.ws-st.startNS) / 1e9

@@ -682,8 +682,21 @@ func roundEvidence(ev map[string]any) {
 			ev[k] = round(x, 4)
 		case map[string]float64:
 			for kk, vv := range x {
+				if math.IsNaN(vv) || math.IsInf(vv, 0) {
+					delete(x, kk)
+					continue
+				}
 				x[kk] = round(vv, 4)
 			}
+		case []float64:
+			// JSON has no NaN: a missing value is null.
+			out := make([]any, len(x))
+			for i, vv := range x {
+				if !math.IsNaN(vv) && !math.IsInf(vv, 0) {
+					out[i] = round(vv, 4)
+				}
+			}
+			ev[k] = out
 		}
 	}
 }
