@@ -36,8 +36,10 @@ func TestClientDrivesEveryOperation(t *testing.T) {
 	if st.Errors != 0 || st.Requests < int64(len(want)) {
 		t.Errorf("stats %+v", st)
 	}
-	if got := s.MCPStats().SandboxRefusals; got != st.Operations["mcp.sandbox_probe"].Count {
-		t.Errorf("sandbox refused %d paths, the client probed %d times", got, st.Operations["mcp.sandbox_probe"].Count)
+	// A probe cut off by the end of the run is refused but not counted by the
+	// client: at most one per MCP user (3 of the 9).
+	if got, probes := s.MCPStats().SandboxRefusals, st.Operations["mcp.sandbox_probe"].Count; got < probes || got > probes+3 {
+		t.Errorf("sandbox refused %d paths, the client probed %d times", got, probes)
 	}
 }
 

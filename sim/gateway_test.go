@@ -156,7 +156,7 @@ func oomConfig(fit int) (Config, int) {
 	g.Aliases = nil
 	g.ReservedMiB = 100
 	g.KVMiBPerToken = 1
-	g.DecodePerToken = 150 * time.Millisecond
+	g.DecodePerToken = 300 * time.Millisecond // requests overlap even on a busy machine
 	g.PrefillPerToken = 0
 	pt := promptTokens([]chatMessage{{Role: "user", Content: json.RawMessage(`"Explain Python decorators"`)}})
 	g.GPUMemoryMiB = 200 + float64(fit*(pt+2))
@@ -238,14 +238,14 @@ func TestGatewayMetricsUnderLoad(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.Gateway.UtilFullBatch = 1
-	cfg.Gateway.DecodePerToken = 100 * time.Millisecond
+	cfg.Gateway.DecodePerToken = 150 * time.Millisecond // 16 tokens: 2.4 s, sampled at 1.4 s
 	s := startSuite(t, cfg)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		postJSON(t, s.URLs()["gateway"]+"/v1/chat/completions", chatBody("chat-7b", 16, false))
 	}()
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(1400 * time.Millisecond)
 	_, m := getBody(t, s.URLs()["gateway"]+"/metrics")
 	<-done
 	metrics := parseProm(string(m))

@@ -210,12 +210,17 @@ func TestRAGSearchCostGrowsWithCollection(t *testing.T) {
 			t.Fatalf("index: %d %s", status, body)
 		}
 	}
+	// The fastest of three: a busy machine only ever adds time.
 	took := func(collection string) time.Duration {
-		start := time.Now()
-		if status, body := postJSON(t, url+"/query", map[string]any{"query": "vectors", "collection": collection}); status != 200 {
-			t.Fatalf("query: %d %s", status, body)
+		best := time.Hour
+		for range 3 {
+			start := time.Now()
+			if status, body := postJSON(t, url+"/query", map[string]any{"query": "vectors", "collection": collection}); status != 200 {
+				t.Fatalf("query: %d %s", status, body)
+			}
+			best = min(best, time.Since(start))
 		}
-		return time.Since(start)
+		return best
 	}
 	fill("small", 100)
 	fill("large", 1000)
