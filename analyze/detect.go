@@ -22,8 +22,8 @@ const (
 	gpuMemPct        = 95.0  // GPU memory share under pressure
 	maxSendLagMS     = 10.0  // p99 send lag of a load generator keeping up
 	littleTolerance  = 0.10  // Little's law mismatch the plan tolerates
-	abruptBefore     = 0.002 // error rate of the stages before the onset
-	abruptAt         = 0.01  // error rate at the onset
+	abruptAt         = 0.01  // error rate at the onset of pool exhaustion
+	abruptJump       = 10.0  // and at least this many times the rate of every stage before
 	tailRatio        = 3.0   // p99/p50 at the top
 	tailGrowth       = 2.0   // and its growth from the bottom
 	tailMinCount     = 100   // successes a stage needs for its p99 to count
@@ -342,22 +342,22 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 		return float64(n) / float64(all.Count), n, true
 	}
 	onset := -1
+	before := 0.0 // the highest rate before the onset
 	for i, st := range c.stages {
 		r, n, ok := rate(st)
 		if !ok {
 			continue
 		}
 		if r >= abruptAt && n >= 3 {
-			// Abrupt only if the stage before had enough requests for its
-			// lack of errors to mean something at this rate.
-			if i > 0 && float64(c.stages[i-1].Operations[AllOps].Count)*r >= 3 {
+			// Abrupt: ten times (at least) the rate of every stage before,
+			// which had enough requests for its few errors to mean
+			// something at this rate.
+			if i > 0 && r >= abruptJump*before && float64(c.stages[i-1].Operations[AllOps].Count)*r >= 3 {
 				onset = i
 			}
 			break
 		}
-		if r > abruptBefore {
-			return nil // errors crept in: not an abrupt onset
-		}
+		before = math.Max(before, r)
 	}
 	if onset < 0 {
 		return nil
@@ -406,8 +406,8 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 	}
 	first := c.stages[onset]
 	return &Finding{Kind: KindPoolExhaustion, Scenario: c.name, Operation: c.worstOp(first, poolKinds), Severity: SeverityHigh,
-		Summary: fmt.Sprintf("%s runs out of a pool at %d users: errors jump from under %.1f %% to %.1f %% there while the successful requests wait close to the timeout.",
-			c.name, first.Users, 100*abruptBefore, rates[fmt.Sprint(first.Users)]),
+		Summary: fmt.Sprintf("%s runs out of a pool at %d users: errors jump from at most %.2f %% to %.1f %% there while the successful requests wait close to the timeout.",
+			c.name, first.Users, 100*before, rates[fmt.Sprint(first.Users)]),
 		Action:   "Size the connection pool for the concurrency (e.g. the vector-store or database pool to the user count at the onset), or queue with back-pressure instead of timing out.",
 		Evidence: ev}
 }
