@@ -39,7 +39,7 @@ type live struct {
 	series map[obsKey]*obsSeries
 	runs   []*scenarioRun
 
-	requests, errors atomic.Int64
+	requests, errors, cutOff atomic.Int64
 
 	reg      *prometheus.Registry
 	reqs     *prometheus.CounterVec
@@ -121,6 +121,9 @@ func (l *live) observe(rows []captures.Result) {
 		if r.ErrorKind != "" {
 			ls.errs++
 			errs++
+			if r.ErrorKind == captures.ErrCutOff {
+				l.cutOff.Add(1)
+			}
 		}
 		sec := float64(r.DurationNS) / 1e9
 		if len(ls.recent) < recentKeep {
@@ -233,21 +236,26 @@ func (l *live) loop() {
 				if s.sc.Mode == ModeOpen {
 					load = fmt.Sprintf("rate %g/s", st.rate)
 				}
-				line := fmt.Sprintf("%s stage %d/%d %s: %s rps %.1f p95 %s errors %d/%d left %s", s.name, k+1, len(s.stages),
-					s.sc.Stages[k].Name, load, float64(delta)/max(dt, 1e-3), time.Duration(p95*1e9).Round(time.Millisecond), errs, count, left)
+				name := ""
+				if n := s.sc.Stages[k].Name; n != "" {
+					name = " (" + n + ")"
+				}
+				stats := fmt.Sprintf("%s rps %.1f p95 %s errors %d/%d left %s", load, float64(delta)/max(dt, 1e-3),
+					time.Duration(p95*1e9).Round(time.Millisecond), errs, count, left)
+				line := fmt.Sprintf("%s stage %d/%d%s: %s", s.name, k+1, len(s.stages), name, stats)
 				if prog != nil {
 					total := st.end.Sub(st.start).Milliseconds()
 					b := bars[key]
 					if b == nil && !finished {
 						txt := &atomic.Value{}
-						txt.Store(line)
+						txt.Store(stats)
 						texts[key] = txt
-						b = prog.AddBar(total, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%s %d/%d", s.name, k+1, len(s.stages)))),
+						b = prog.AddBar(total, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%s %d/%d%s", s.name, k+1, len(s.stages), name))),
 							mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return txt.Load().(string) })))
 						bars[key] = b
 					}
 					if txt := texts[key]; txt != nil {
-						txt.Store(line)
+						txt.Store(stats)
 					}
 					if b != nil {
 						if finished {

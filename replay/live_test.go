@@ -69,7 +69,7 @@ scenarios:
 	}
 	wg.Wait()
 	out := log.String()
-	for _, want := range []string{"g stage 1/2 warm: users 2", "g stage 2/2 : users 3", "p95", "errors 0/"} {
+	for _, want := range []string{"g stage 1/2 (warm): users 2", "g stage 2/2: users 3", "p95", "errors 0/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("live log lacks %q:\n%s", want, out)
 		}

@@ -68,7 +68,8 @@ type RunInfo struct {
 	Ended       time.Time
 	Interrupted bool
 	Requests    int64 // result rows written
-	Errors      int64 // rows with an error kind
+	Errors      int64 // rows with an error kind, cut-offs included
+	CutOff      int64 // rows cut off by a stopping user or the run's end
 	Stages      []StageSpan
 }
 
@@ -352,7 +353,7 @@ func Run(ctx context.Context, opts Options) (*RunInfo, error) {
 		stopMetrics()
 	}
 	info := &RunInfo{ID: id, Dir: opts.Out, Started: started, Ended: ended, Interrupted: interrupted,
-		Requests: live.requests.Load(), Errors: live.errors.Load(), Stages: spans(runs, ended)}
+		Requests: live.requests.Load(), Errors: live.errors.Load(), CutOff: live.cutOff.Load(), Stages: spans(runs, ended)}
 	if err := writeRunJSON(p, rp, info, monitors); err != nil {
 		errs = append(errs, err)
 	}

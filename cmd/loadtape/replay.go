@@ -59,8 +59,8 @@ requests in flight are recorded as cut off and run.json says interrupted.`,
 			if info.Interrupted {
 				state = "interrupted"
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "run %s %s: %d requests, %d errors, %s in %s\n",
-				info.ID, state, info.Requests, info.Errors, info.Ended.Sub(info.Started).Round(time.Second), info.Dir)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "run %s %s: %d requests, %d errors (%d cut off), %s in %s\n",
+				info.ID, state, info.Requests, info.Errors, info.CutOff, info.Ended.Sub(info.Started).Round(time.Second), info.Dir)
 			return err
 		},
 	}
