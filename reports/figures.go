@@ -44,7 +44,7 @@ func figures(s *analyze.Summary) ([]Figure, error) {
 	var out []Figure
 	for _, sc := range s.Scenarios {
 		stages := stagesOf(s, sc.Name)
-		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, throughputFigure, cdfFigure, errorFigure} {
+		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdfFigure, errorFigure} {
 			fig, err := f(sc, stages)
 			if err != nil {
 				return nil, err
@@ -451,4 +451,57 @@ func compareFigure(c *analyze.Comparison, scenario string) (*Figure, error) {
 	}
 	p.Y.Min = 0
 	return render(p, "compare_"+slug(scenario), scenario+": latency of the base run (dashed) and the new run", scenario, "compare")
+}
+
+// opLatencyFigure: small multiples, one panel per operation with its p50,
+// p95 and p99 against users.
+func opLatencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+	ops := opNames(stages)
+	if len(ops) < 2 {
+		return nil, nil
+	}
+	var panels []*plot.Plot
+	for _, op := range ops {
+		p := newPlot(op, "users", "ms")
+		p.Title.TextStyle.Font.Size = vg.Points(10)
+		for i, q := range []struct {
+			name string
+			get  func(analyze.Latency) float64
+		}{{"p50", func(l analyze.Latency) float64 { return l.P50 }}, {"p95", func(l analyze.Latency) float64 { return l.P95 }}, {"p99", func(l analyze.Latency) float64 { return l.P99 }}} {
+			var xy plotter.XYs
+			for _, st := range stages {
+				if o := st.Operations[op]; o != nil && finite(q.get(o.LatencyMS)) {
+					xy = append(xy, plotter.XY{X: float64(st.Users), Y: q.get(o.LatencyMS)})
+				}
+			}
+			if err := addLine(p, q.name, xy, i, false); err != nil {
+				return nil, err
+			}
+		}
+		p.Y.Min = 0
+		panels = append(panels, p)
+	}
+	const cols = 2
+	rows := (len(panels) + cols - 1) / cols
+	h := vg.Length(rows) * 2.6 * vg.Inch
+	drawAll := func(c draw.Canvas) {
+		grid := make([][]*plot.Plot, rows)
+		for i := range grid {
+			grid[i] = make([]*plot.Plot, cols)
+		}
+		for i, p := range panels {
+			grid[i/cols][i%cols] = p
+		}
+		tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(8), PadY: vg.Points(8), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+		cs := plot.Align(grid, tiles, c)
+		for i, p := range panels {
+			p.Draw(cs[i/cols][i%cols])
+		}
+	}
+	svg, png, err := renderWith(figW, h, drawAll)
+	if err != nil {
+		return nil, err
+	}
+	return &Figure{Name: "latency_ops_" + slug(sc.Name), Title: sc.Name + ": latency percentiles against users, per operation",
+		Scenario: sc.Name, Kind: "latency_ops", SVG: svg, PNG: png}, nil
 }
