@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -251,4 +252,36 @@ scenarios:
 			t.Errorf("sandboxed server: %v, want every request to succeed", n)
 		}
 	}
+}
+
+// FuzzSSEParser feeds arbitrary streams in arbitrary pieces: the parser
+// never panics, times at most one offset per event boundary, and splitting
+// the same bytes differently finds the same events.
+func FuzzSSEParser(f *testing.F) {
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n"), 3)
+	f.Add([]byte("event: error\ndata: boom\r\n\r\n: keep-alive\n\n"), 1)
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"), 7)
+	f.Fuzz(func(t *testing.T, b []byte, step int) {
+		if step <= 0 || step > len(b)+1 {
+			step = len(b) + 1
+		}
+		run := func(step int) (int, string) {
+			var r captures.Result
+			out := &response{}
+			p := &sseParser{rpcID: "1", r: &r, out: out}
+			for i := 0; i < len(b); i += step {
+				p.feed(b[i:min(i+step, len(b))], int64(i))
+			}
+			p.flush(int64(len(b)))
+			return len(r.ChunkOffsetsNS), string(out.rpc)
+		}
+		n1, rpc1 := run(step)
+		n2, rpc2 := run(len(b) + 1)
+		if n1 != n2 || rpc1 != rpc2 {
+			t.Fatalf("split by %d: %d events rpc %q; whole: %d events rpc %q", step, n1, rpc1, n2, rpc2)
+		}
+		if n1 > bytes.Count(b, []byte{'\n'})+1 {
+			t.Fatalf("%d events from %d lines", n1, bytes.Count(b, []byte{'\n'}))
+		}
+	})
 }
