@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/loadtape/loadtape/captures"
 )
@@ -55,23 +57,13 @@ func Analyze(opts Options) (*Summary, error) {
 	if opts.WarmUp != nil {
 		warm = *opts.WarmUp
 	}
-	c := newCollector(info, warm)
-	rr, err := captures.NewReader[captures.Result](opts.Runs, captures.ReaderOptions{Columns: resultColumns})
+	files, err := resultFiles(opts.Runs)
 	if err != nil {
-		return nil, badInputf("%v", err)
+		return nil, err
 	}
-	defer rr.Close()
-	for rr.Next() {
-		batch := rr.Batch()
-		for i := range batch {
-			if !c.add(&batch[i]) {
-				r := &batch[i]
-				return nil, badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", rr.File(), r.Scenario, r.Stage)
-			}
-		}
-	}
-	if err := rr.Err(); err != nil {
-		return nil, badInputf("%v", err)
+	c, err := collectFiles(info, warm, files)
+	if err != nil {
+		return nil, err
 	}
 	for id := range c.runIDs {
 		if id != info.ID {
@@ -93,6 +85,75 @@ func Analyze(opts Options) (*Summary, error) {
 	s := build(info, c, samples, specs, acceptance)
 	s.Sources = opts.Runs
 	return s, nil
+}
+
+// resultFiles lists the complete result files of the run directories, in
+// name order (their names start with the time they were opened).
+func resultFiles(dirs []string) ([]string, error) {
+	var out []string
+	for _, dir := range dirs {
+		files, err := captures.List(dir)
+		if err != nil {
+			return nil, badInputf("%s: %v", dir, err)
+		}
+		for _, f := range files {
+			if f.Kind == captures.KindResults && !f.Incomplete && f.Err == nil {
+				out = append(out, f.Path)
+			}
+		}
+	}
+	return out, nil
+}
+
+// collectFiles reads the result files on one goroutine per CPU (up to
+// four), each into a collector of its own over a contiguous run of files,
+// and merges the collectors in file order. Decoding Parquet is most of the
+// work, and it parallelises.
+func collectFiles(info *RunInfo, warm WarmUp, files []string) (*collector, error) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(files)))
+	cs := make([]*collector, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := files[w*len(files)/workers : (w+1)*len(files)/workers]
+		cs[w] = newCollector(info, warm)
+		wg.Add(1)
+		go func() { // ends when its files are read or one is bad
+			defer wg.Done()
+			errs[w] = readInto(cs[w], part)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range cs[1:] {
+		cs[0].merge(o)
+	}
+	return cs[0], nil
+}
+
+func readInto(c *collector, files []string) error {
+	rr, err := captures.NewReader[captures.Result](files, captures.ReaderOptions{Columns: resultColumns})
+	if err != nil {
+		return badInputf("%v", err)
+	}
+	defer rr.Close()
+	for rr.Next() {
+		batch := rr.Batch()
+		for i := range batch {
+			if !c.add(&batch[i]) {
+				r := &batch[i]
+				return badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", rr.File(), r.Scenario, r.Stage)
+			}
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return badInputf("%v", err)
+	}
+	return nil
 }
 
 // checkResultFiles fails on a run directory without readable result files.

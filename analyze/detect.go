@@ -11,24 +11,24 @@ import (
 
 // Thresholds the detectors use; docs/analyze.md explains each.
 const (
-	cleanErrorRate   = 0.05  // stages above it are left out of the throughput curve: failures, not capacity, shape it
-	flatGrowth       = 1.2   // throughput grew at most this much over the plateau...
-	plateauUsers     = 1.5   // ...while users grew at least this much
-	latencyGrowth    = 1.3   // and latency grew at least this much: work queued
-	serialPEff       = 1.6   // effective parallelism under this is one-at-a-time work
-	serialR2         = 0.8   // latency linear in users
-	retrogradeDrop   = 0.85  // throughput at the top below this share of its peak
-	gpuBusyPct       = 95.0  // GPU utilisation of a saturated GPU
-	gpuMemPct        = 95.0  // GPU memory share under pressure
-	maxSendLagMS     = 10.0  // p99 send lag of a load generator keeping up
-	littleTolerance  = 0.10  // Little's law mismatch the plan tolerates
-	abruptAt         = 0.01  // error rate at the onset of pool exhaustion
-	abruptJump       = 10.0  // and at least this many times the rate of every stage before
-	tailRatio        = 3.0   // p99/p50 at the top
-	tailGrowth       = 2.0   // and its growth from the bottom
-	tailMinCount     = 100   // successes a stage needs for its p99 to count
-	tailMinSpreadMS  = 50.0  // and p99 − p50 at the top at least this
-	defaultVectorPct = 0.1   // the plan's Qdrant timeout target, %
+	cleanErrorRate   = 0.05 // stages above it are left out of the throughput curve: failures, not capacity, shape it
+	flatGrowth       = 1.2  // throughput grew at most this much over the plateau...
+	plateauUsers     = 1.5  // ...while users grew at least this much
+	latencyGrowth    = 1.3  // and latency grew at least this much: work queued
+	serialPEff       = 1.6  // effective parallelism under this is one-at-a-time work
+	serialR2         = 0.8  // latency linear in users
+	retrogradeDrop   = 0.85 // throughput at the top below this share of its peak
+	gpuBusyPct       = 95.0 // GPU utilisation of a saturated GPU
+	gpuMemPct        = 95.0 // GPU memory share under pressure
+	maxSendLagMS     = 10.0 // p99 send lag of a load generator keeping up
+	littleTolerance  = 0.10 // Little's law mismatch the plan tolerates
+	abruptAt         = 0.01 // error rate at the onset of pool exhaustion
+	abruptJump       = 10.0 // and at least this many times the rate of every stage before
+	tailRatio        = 3.0  // p99/p50 at the top
+	tailGrowth       = 2.0  // and its growth from the bottom
+	tailMinCount     = 100  // successes a stage needs for its p99 to count
+	tailMinSpreadMS  = 50.0 // and p99 − p50 at the top at least this
+	defaultVectorPct = 0.1  // the plan's Qdrant timeout target, %
 )
 
 // scenarioCtx is what every detector looks at: one scenario's stages in
