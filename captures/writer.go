@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -148,7 +149,7 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 		opts:   opts,
 		codec:  c,
 		mem:    mem,
-		props:  writerProps(mem),
+		props:  writerProps(mem, c),
 		start:  opts.Start.UTC().Format("20060102T150405Z"),
 		meta:   maps.Clone(opts.Metadata),
 		chunks: make(chan chunk[T], 4),
@@ -158,26 +159,34 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 	return w, nil
 }
 
-// writerProps: zstd everywhere, dictionary encoding on (it suits the
-// repetitive service, operation, header and status columns) except for
-// bodies and ids, which rarely repeat and would only pay for a dictionary
-// page before falling back to plain encoding.
-func writerProps(mem memory.Allocator) *parquet.WriterProperties {
-	return parquet.NewWriterProperties(
+// writerProps: zstd everywhere; dictionary encoding only on string
+// columns, which repeat (service, operation, header names and values,
+// status text), except ids, which never do. Numbers and bodies are plain:
+// hashing them for a dictionary costs CPU and the dictionary overflows
+// into plain encoding anyway.
+func writerProps[T any](mem memory.Allocator, c *codec[T]) *parquet.WriterProperties {
+	props := []parquet.WriterProperty{
 		parquet.WithAllocator(mem),
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithCompressionLevel(1),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithDictionaryFor("req_body", false),
-		parquet.WithDictionaryFor("resp_body", false),
-		parquet.WithDictionaryFor("id", false),
+		parquet.WithDictionaryDefault(false),
 		// Min/max statistics of bodies cost a compare per value and up to
 		// 4 KiB per page, and no query filters on a body's byte order.
 		parquet.WithStatsFor("req_body", false),
 		parquet.WithStatsFor("resp_body", false),
-		parquet.WithMaxRowGroupLength(1<<20),
+		parquet.WithMaxRowGroupLength(1 << 20),
 		parquet.WithCreatedBy("loadtape captures (arrow-go v18)"),
-	)
+	}
+	for _, col := range c.cols {
+		switch name := col.field.Name; {
+		case col.field.Type.ID() == arrow.STRING && name != "id" && name != "source_id":
+			props = append(props, parquet.WithDictionaryFor(name, true))
+		case col.field.Type == headerType:
+			props = append(props, parquet.WithDictionaryFor(name+".list.element.name", true),
+				parquet.WithDictionaryFor(name+".list.element.value", true))
+		}
+	}
+	return parquet.NewWriterProperties(props...)
 }
 
 // Write queues rows for the current file. It is safe for concurrent use.
