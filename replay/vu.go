@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -258,8 +257,5 @@ func (v *vu) do(st *stageWindow, ctx context.Context, op string, e *entry, inten
 
 // endOf is when a request's last byte (or its failure) came.
 func endOf(r *captures.Result) time.Time { return time.Unix(0, r.StartNS+r.DurationNS) }
-
-// client returns the HTTP client, for code that does not hold the run.
-func (s *scenarioRun) client() *http.Client { return s.rp.client }
 
 func newPCG(a, b uint64) *rand.Rand { return rand.New(rand.NewPCG(a, b)) }
