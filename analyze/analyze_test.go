@@ -398,3 +398,37 @@ func TestInterruptedStageWithoutEnd(t *testing.T) {
 		t.Errorf("summary.json: %v", err)
 	}
 }
+
+func TestRadixSortAgainstSlicesSort(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{0, 5, 4095, 4096, 10000, 100003} {
+		for _, gen := range []func() int64{
+			func() int64 { return rng.Int64N(1 << 40) },
+			func() int64 { return 5e6 + rng.Int64N(1000) }, // digits shared by all
+			func() int64 { return rng.Int64() },
+		} {
+			v := make([]int64, n)
+			for i := range v {
+				v[i] = gen()
+			}
+			if n > 10 {
+				v[3] = -v[3] // a negative value falls back to slices.Sort
+			}
+			want := slices.Clone(v)
+			slices.Sort(want)
+			sortInt64(v)
+			if !slices.Equal(v, want) {
+				t.Fatalf("n=%d: radix sort differs from slices.Sort", n)
+			}
+			v = slices.DeleteFunc(v, func(x int64) bool { return x < 0 })
+			want = slices.Clone(v)
+			slices.Sort(want)
+			rng.Shuffle(len(v), func(i, j int) { v[i], v[j] = v[j], v[i] })
+			sortInt64(v)
+			if !slices.Equal(v, want) {
+				t.Fatalf("n=%d: radix sort differs from slices.Sort", n)
+			}
+		}
+	}
+}

@@ -39,7 +39,7 @@ func latencyOf(vals []int64) Latency {
 		nan := math.NaN()
 		return Latency{nan, nan, nan, nan, nan, nan, nan}
 	}
-	slices.Sort(vals)
+	sortInt64(vals)
 	var sum float64
 	for _, v := range vals {
 		sum += float64(v)
