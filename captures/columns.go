@@ -404,6 +404,9 @@ func (c *codec[T]) checkColumns(names []string) ([]int, error) {
 		}
 		return idx, nil
 	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("captures: no columns asked for (nil means all)")
+	}
 	seen := make(map[int]bool, len(names))
 	var idx []int
 	for _, n := range names {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -15,8 +16,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/captures/internal/fake"
 )
 
 // randString mixes ASCII, multi-byte unicode and the odd control byte.
@@ -371,5 +374,48 @@ func TestRollByTime(t *testing.T) {
 	infos, _ := captures.List(dir)
 	if len(infos) != 1 || infos[0].Incomplete || infos[0].Rows != 1 {
 		t.Fatalf("List = %+v, want one complete file", infos)
+	}
+}
+
+// TestBoundsBySize: row groups are cut by compressed bytes (the writer's
+// memory bound) and files roll by bytes.
+func TestBoundsBySize(t *testing.T) {
+	t.Parallel()
+	g := fake.New(8, 1_700_000_000_000_000_000)
+	rows := make([]captures.Exchange, 3000)
+	for i := range rows {
+		rows[i] = g.Chat(1024, 2048)
+	}
+	dir := t.TempDir()
+	writeAll(t, captures.WriterOptions{Dir: dir, Files: 1, RowGroupBytes: 128 << 10, MaxBytes: 1 << 20}, rows, 50)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(files) < 2 {
+		t.Fatalf("%d files, want several with MaxBytes 1 MiB", len(files))
+	}
+	groups := 0
+	for _, f := range files {
+		pf, err := file.OpenParquetFile(f, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups += pf.NumRowGroups()
+		for i := range pf.NumRowGroups() {
+			// A cut happens after the chunk that crossed the bound: at
+			// most one chunk (4 MiB raw, far less compressed) beyond it.
+			if sz := pf.MetaData().RowGroup(i).TotalCompressedSize(); sz > 1<<20 {
+				t.Errorf("%s row group %d: %d compressed bytes, want about 128 KiB", f, i, sz)
+			}
+		}
+		pf.Close()
+		st, _ := os.Stat(f)
+		if st.Size() > 2<<20 {
+			t.Errorf("%s: %d bytes, want about 1 MiB", f, st.Size())
+		}
+	}
+	if groups <= len(files) {
+		t.Errorf("%d row groups in %d files, want several per file", groups, len(files))
+	}
+	if got := readAll[captures.Exchange](t, []string{dir}, captures.ReaderOptions{Columns: []string{"id"}}); len(got) != len(rows) {
+		t.Errorf("read %d rows, want %d", len(got), len(rows))
 	}
 }
