@@ -189,6 +189,11 @@ scenarios:
 		{"no target for the service", good, func(o *Options) { o.Targets = map[string]string{"rag": up.URL} }, "--target gateway=URL"},
 		{"unknown scenario", good, func(o *Options) { o.Scenarios = []string{"nope"} }, `--scenario "nope"`},
 		{"bad shard", good, func(o *Options) { o.Shard = "3/2" }, "--shard"},
+		{"only truncated bodies", good, func(o *Options) {
+			for i := range o.Exchanges {
+				o.Exchanges[i].ReqTruncated = o.Exchanges[i].Operation == "chat.completions"
+			}
+		}, "truncated request body"},
 		{"service missing from capture", strings.Replace(good, "service: gateway", "service: rag", 1), func(o *Options) { o.Targets["rag"] = up.URL }, `no exchanges of service "rag"`},
 	}
 	for _, c := range cases {

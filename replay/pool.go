@@ -15,7 +15,8 @@ import (
 // deterministic (start time, then id) so that a seed always picks the same
 // exchanges.
 type Pool struct {
-	services map[string]*servicePool
+	services  map[string]*servicePool
+	truncated map[string]int // "service\x00operation" → exchanges left out for a truncated request body
 }
 
 type servicePool struct {
@@ -36,11 +37,17 @@ type entry struct {
 
 // NewPool indexes exchanges. It keeps pointers into xs.
 func NewPool(xs []captures.Exchange) *Pool {
-	p := &Pool{services: map[string]*servicePool{}}
+	p := &Pool{services: map[string]*servicePool{}, truncated: map[string]int{}}
 	bySession := map[string]map[string][]*entry{} // service → session → entries
 	for i := range xs {
 		x := &xs[i]
 		if isRefusedProbe(x) {
+			continue
+		}
+		// A request body cut at the recorder's --max-body would only be
+		// refused by the target as malformed: it is not load worth sending.
+		if x.ReqTruncated {
+			p.truncated[x.Service+"\x00"+x.Operation]++
 			continue
 		}
 		sp := p.services[x.Service]
@@ -154,6 +161,9 @@ func (p *Pool) check(name string, s *Scenario) error {
 			continue
 		}
 		if len(sp.ops[op]) == 0 {
+			if n := p.truncated[s.Service+"\x00"+op]; n > 0 {
+				return fmt.Errorf("scenario %q: every captured %q exchange (%d) has a truncated request body; record again with a larger --max-body", name, op, n)
+			}
 			return fmt.Errorf("scenario %q: mix operation %q is not in the capture of service %q (it has: %s)",
 				name, op, s.Service, strings.Join(p.Operations(s.Service), ", "))
 		}
