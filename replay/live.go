@@ -51,6 +51,7 @@ type live struct {
 	stopCh chan struct{}
 	done   chan struct{}
 	logMu  sync.Mutex
+	prog   atomic.Pointer[mpb.Progress] // while bars are shown, lines go above them
 }
 
 type liveStage struct {
@@ -147,6 +148,11 @@ func (l *live) logf(format string, args ...any) {
 	if l.out == nil {
 		return
 	}
+	if p := l.prog.Load(); p != nil {
+		if _, err := fmt.Fprintf(p, format+"\n", args...); err == nil {
+			return
+		}
+	}
 	l.logMu.Lock()
 	defer l.logMu.Unlock()
 	fmt.Fprintf(l.out, format+"\n", args...)
@@ -199,6 +205,7 @@ func (l *live) loop() {
 	logged := map[string]bool{}
 	if l.out != nil && l.tty {
 		prog = mpb.New(mpb.WithOutput(l.out), mpb.WithWidth(30), mpb.WithRefreshRate(liveEvery/2))
+		l.prog.Store(prog)
 	}
 	tick := time.NewTicker(liveEvery)
 	defer tick.Stop()
@@ -231,7 +238,7 @@ func (l *live) loop() {
 				if !finished {
 					l.stageNow.WithLabelValues(s.name).Set(float64(k + 1))
 				}
-				left := max(time.Until(st.end), 0).Truncate(time.Second)
+				left := max(time.Until(st.end), 0).Round(time.Second)
 				load := fmt.Sprintf("users %d", st.shardUsers)
 				if s.sc.Mode == ModeOpen {
 					load = fmt.Sprintf("rate %g/s", st.rate)
@@ -275,6 +282,7 @@ func (l *live) loop() {
 		}
 		if stopping {
 			if prog != nil {
+				l.prog.Store(nil)
 				for _, b := range bars {
 					b.Abort(false)
 				}
