@@ -229,7 +229,15 @@ func (p *plan) services() map[string]bool {
 
 // readCaptures loads the exchanges of the services the run needs.
 func readCaptures(paths []string, want map[string]bool) ([]captures.Exchange, error) {
-	r, err := captures.NewReader[captures.Exchange](paths, captures.ReaderOptions{BatchSize: 4096})
+	// Response bodies, headers and chunk timings are most of a capture's
+	// bytes and replay needs none of them: leave them on disk.
+	var cols []string
+	for _, c := range captures.Columns(captures.KindExchanges) {
+		if c != "resp_body" && c != "resp_headers" && c != "chunk_offsets_ns" {
+			cols = append(cols, c)
+		}
+	}
+	r, err := captures.NewReader[captures.Exchange](paths, captures.ReaderOptions{BatchSize: 4096, Columns: cols})
 	if err != nil {
 		return nil, badInput(err)
 	}
