@@ -97,7 +97,7 @@ const htmlSource = `<!DOCTYPE html>
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1.5rem;color:#1d232a;background:#fff}
 h1{font-size:1.5rem;margin:.2rem 0 1rem}
 h2{border-bottom:2px solid #e3e7eb;padding-bottom:.3rem;margin-top:2.2rem}
-table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.9rem}
+table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.9rem;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #d7dde3;padding:.3rem .55rem;text-align:right;vertical-align:top}
 th{background:#f3f5f7}
 td.l,th.l{text-align:left}

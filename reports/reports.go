@@ -152,7 +152,7 @@ func num(v float64, unit string) string {
 	}
 	var s string
 	switch a := math.Abs(v); {
-	case a == 0 || a >= 100:
+	case a == 0 || a >= 100 || (a == math.Trunc(a) && a < 1e15):
 		s = fmt.Sprintf("%.0f", v)
 	case a >= 10:
 		s = fmt.Sprintf("%.1f", v)
