@@ -202,6 +202,9 @@ func resText(st *analyze.Stage, name string) string {
 
 func stageText(t analyze.TargetResult) string {
 	if t.Stage == nil {
+		if t.Metric == "count" {
+			return "all"
+		}
 		return "worst"
 	}
 	if t.Users > 0 {

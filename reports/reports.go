@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/loadtape/loadtape/analyze"
@@ -157,7 +158,7 @@ func num(v float64, unit string) string {
 	case a >= 10:
 		s = fmt.Sprintf("%.1f", v)
 	case a >= 0.1:
-		s = fmt.Sprintf("%.2f", v)
+		s = strconv.FormatFloat(v, 'g', 3, 64)
 	default:
 		s = fmt.Sprintf("%.3g", v)
 	}
