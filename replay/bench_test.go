@@ -225,7 +225,9 @@ scenarios:
 			}
 		}()
 		out := b.TempDir()
+		conns0 := accepted.Load()
 		info, err := Run(context.Background(), Options{Exchanges: xs, Profile: prof, Targets: map[string]string{"gateway": up}, Out: out})
+		b.ReportMetric(float64(accepted.Load()-conns0), "conns")
 		close(stop)
 		if err != nil {
 			b.Fatal(err)
