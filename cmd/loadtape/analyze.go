@@ -21,8 +21,8 @@ type analyzeFlags struct {
 }
 
 func (f *analyzeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.out, "out", "", "directory for report.html, report.md, summary.json, junit.xml and figures/ (required)")
-	cmd.Flags().StringVar(&f.targets, "targets", "", "YAML file with `targets:` (and `acceptance:`) replacing the profile's targets")
+	cmd.Flags().StringVar(&f.out, "out", "", "`DIR` for report.html, report.md, summary.json, junit.xml and figures/ (required)")
+	cmd.Flags().StringVar(&f.targets, "targets", "", "YAML `FILE` with targets: (and acceptance:) replacing the profile's targets")
 	cmd.Flags().DurationVar(&f.warmupMax, "warmup-max", analyze.DefaultWarmUp.Max, "longest warm-up trimmed from the start of each stage")
 	cmd.Flags().Float64Var(&f.warmupFraction, "warmup-fraction", analyze.DefaultWarmUp.Fraction, "share of each stage trimmed as warm-up, up to --warmup-max (0 keeps everything)")
 	_ = cmd.MarkFlagRequired("out")
