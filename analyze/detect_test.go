@@ -222,3 +222,21 @@ func TestDetectorsOnShortStages(t *testing.T) {
 		}
 	}
 }
+
+// A replayer that counts users still waiting for a later stage reports
+// more active users than the stage runs; Little's law must not take that
+// for a lagging generator.
+func TestLittleIgnoresInflatedActiveUsers(t *testing.T) {
+	t.Parallel()
+	info, rows, samples := simulate(healthy, 5)
+	for i := range rows {
+		rows[i].ActiveUsers = 20 // the last stage's users, from the start
+	}
+	s, err := Summarize(info, rows, samples, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Findings) != 0 {
+		t.Errorf("findings %v, want none\n%s", kinds(s.Findings), describe(s))
+	}
+}
