@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -74,6 +75,18 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 		per[r.Scenario][r.ErrorKind]++
 	}
 	t.Logf("results by scenario and error kind: %v", per)
+	for _, sc := range []string{"gateway", "rag", "mcp"} {
+		var lags []int64
+		for _, r := range rows {
+			if r.Scenario == sc && r.ErrorKind == "" {
+				lags = append(lags, r.StartNS-r.IntendedNS)
+			}
+		}
+		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+		if len(lags) > 0 {
+			t.Logf("%s send lag p50 %v p99 %v max %v", sc, time.Duration(lags[len(lags)/2]), time.Duration(lags[len(lags)*99/100]), time.Duration(lags[len(lags)-1]))
+		}
+	}
 	for _, sc := range []string{"gateway", "rag", "mcp"} {
 		ok := per[sc][""]
 		bad := 0
