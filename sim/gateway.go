@@ -250,7 +250,7 @@ func (g *gateway) chat(w http.ResponseWriter, r *http.Request) {
 	var sse *sseWriter
 	if req.Stream {
 		sse = newSSE(w)
-		sse.event(chunk(id, created, req.Model, map[string]any{"role": "assistant", "content": ""}, nil))
+		sse.event(chunk(id, created, req.Model, delta{Role: "assistant", Content: ptr("")}, nil))
 		sse.flush()
 	}
 	var text strings.Builder
@@ -288,7 +288,7 @@ func (g *gateway) chat(w http.ResponseWriter, r *http.Request) {
 			}
 			text.WriteString(word)
 			if sse != nil {
-				sse.event(chunk(id, created, req.Model, map[string]any{"content": word}, nil))
+				sse.event(chunk(id, created, req.Model, delta{Content: &word}, nil))
 			}
 		}
 		i += batch
@@ -297,7 +297,7 @@ func (g *gateway) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if sse != nil {
-		sse.event(chunk(id, created, req.Model, map[string]any{}, finish))
+		sse.event(chunk(id, created, req.Model, delta{}, &finish))
 		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 			sse.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
 				"system_fingerprint": "fp_sim", "choices": []any{}, "usage": usage})
@@ -319,10 +319,35 @@ func hashWord(s string) int {
 	return int(h.Sum32() % uint32(len(vocabulary)))
 }
 
-func chunk(id string, created int64, model string, delta map[string]any, finish any) map[string]any {
-	return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-		"system_fingerprint": "fp_sim",
-		"choices":            []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
+// Stream chunks are typed structs, not maps: a streamed completion encodes
+// one per token, and at small time scales map encoding (sorted keys,
+// reflection per entry) was the sim's largest CPU cost.
+type chatChunk struct {
+	ID                string        `json:"id"`
+	Object            string        `json:"object"`
+	Created           int64         `json:"created"`
+	Model             string        `json:"model"`
+	SystemFingerprint string        `json:"system_fingerprint"`
+	Choices           []chunkChoice `json:"choices"`
+}
+
+type chunkChoice struct {
+	Index        int     `json:"index"`
+	Delta        delta   `json:"delta"`
+	Logprobs     *string `json:"logprobs"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+type delta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func chunk(id string, created int64, model string, d delta, finish *string) chatChunk {
+	return chatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model,
+		SystemFingerprint: "fp_sim", Choices: []chunkChoice{{Delta: d, FinishReason: finish}}}
 }
 
 // serverError answers a failure before any byte of the response was sent:
@@ -352,7 +377,9 @@ func newSSE(w http.ResponseWriter) *sseWriter {
 
 func (s *sseWriter) event(v any) {
 	b, _ := json.Marshal(v)
-	_, _ = fmt.Fprintf(s.w, "data: %s\n\n", b)
+	buf := make([]byte, 0, len(b)+8)
+	buf = append(append(append(buf, "data: "...), b...), "\n\n"...)
+	_, _ = s.w.Write(buf)
 }
 
 func (s *sseWriter) flush() {
