@@ -30,8 +30,8 @@ import (
 // the queues, and the user counts at which bottlenecks appear, are those of
 // the unscaled plan.
 const (
-	DefaultTimeScale = 0.07  // 32 min → about 2 min 15 s of replay
-	QuickTimeScale   = 0.025 // 32 min → 48 s of replay
+	DefaultTimeScale = 0.1  // 32 min → 3 min 12 s of replay
+	QuickTimeScale   = 0.03 // 32 min → 58 s of replay
 )
 
 // Options configure a demo run. Zero values mean the defaults.
