@@ -160,18 +160,6 @@ func (w *workers) run(job func()) {
 	}
 }
 
-// call runs job on a worker and waits for it. Closed-mode users send this
-// way so that the deep stack of an HTTP round trip grows on the few workers
-// in use at a time, not on each of 10,000 mostly sleeping users.
-func (w *workers) call(job func()) {
-	done := make(chan struct{})
-	w.run(func() {
-		defer close(done)
-		job()
-	})
-	<-done
-}
-
 // loop ends after workerIdle without work, or when close is called.
 func (w *workers) loop(job func()) {
 	defer w.wg.Done()

@@ -417,8 +417,6 @@ func (s *scenarioRun) run() {
 	for _, st := range s.stages {
 		maxUsers = max(maxUsers, st.users)
 	}
-	s.senders = newWorkers(maxUsers, maxUsers)
-	defer s.senders.close()
 	var wg sync.WaitGroup
 	for idx := s.rp.shard.i - 1; idx < maxUsers; idx += s.rp.shard.n {
 		wg.Add(1)
