@@ -337,6 +337,14 @@ func (p *sseParser) dispatch(at int64) {
 	if data[0] != '{' {
 		return
 	}
+	// Once the first token is timed, most chunks only need to be valid JSON:
+	// decode just the ones that can carry usage or an error.
+	if r.TTFTNS != 0 && !bytes.Contains(data, []byte(`"usage"`)) && !bytes.Contains(data, []byte(`"error"`)) {
+		if !json.Valid(data) && p.out.badJSON == "" {
+			p.out.badJSON = "SSE data is not valid JSON: " + prefix(data, 100)
+		}
+		return
+	}
 	var c chunkJSON
 	if err := json.Unmarshal(data, &c); err != nil {
 		if p.out.badJSON == "" {
