@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -429,6 +430,8 @@ func (op *opAcc) stats(window float64) *OpStats {
 		ITLMS: latencyPtr(op.itl), TPOTMS: latencyPtr(op.tpot), SendLagMS: latencyPtr(op.lag),
 		Durations: op.ok,
 	}
+	// latencyPtr sorted op.lag in place.
+	o.Lagged = int64(len(op.lag) - sort.Search(len(op.lag), func(i int) bool { return op.lag[i] > int64(maxSendLagMS*1e6) }))
 	if op.count > 0 {
 		o.ErrorRate = float64(errs) / float64(op.count)
 	}

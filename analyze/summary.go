@@ -91,6 +91,7 @@ type OpStats struct {
 	SendLagMS *Latency         `json:"send_lag_ms,omitempty"`
 
 	Durations []int64           `json:"-"` // sorted durations of successes, ns: CDF figures and compare
+	Lagged    int64             `json:"-"` // requests sent more than maxSendLagMS late
 	ErrorText map[string]string `json:"-"` // one example message per error kind
 }
 
