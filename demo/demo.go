@@ -56,6 +56,7 @@ type Result struct {
 	Captures string // capture directory
 	Run      string // run directory
 	Report   string // report directory
+	Picture  string // report.png, when a headless browser was at hand
 	Summary  *analyze.Summary
 	Recorded proxy.Totals
 }
@@ -144,6 +145,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Summary = sum
 	if err := reports.Write(res.Report, sum); err != nil {
 		return nil, fmt.Errorf("demo: reports: %w", err)
+	}
+	if png, err := picture(ctx, res.Report); err != nil {
+		say("no picture of the report: %v", err)
+	} else {
+		res.Picture = png
 	}
 	return res, nil
 }

@@ -76,6 +76,12 @@ func runDemo(t *testing.T, bin string, args ...string) (summary, string) {
 			t.Errorf("%s: missing or empty (%v)", f, err)
 		}
 	}
+	// CI installs chromium; elsewhere the picture is taken when one is there.
+	if _, err := exec.LookPath("chromium"); err == nil || os.Getenv("CI") != "" {
+		if fi, err := os.Stat(filepath.Join(out, "report", "report.png")); err != nil || fi.Size() < 10_000 {
+			t.Errorf("report/report.png: missing or nearly empty (%v)", err)
+		}
+	}
 	if m, _ := filepath.Glob(filepath.Join(out, "captures", "*.parquet")); len(m) == 0 {
 		t.Errorf("no capture files in %s", filepath.Join(out, "captures"))
 	}

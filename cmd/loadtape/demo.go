@@ -47,6 +47,9 @@ GPU metrics, analyses the run and writes out/demo/{captures,run,report}.`,
 func printDemo(w io.Writer, res *demo.Result) {
 	s := res.Summary
 	fmt.Fprintf(w, "\nreport: %s\n", filepath.Join(res.Report, "report.html"))
+	if res.Picture != "" {
+		fmt.Fprintf(w, "picture: %s\n", res.Picture)
+	}
 	counts := map[string]int{}
 	for _, t := range s.Targets {
 		counts[t.Verdict]++
