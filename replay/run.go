@@ -273,6 +273,7 @@ func Run(ctx context.Context, opts Options) (*RunInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer tuneGC()()
 	timeout := opts.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
