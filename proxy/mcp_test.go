@@ -1,13 +1,7 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -16,49 +10,11 @@ import (
 	"github.com/loadtape/loadtape/internal/nodefixture"
 )
 
-// startEverything runs @modelcontextprotocol/server-everything in
-// Streamable HTTP mode (its "streamableHttp" argument; it listens on $PORT
-// and serves /mcp) and returns its URL.
-func startEverything(t *testing.T) string {
-	t.Helper()
-	dir, node := nodefixture.Dir(t, "@modelcontextprotocol/server-everything")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	var log bytes.Buffer
-	cmd := exec.Command(node, filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js"), "streamableHttp")
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything did not listen on %s: %s", addr, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestMCPServerEverything drives the reference MCP server through the proxy
 // with the official Go SDK client and checks what the capture holds.
 func TestMCPServerEverything(t *testing.T) {
 	t.Parallel()
-	up := startEverything(t)
+	up := nodefixture.StartEverything(t)
 	_, base, stop := recorder(t, up, Options{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

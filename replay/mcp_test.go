@@ -1,13 +1,8 @@
 package replay
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -18,44 +13,6 @@ import (
 	"github.com/loadtape/loadtape/internal/nodefixture"
 	"github.com/loadtape/loadtape/proxy"
 )
-
-// startEverything runs @modelcontextprotocol/server-everything in
-// Streamable HTTP mode: `node dist/index.js streamableHttp` listens on $PORT
-// (default 3001) and serves one endpoint, /mcp.
-func startEverything(t *testing.T) string {
-	t.Helper()
-	dir, node := nodefixture.Dir(t, "@modelcontextprotocol/server-everything")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	var log bytes.Buffer
-	cmd := exec.Command(node, filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js"), "streamableHttp")
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything did not listen on %s: %s", addr, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // recordMCP records two MCP sessions (initialize, tools/list, two
 // tools/call, close) through the recording proxy with the official Go SDK
@@ -103,7 +60,7 @@ func recordMCP(t *testing.T, server string) string {
 // session and every replayed call succeeds.
 func TestReplayMCPServerEverything(t *testing.T) {
 	// Not parallel: timing-sensitive load on a 2-core machine.
-	server := startEverything(t)
+	server := nodefixture.StartEverything(t)
 	capDir := recordMCP(t, server)
 
 	prof := mustProfile(t, `

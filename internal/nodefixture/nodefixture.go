@@ -8,11 +8,15 @@
 package nodefixture
 
 import (
+	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // Dir returns the absolute path of testdata/node, whose node_modules holds
@@ -38,4 +42,44 @@ func missing(t testing.TB, what string) {
 		t.Fatalf("%s; CI must install it", what)
 	}
 	t.Skipf("skipping: %s", what)
+}
+
+// StartEverything runs the reference MCP server,
+// @modelcontextprotocol/server-everything, in Streamable HTTP mode (its
+// "streamableHttp" argument: it listens on $PORT and serves one endpoint,
+// /mcp) on a free loopback port, stops it when the test ends, and returns
+// its base URL once it accepts connections.
+func StartEverything(t testing.TB) string {
+	t.Helper()
+	dir, node := Dir(t, "@modelcontextprotocol/server-everything")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	var log bytes.Buffer
+	cmd := exec.Command(node, filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js"), "streamableHttp")
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server-everything did not listen on %s: %s", addr, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
