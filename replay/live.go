@@ -247,7 +247,14 @@ func (l *live) loop() {
 				if n := s.sc.Stages[k].Name; n != "" {
 					name = " (" + n + ")"
 				}
-				stats := fmt.Sprintf("%s rps %.1f p95 %s errors %d/%d left %s", load, float64(delta)/max(dt, 1e-3),
+				rps := float64(delta) / max(dt, 1e-3)
+				if finished {
+					// The last tick can come moments after the previous one
+					// and carry the rows flushed at the stage's end: a
+					// finished stage shows its average instead.
+					rps = float64(count) / max(st.end.Sub(st.start).Seconds(), 1e-3)
+				}
+				stats := fmt.Sprintf("%s rps %.1f p95 %s errors %d/%d left %s", load, rps,
 					time.Duration(p95*1e9).Round(time.Millisecond), errs, count, left)
 				line := fmt.Sprintf("%s stage %d/%d%s: %s", s.name, k+1, len(s.stages), name, stats)
 				if prog != nil {
