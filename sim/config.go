@@ -92,6 +92,21 @@ type RAGConfig struct {
 	ChunkWords int `yaml:"chunk_words"`
 	// SeedVectors chunks are indexed into the "default" collection at start.
 	SeedVectors int `yaml:"seed_vectors"`
+	// Context is the LLM reading the retrieved chunks before it answers.
+	Context ContextConfig `yaml:"context"`
+}
+
+// ContextConfig models the plan's "LLM context processing latency": a query
+// ends with the retrieved chunks read by the model, TokensPerHit tokens per
+// chunk returned, at GPUPerToken each; when the GPU's memory is at or above
+// CPUFallbackAt (a share, 0–1) the work is offloaded to the CPU and costs
+// CPUPerToken each. The GPU is the gateway's when both run in one suite (the
+// plan's stack shares one card); with no gateway the GPU is never short.
+type ContextConfig struct {
+	TokensPerHit  int           `yaml:"tokens_per_hit"`
+	GPUPerToken   time.Duration `yaml:"gpu_per_token"`
+	CPUPerToken   time.Duration `yaml:"cpu_per_token"`
+	CPUFallbackAt float64       `yaml:"cpu_fallback_at"`
 }
 
 // VectorPoolConfig is the vector-store client pool.
@@ -179,7 +194,7 @@ func DefaultConfig() Config {
 			Aliases: map[string]string{"qwen2.5-14b-instruct": "chat-7b"},
 		},
 		RAG: RAGConfig{
-			VectorPool:      VectorPoolConfig{Size: 8, WaitTimeout: time.Second},
+			VectorPool:      VectorPoolConfig{Size: 7, WaitTimeout: time.Second},
 			DB:              DBConfig{PoolSize: 5, MaxOverflow: 20, MaxConnections: 20, PoolTimeout: 30 * time.Second, ConnectTime: 30 * time.Millisecond, QueryTime: 15 * time.Millisecond},
 			SearchBase:      20 * time.Millisecond,
 			SearchPerVector: time.Millisecond,
@@ -188,6 +203,9 @@ func DefaultConfig() Config {
 			Dimensions:      256,
 			ChunkWords:      60,
 			SeedVectors:     600,
+			// 5 hits × 100 tokens: 100 ms on the GPU, 2 s on the CPU
+			// (the plan's "2000–3000 ms processing time").
+			Context: ContextConfig{TokensPerHit: 100, GPUPerToken: 200 * time.Microsecond, CPUPerToken: 4 * time.Millisecond, CPUFallbackAt: 0.95},
 		},
 		MCP: MCPConfig{
 			ExecutorConcurrency: 1,
@@ -219,6 +237,7 @@ func HealthyConfig() Config {
 	c.RAG.DB = DBConfig{PoolSize: 100, MaxOverflow: 100, MaxConnections: 500, PoolTimeout: 30 * time.Second, ConnectTime: 30 * time.Millisecond, QueryTime: 15 * time.Millisecond}
 	c.RAG.SearchPerVector = 0
 	c.RAG.SearchBase = 40 * time.Millisecond
+	c.RAG.Context.CPUPerToken = c.RAG.Context.GPUPerToken // context stays on the GPU
 	c.MCP.ExecutorConcurrency = 256
 	return c
 }
@@ -393,6 +412,12 @@ func (c Config) check() (field, msg string) {
 	try(pos("rag.db.max_connections", float64(r.DB.MaxConnections)))
 	try(pos("rag.db.pool_timeout", float64(r.DB.PoolTimeout)))
 	try(nonneg("rag.db.connect_time", r.DB.ConnectTime))
+	if r.Context.TokensPerHit < 0 {
+		try("rag.context.tokens_per_hit", "must be >= 0")
+	}
+	try(nonneg("rag.context.gpu_per_token", r.Context.GPUPerToken))
+	try(nonneg("rag.context.cpu_per_token", r.Context.CPUPerToken))
+	try(pos("rag.context.cpu_fallback_at", r.Context.CPUFallbackAt))
 	try(nonneg("rag.db.query_time", r.DB.QueryTime))
 	try(nonneg("rag.search_base", r.SearchBase))
 	try(nonneg("rag.search_per_vector", r.SearchPerVector))

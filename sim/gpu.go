@@ -85,6 +85,12 @@ func (g *gpu) memory() (used, free float64) {
 	return used, max(0, g.cfg.GPUMemoryMiB-used)
 }
 
+// memoryShare is the share of GPU memory in use, 0–1.
+func (g *gpu) memoryShare() float64 {
+	used, free := g.memory()
+	return used / max(used+free, 1e-9)
+}
+
 // alloc takes KV-cache memory or fails with a CUDA OOM error.
 func (g *gpu) alloc(mib float64) error {
 	g.mu.Lock()

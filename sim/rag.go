@@ -28,6 +28,11 @@ type rag struct {
 	queries, indexes, vectorTimeouts, dbErrors atomic.Int64
 	searchNanos, searches                      atomic.Int64
 	ids                                        atomic.Int64
+	cpuContexts                                atomic.Int64
+
+	// gpuShare is the memory share of the GPU the context is read on (the
+	// gateway's, in a suite); nil: a GPU that is never short.
+	gpuShare func() float64
 }
 
 func newRAG(cfg Config) *rag {
@@ -238,7 +243,14 @@ func (r *rag) query(w http.ResponseWriter, req *http.Request) {
 		r.failure(w, err)
 		return
 	}
-	defer r.db.release()
+	held := true
+	releaseDB := func() {
+		if held {
+			held = false
+			r.db.release()
+		}
+	}
+	defer releaseDB()
 	sleepCtx(ctx, r.cfg.scaled(r.cfg.RAG.DB.QueryTime))
 	sleepCtx(ctx, r.cfg.scaled(r.cfg.RAG.EmbedPerChunk))
 	vec := embed(*q.Query, r.cfg.RAG.Dimensions)
@@ -256,10 +268,27 @@ func (r *rag) query(w http.ResponseWriter, req *http.Request) {
 	if hits == nil {
 		hits = []hit{}
 	}
+	releaseDB() // retrieval is done; the model reads the chunks without the database
+	tokens, device := r.readContext(ctx, len(hits))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"query": *q.Query, "collection": q.Collection, "results": hits,
-		"searched_vectors": scanned, "took_ms": float64(time.Since(start).Microseconds()) / 1000,
+		"searched_vectors": scanned, "context_tokens": tokens, "context_device": device,
+		"took_ms": float64(time.Since(start).Microseconds()) / 1000,
 	})
+}
+
+// readContext is the model reading the retrieved chunks: on the GPU, or on
+// the CPU when the GPU's memory is short. The request's database
+// connection is back in the pool by then.
+func (r *rag) readContext(ctx context.Context, hits int) (tokens int, device string) {
+	c := r.cfg.RAG.Context
+	tokens, device, per := hits*c.TokensPerHit, "gpu", c.GPUPerToken
+	if r.gpuShare != nil && r.gpuShare() >= c.CPUFallbackAt {
+		device, per = "cpu", c.CPUPerToken
+		r.cpuContexts.Add(1)
+	}
+	sleepCtx(ctx, r.cfg.scaled(time.Duration(tokens)*per))
+	return tokens, device
 }
 
 type indexRequest struct {
@@ -335,6 +364,7 @@ type ragStats struct {
 	VectorWaiting   int64          `json:"vector_waiting"`
 	Collections     map[string]int `json:"collections"`
 	MeanSearchMilli float64        `json:"mean_search_ms"`
+	CPUContexts     int64          `json:"cpu_contexts"` // contexts read on the CPU under GPU memory pressure
 }
 
 func (r *rag) stats() ragStats {
@@ -343,6 +373,7 @@ func (r *rag) stats() ragStats {
 	r.db.mu.Unlock()
 	s.Queries, s.Indexes = r.queries.Load(), r.indexes.Load()
 	s.VectorTimeouts, s.DBErrors = r.vectorTimeouts.Load(), r.dbErrors.Load()
+	s.CPUContexts = r.cpuContexts.Load()
 	s.VectorInUse, s.VectorWaiting = len(r.vectors.slots), r.vectors.waiting.Load()
 	s.Collections = r.store.sizes()
 	if n := r.searches.Load(); n > 0 {
@@ -358,6 +389,7 @@ func (r *rag) metrics(w http.ResponseWriter, _ *http.Request) {
 	m.counter("rag_index_requests_total", "Index requests received.", "", float64(s.Indexes))
 	m.counter("rag_vector_timeouts_total", "Requests failed waiting for a vector-store connection (HTTP 504).", "", float64(s.VectorTimeouts))
 	m.counter("rag_db_errors_total", "Requests failed on the database pool.", "", float64(s.DBErrors))
+	m.counter("rag_context_cpu_total", "Contexts read on the CPU because the GPU's memory was short.", "", float64(s.CPUContexts))
 	m.gauge("rag_vector_pool_in_use", "Vector-store connections in use.", "", float64(s.VectorInUse))
 	m.gauge("rag_vector_pool_waiting", "Requests waiting for a vector-store connection.", "", float64(s.VectorWaiting))
 	m.gauge("rag_vector_pool_size", "Vector-store pool size.", "", float64(r.cfg.RAG.VectorPool.Size))

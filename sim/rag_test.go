@@ -232,3 +232,42 @@ func TestRAGSearchCostGrowsWithCollection(t *testing.T) {
 		t.Errorf("search took %v at 100 vectors and %v at 1000: no growth with collection size", small, large)
 	}
 }
+
+// The plan's "LLM context processing latency": with the shared GPU's memory
+// short, the retrieved chunks are read on the CPU, 25× slower by default.
+func TestRAGContextOnCPUUnderGPUMemoryPressure(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.TimeScale = 0.05
+	s := startSuite(t, cfg)
+	url := s.URLs()["rag"]
+	query := func() (device string, tokens float64, took time.Duration) {
+		t.Helper()
+		start := time.Now()
+		status, body := postJSON(t, url+"/query", map[string]any{"query": "How do I optimize Python code for GPU computing?", "top_k": 5})
+		took = time.Since(start)
+		if status != 200 {
+			t.Fatalf("query: %d %s", status, body)
+		}
+		m := decode(t, body)
+		return m["context_device"].(string), m["context_tokens"].(float64), took
+	}
+	dev, tokens, _ := query()
+	if dev != "gpu" || tokens != 500 {
+		t.Errorf("GPU free: context on %q, %v tokens; want gpu, 500", dev, tokens)
+	}
+	// Fill the gateway's GPU to 96 %: KV cache of requests in flight.
+	g := s.gateway.gpu
+	used, free := g.memory()
+	if err := g.alloc(0.96*(used+free) - used); err != nil {
+		t.Fatal(err)
+	}
+	dev, _, took := query()
+	want := cfg.scaled(500 * cfg.RAG.Context.CPUPerToken) // 2.5 s × 0.05
+	if dev != "cpu" || took < want {
+		t.Errorf("GPU memory at 96 %%: context on %q in %v; want cpu, at least %v", dev, took, want)
+	}
+	if got := s.rag.stats().CPUContexts; got != 1 {
+		t.Errorf("cpu_contexts %d, want 1", got)
+	}
+}

@@ -69,6 +69,9 @@ func Start(ctx context.Context, cfg Config, addrs Addrs) (*Suite, error) {
 		}},
 		{"rag", addrs.RAG, func(net.Listener) (http.Handler, error) {
 			s.rag = newRAG(cfg)
+			if s.gateway != nil { // started first: the plan's stack shares one GPU
+				s.rag.gpuShare = s.gateway.gpu.memoryShare
+			}
 			return s.rag.handler(), nil
 		}},
 		{"mcp", addrs.MCP, func(ln net.Listener) (http.Handler, error) {
