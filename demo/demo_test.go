@@ -170,7 +170,24 @@ func TestDemoFindsThePlantedBottlenecks(t *testing.T) {
 	}
 
 	healthy, _ := runDemo(t, bin, "--healthy")
+	if onlyGeneratorLag(healthy) {
+		// The replayer's own lag is a statement about this machine, not
+		// the sim: another process took the CPU. The report says so,
+		// rightly; a second run on a quiet machine must be clean.
+		t.Logf("healthy run: the load generator lagged (%s); running it again", healthy.Findings[0].Summary)
+		healthy, _ = runDemo(t, bin, "--healthy")
+	}
 	for _, f := range healthy.Findings {
 		t.Errorf("healthy run: unexpected finding %s on %s: %s", f.Kind, f.Scenario, f.Summary)
 	}
+}
+
+// onlyGeneratorLag: every finding is the replayer's own saturation.
+func onlyGeneratorLag(s summary) bool {
+	for _, f := range s.Findings {
+		if f.Kind != "load_generator_saturated" {
+			return false
+		}
+	}
+	return len(s.Findings) > 0
 }
