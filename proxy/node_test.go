@@ -24,64 +24,95 @@ func TestOpenAIClientStream(t *testing.T) {
 	dir, node := nodefixture.Dir(t, "openai")
 	words := []string{"Decorators ", "wrap ", "a ", "function ", "to ", "extend ", "it."}
 	const gap = 25 * time.Millisecond
-	var sent []int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/chat/completions" || r.Header.Get("Authorization") != "Bearer sk-test-proxy-key" {
-			http.Error(w, "unexpected "+r.URL.Path, 400)
+	withinOnOneTry(t, 5*time.Millisecond, func() []time.Duration {
+		var sent []int64
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/chat/completions" || r.Header.Get("Authorization") != "Bearer sk-test-proxy-key" {
+				http.Error(w, "unexpected "+r.URL.Path, 400)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			send := func(data string) {
+				time.Sleep(gap)
+				sent = append(sent, time.Now().UnixNano())
+				fmt.Fprintf(w, "data: %s\n\n", data)
+				w.(http.Flusher).Flush()
+			}
+			chunk := `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"qwen2.5-14b-instruct-served","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`
+			send(fmt.Sprintf(chunk, `{"role":"assistant","content":""}`, "null"))
+			for _, wd := range words {
+				send(fmt.Sprintf(chunk, fmt.Sprintf(`{"content":%q}`, wd), "null"))
+			}
+			send(fmt.Sprintf(chunk, `{}`, `"stop"`))
+			send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"qwen2.5-14b-instruct-served","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}`)
+			send("[DONE]")
+		}))
+		defer up.Close()
+		_, base, stop := recorder(t, up.URL, Options{})
+
+		cmd := exec.Command(node, filepath.Join(dir, "proxy-openai-stream.mjs"), base+"/v1", "stream")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("openai client: %v\n%s", err, out)
+		}
+		var got struct {
+			Chunks  int
+			Content string
+			Usage   struct{ Prompt_tokens, Completion_tokens int64 }
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("client output %q: %v", out, err)
+		}
+		if got.Content != strings.Join(words, "") || got.Usage.Completion_tokens != 7 {
+			t.Errorf("client got %+v", got)
+		}
+		rows := stop()
+		if len(rows) != 1 {
+			t.Fatalf("recorded %d exchanges, want 1", len(rows))
+		}
+		e := rows[0]
+		if e.Operation != "chat.completions" || e.Model != "qwen2.5-14b-instruct" || e.PromptTokens != 12 || e.CompletionTokens != 7 || !e.Stream || e.Status != 200 {
+			t.Errorf("recorded %s model %q tokens %d/%d stream %v status %d", e.Operation, e.Model, e.PromptTokens, e.CompletionTokens, e.Stream, e.Status)
+		}
+		if len(e.ChunkOffsetsNS) != len(sent) {
+			t.Fatalf("recorded %d event offsets, upstream sent %d events", len(e.ChunkOffsetsNS), len(sent))
+		}
+		late := make([]time.Duration, len(sent))
+		for i, off := range e.ChunkOffsetsNS {
+			late[i] = time.Duration(e.StartNS + off - sent[i])
+		}
+		return late
+	})
+}
+
+// withinOnOneTry runs a timing measurement up to three times and wants
+// every delay of one try in [0, bound]. The bound is about the proxy, but a
+// test process sharing two cores with other packages' tests (go test runs
+// packages side by side) can be descheduled for longer than the bound at any
+// moment; the functional checks inside attempt apply to every try.
+func withinOnOneTry(t *testing.T, bound time.Duration, attempt func() []time.Duration) {
+	t.Helper()
+	var tries []string
+	for try := 1; try <= 3; try++ {
+		late := attempt()
+		worst, at := time.Duration(0), -1
+		for i, d := range late {
+			if d < 0 || d > bound {
+				if at < 0 || d > worst || d < 0 {
+					worst, at = d, i
+				}
+			}
+		}
+		if at < 0 {
+			if try > 1 {
+				t.Logf("timing held on try %d after: %s", try, strings.Join(tries, "; "))
+			}
 			return
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		send := func(data string) {
-			time.Sleep(gap)
-			sent = append(sent, time.Now().UnixNano())
-			fmt.Fprintf(w, "data: %s\n\n", data)
-			w.(http.Flusher).Flush()
-		}
-		chunk := `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"qwen2.5-14b-instruct-served","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`
-		send(fmt.Sprintf(chunk, `{"role":"assistant","content":""}`, "null"))
-		for _, wd := range words {
-			send(fmt.Sprintf(chunk, fmt.Sprintf(`{"content":%q}`, wd), "null"))
-		}
-		send(fmt.Sprintf(chunk, `{}`, `"stop"`))
-		send(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"qwen2.5-14b-instruct-served","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}`)
-		send("[DONE]")
-	}))
-	defer up.Close()
-	_, base, stop := recorder(t, up.URL, Options{})
-
-	cmd := exec.Command(node, filepath.Join(dir, "proxy-openai-stream.mjs"), base+"/v1", "stream")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("openai client: %v\n%s", err, out)
+		tries = append(tries, fmt.Sprintf("try %d: event %d recorded %v from its send time", try, at, worst))
 	}
-	var got struct {
-		Chunks  int
-		Content string
-		Usage   struct{ Prompt_tokens, Completion_tokens int64 }
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("client output %q: %v", out, err)
-	}
-	if got.Content != strings.Join(words, "") || got.Usage.Completion_tokens != 7 {
-		t.Errorf("client got %+v", got)
-	}
-	rows := stop()
-	if len(rows) != 1 {
-		t.Fatalf("recorded %d exchanges, want 1", len(rows))
-	}
-	e := rows[0]
-	if e.Operation != "chat.completions" || e.Model != "qwen2.5-14b-instruct" || e.PromptTokens != 12 || e.CompletionTokens != 7 || !e.Stream || e.Status != 200 {
-		t.Errorf("recorded %s model %q tokens %d/%d stream %v status %d", e.Operation, e.Model, e.PromptTokens, e.CompletionTokens, e.Stream, e.Status)
-	}
-	if len(e.ChunkOffsetsNS) != len(sent) {
-		t.Fatalf("recorded %d event offsets, upstream sent %d events", len(e.ChunkOffsetsNS), len(sent))
-	}
-	for i, off := range e.ChunkOffsetsNS {
-		if d := time.Duration(e.StartNS + off - sent[i]); d < 0 || d > 5*time.Millisecond {
-			t.Errorf("event %d recorded %v after it was sent, want within 5ms", i, d)
-		}
-	}
+	t.Errorf("want every event recorded within %v of its send time in one of 3 tries: %s", bound, strings.Join(tries, "; "))
 }
 
 // TestOpenAIClientOnce: a non-streamed completion gives model and usage
