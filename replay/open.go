@@ -56,10 +56,19 @@ func (s *scenarioRun) runOpen() {
 			if int(i%int64(of)) != shard {
 				continue
 			}
-			if !sleepUntil(st.ctx, at) {
-				break
-			}
 			v := &vu{s: s, idx: -1, iter: i}
+			if !sleepUntil(st.ctx, at) {
+				if time.Now().Before(at) {
+					break // not due yet: the run was stopped
+				}
+				// Due inside the stage, but this goroutine got to it only
+				// after the stage ended (a busy CPU): one row all the same.
+				r := v.base(st, op, e, at)
+				r.StartNS = r.IntendedNS
+				r.ErrorKind, r.Error = captures.ErrCutOff, "cut off: the stage ended before it could be sent"
+				s.rp.sink.put(&r)
+				continue
+			}
 			n := inflight.Add(1)
 			if n > int32(s.sc.MaxInFlight) {
 				inflight.Add(-1)
