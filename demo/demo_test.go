@@ -169,25 +169,16 @@ func TestDemoFindsThePlantedBottlenecks(t *testing.T) {
 		}
 	}
 
+	// The healthy sim has no bottleneck: no finding about it. The analyser
+	// may still flag its own load generator (send lag at the top user
+	// counts when the sim and the replayer share two cores): that is a
+	// statement about this machine, logged, not a bottleneck of the sim.
 	healthy, _ := runDemo(t, bin, "--healthy")
-	if onlyGeneratorLag(healthy) {
-		// The replayer's own lag is a statement about this machine, not
-		// the sim: another process took the CPU. The report says so,
-		// rightly; a second run on a quiet machine must be clean.
-		t.Logf("healthy run: the load generator lagged (%s); running it again", healthy.Findings[0].Summary)
-		healthy, _ = runDemo(t, bin, "--healthy")
-	}
 	for _, f := range healthy.Findings {
+		if f.Kind == "load_generator_saturated" {
+			t.Logf("healthy run: the load generator lagged on this machine: %s", f.Summary)
+			continue
+		}
 		t.Errorf("healthy run: unexpected finding %s on %s: %s", f.Kind, f.Scenario, f.Summary)
 	}
-}
-
-// onlyGeneratorLag: every finding is the replayer's own saturation.
-func onlyGeneratorLag(s summary) bool {
-	for _, f := range s.Findings {
-		if f.Kind != "load_generator_saturated" {
-			return false
-		}
-	}
-	return len(s.Findings) > 0
 }
