@@ -199,6 +199,7 @@ func TestRAGSearchCostGrowsWithCollection(t *testing.T) {
 	cfg.RAG.EmbedPerChunk = 0
 	cfg.RAG.UpsertPerVector = 0
 	cfg.RAG.DB.QueryTime = 0
+	cfg.RAG.Context.TokensPerHit = 0 // the search's cost alone
 	s := startSuite(t, cfg)
 	url := s.URLs()["rag"]
 	fill := func(collection string, n int) {
