@@ -1,34 +1,16 @@
 package proxy
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/loadtape/loadtape/internal/syncbuf"
 )
-
-// syncBuffer is a log the recorder's goroutines may write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRulesApplied: a rule's service, operation and session header reach
 // the capture; exchanges no rule matches keep the built-in names.
@@ -84,7 +66,7 @@ func TestLiveLineAndStartWarning(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
-	var log syncBuffer
+	var log syncbuf.Buffer
 	_, base, stop := recorder(t, dead, Options{Log: &log, LiveEvery: 50 * time.Millisecond})
 	resp, err := client().Get(base + "/health")
 	if err != nil {

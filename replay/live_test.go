@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -10,25 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loadtape/loadtape/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the live view's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLiveLogAndMetrics: off a terminal the live view writes plain lines
 // per stage, and --metrics-addr serves the run's counters while it runs.
@@ -55,7 +38,7 @@ func TestLiveLogAndMetrics(t *testing.T) {
 		resp.Body.Close()
 		scraped = string(b)
 	}()
-	var log syncBuffer
+	var log syncbuf.Buffer
 	_, err = Run(context.Background(), Options{Exchanges: gatewayCapture(2, 6), Profile: mustProfile(t, `
 scenarios:
   g:

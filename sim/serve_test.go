@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/loadtape/loadtape/internal/syncbuf"
 )
 
 func TestServeRejectsBadInput(t *testing.T) {
@@ -41,27 +42,10 @@ func TestServeRejectsBadInput(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServePrintsURLsAndStops(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, ServeOptions{Addrs: anyPorts, Healthy: true, TimeScale: 0.5}, &out) }()
 	deadline := time.Now().Add(5 * time.Second)
