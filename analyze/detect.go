@@ -19,6 +19,7 @@ const (
 	serialR2         = 0.8  // latency linear in users
 	retrogradeDrop   = 0.85 // throughput at the top below this share of its peak
 	gpuBusyPct       = 95.0 // GPU utilisation of a saturated GPU
+	hostBusyPct      = 90.0 // host CPU share worth naming beside a busy GPU
 	gpuMemPct        = 95.0 // GPU memory share under pressure
 	maxSendLagMS     = 10.0 // p99 send lag of a load generator keeping up
 	minLagged        = 3    // requests over maxSendLagMS before a stage's lag counts
@@ -232,9 +233,17 @@ func detectGPUSaturation(c *scenarioCtx) *Finding {
 	ev := c.capEvidence()
 	ev["gpu_util_mean_pct"] = util.Mean
 	ev["gpu_util_by_users"] = c.resourceByStage(ResGPUUtil)
+	// Seen on an H200 (testdata/gpu): a server whose waiting threads spin
+	// in the CUDA runtime took the host's CPU to 96 % along with the GPU.
+	// A busy GPU is then not the whole story, and the reader should know.
+	cpuNote := ""
+	if cpu, ok := top.Resources["cpu_util"]; ok && cpu.Mean >= hostBusyPct {
+		ev["cpu_util_mean_pct"] = cpu.Mean
+		cpuNote = fmt.Sprintf(" The host CPU is at %.0f %% too: if the service runs on this host, its CPU-side work (tokenising, scheduling, threads busy-waiting on the GPU) is near its limit as well.", cpu.Mean)
+	}
 	return &Finding{Kind: KindGPUSaturation, Scenario: c.name, Operation: AllOps, Severity: c.severity(),
-		Summary: fmt.Sprintf("The GPU behind %s is saturated: utilisation %.0f %% at %d users while throughput stays at %.1f req/s and mean latency grew %.1f×.",
-			c.name, util.Mean, top.Users, c.clean[len(c.clean)-1].X, c.cap.rGrowth) + c.caveat(),
+		Summary: fmt.Sprintf("The GPU behind %s is saturated: utilisation %.0f %% at %d users while throughput stays at %.1f req/s from %g users on and mean latency grew %.1f× over that range.%s",
+			c.name, util.Mean, top.Users, c.clean[len(c.clean)-1].X, c.kneeUsers(), c.cap.rGrowth, cpuNote) + c.caveat(),
 		Action:   "Add GPU capacity or make each request cheaper: larger batches, a smaller or quantised model, shorter max_tokens, or more replicas behind the gateway.",
 		Evidence: ev}
 }

@@ -146,6 +146,28 @@ func TestEffectiveParallelism(t *testing.T) {
 	}
 }
 
+// A saturated GPU with the host's CPU near its limit too says so; with the
+// CPU idle it does not (measured on an H200: testdata/gpu/check.sh).
+func TestGPUSaturationNamesBusyHostCPU(t *testing.T) {
+	t.Parallel()
+	busyHost := gpuBound
+	busyHost.HostCPU = func(users int) float64 { return min(99, 6*float64(users)) }
+	for _, tc := range []struct {
+		m    model
+		note bool
+	}{{gpuBound, false}, {busyHost, true}} {
+		s := analyseModel(t, tc.m, nil)
+		if got := kinds(s.Findings); !slices.Equal(got, []string{"gpu_saturation/gateway"}) {
+			t.Fatalf("findings %v, want gpu_saturation\n%s", got, describe(s))
+		}
+		f := s.Findings[0]
+		_, cpu := f.Evidence["cpu_util_mean_pct"]
+		if named := strings.Contains(f.Summary, "host CPU"); named != tc.note || cpu != tc.note {
+			t.Errorf("host CPU busy %v: summary names it %v, evidence has it %v: %s", tc.note, named, cpu, f.Summary)
+		}
+	}
+}
+
 // The RAG scenario must not be charged with the gateway's GPU: scraped
 // samples belong only to the scenario whose service shares host:port.
 func TestPromSamplesAttributedByHostPort(t *testing.T) {

@@ -36,6 +36,7 @@ type Model struct {
 	// GPU, when set, gives GPU utilisation from the busy slots.
 	GPU         func(r *rand.Rand, busy, servers int) float64
 	GPUMem      func(users int) float64 // GPU memory share in %, when set
+	HostCPU     func(users int) float64 // host CPU %, when set; else it follows the busy slots
 	Lag         func(users int) time.Duration
 	RealThink   time.Duration // think actually used, when it differs from the profile's
 	ServiceName string        // the service name; default the model's name
@@ -283,7 +284,11 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 						captures.Sample{TNS: e.t, Source: "nvml", Device: "0", Metric: "gpu_mem_total_bytes", Value: 6 << 30},
 						captures.Sample{TNS: e.t, Source: "nvml", Device: "0", Metric: "gpu_mem_used_bytes", Value: m.GPUMem(users) / 100 * (6 << 30)})
 				}
-				samples = append(samples, captures.Sample{TNS: e.t, Source: "host", Metric: "cpu_util", Value: 20 + 60*float64(busy)/float64(max(m.Servers, 1)) + rng.Float64()})
+				cpu := 20 + 60*float64(busy)/float64(max(m.Servers, 1)) + rng.Float64()
+				if m.HostCPU != nil {
+					cpu = m.HostCPU(users)
+				}
+				samples = append(samples, captures.Sample{TNS: e.t, Source: "host", Metric: "cpu_util", Value: cpu})
 			}
 		}
 		for req := range inService {
