@@ -48,7 +48,10 @@ type Options struct {
 	TimeScale float64 // overrides DefaultTimeScale
 	Seed      int64
 	Progress  io.Writer // progress lines; nil discards them
-	Version   string
+	// SimCommand, when set, runs the sim as this command (a loadtape
+	// binary and "sim") in a child process; else it runs in this one.
+	SimCommand []string
+	Version    string
 }
 
 // Result is what a demo produced.
@@ -91,19 +94,32 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 
-	cfg := sim.DefaultConfig()
 	kind := "default (planted bottlenecks)"
 	if opts.Healthy {
-		cfg = sim.HealthyConfig()
 		kind = "healthy"
 	}
-	cfg.TimeScale = scale
-	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
-	if err != nil {
-		return nil, fmt.Errorf("demo: starting the sim: %w", err)
+	var urls map[string]string
+	if len(opts.SimCommand) > 0 {
+		p, u, err := startSimProcess(ctx, opts.SimCommand, opts.Healthy, scale, logw)
+		if err != nil {
+			return nil, err
+		}
+		defer p.stop()
+		urls = u
+		kind += ", its own process"
+	} else {
+		cfg := sim.DefaultConfig()
+		if opts.Healthy {
+			cfg = sim.HealthyConfig()
+		}
+		cfg.TimeScale = scale
+		suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
+		if err != nil {
+			return nil, fmt.Errorf("demo: starting the sim: %w", err)
+		}
+		defer suite.Close()
+		urls = suite.URLs()
 	}
-	defer suite.Close()
-	urls := suite.URLs()
 	say("sim (%s, time scale %g): gateway %s, rag %s, mcp %s", kind, scale, urls["gateway"], urls["rag"], urls["mcp"])
 
 	totals, err := record(ctx, urls, res.Captures, opts.Seed, logw)

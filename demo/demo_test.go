@@ -169,16 +169,24 @@ func TestDemoFindsThePlantedBottlenecks(t *testing.T) {
 		}
 	}
 
-	// The healthy sim has no bottleneck: no finding about it. The analyser
-	// may still flag its own load generator (send lag at the top user
-	// counts when the sim and the replayer share two cores): that is a
-	// statement about this machine, logged, not a bottleneck of the sim.
-	healthy, _ := runDemo(t, bin, "--healthy")
-	for _, f := range healthy.Findings {
-		if f.Kind == "load_generator_saturated" {
-			t.Logf("healthy run: the load generator lagged on this machine: %s", f.Summary)
+	// The healthy sim has no bottleneck, and the analyser must find none.
+	// The one finding a busy machine can cause without a fault in the sim
+	// or the analyser is load_generator_saturated (CI machines are shared):
+	// then the run is repeated once, and must be clean. The figures behind
+	// this are in README.md ("The demo's time scale").
+	for try := 1; ; try++ {
+		healthy, _ := runDemo(t, bin, "--healthy")
+		lagOnly := len(healthy.Findings) > 0
+		for _, f := range healthy.Findings {
+			lagOnly = lagOnly && f.Kind == "load_generator_saturated"
+		}
+		if lagOnly && try == 1 {
+			t.Logf("healthy run %d: only the load generator lagged (%s); once more", try, healthy.Findings[0].Summary)
 			continue
 		}
-		t.Errorf("healthy run: unexpected finding %s on %s: %s", f.Kind, f.Scenario, f.Summary)
+		for _, f := range healthy.Findings {
+			t.Errorf("healthy run %d: finding %s on %s: %s", try, f.Kind, f.Scenario, f.Summary)
+		}
+		break
 	}
 }

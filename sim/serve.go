@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,9 @@ type ServeOptions struct {
 	Healthy bool
 	// TimeScale, when > 0, replaces the config's time scale.
 	TimeScale float64
+	// JSON writes the URLs as one JSON object on one line, for programs
+	// that start the sim (the demo runs it in a process of its own).
+	JSON bool
 }
 
 // Serve starts the suite, writes its URLs to out, and serves until ctx
@@ -47,6 +51,14 @@ func Serve(ctx context.Context, opts ServeOptions, out io.Writer) error {
 		return err
 	}
 	u := s.URLs()
+	if opts.JSON {
+		if err := json.NewEncoder(out).Encode(u); err != nil {
+			s.Close()
+			return err
+		}
+		<-ctx.Done()
+		return s.Close()
+	}
 	fmt.Fprintf(out, "loadtape sim: config %s, time scale %g\n", source, cfg.TimeScale)
 	if v, ok := u["gateway"]; ok {
 		fmt.Fprintf(out, "  gateway  %s  (POST /v1/chat/completions, GET /v1/models, /health, /metrics)\n", v)

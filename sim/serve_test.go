@@ -3,8 +3,11 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +69,36 @@ func TestServePrintsURLsAndStops(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not stop after its context ended")
+	}
+}
+
+// With JSON the first line is the URL map, and every URL answers.
+func TestServeJSONURLs(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ServeOptions{Addrs: anyPorts, Healthy: true, JSON: true}, w) }()
+	var urls map[string]string
+	if err := json.NewDecoder(r).Decode(&urls); err != nil {
+		t.Fatal(err)
+	}
+	if len(urls) != 3 {
+		t.Fatalf("urls %v, want gateway, rag and mcp", urls)
+	}
+	for name, u := range urls {
+		resp, err := http.Get(strings.TrimRight(u, "/") + "/health")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s /health: %s", name, resp.Status)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }

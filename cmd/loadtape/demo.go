@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -28,6 +29,10 @@ GPU metrics, analyses the run and writes out/demo/{captures,run,report}.`,
 			defer stop()
 			opts.Progress = cmd.ErrOrStderr()
 			opts.Version = version
+			// The sim runs beside the demo, not inside it (demo/simproc.go).
+			if exe, err := os.Executable(); err == nil {
+				opts.SimCommand = []string{exe, "sim"}
+			}
 			res, err := demo.Run(ctx, opts)
 			if err != nil {
 				return err

@@ -13,7 +13,7 @@ import (
 func init() {
 	opts := sim.ServeOptions{Addrs: sim.DefaultAddrs}
 	cmd := &cobra.Command{
-		Use:   "sim [--gateway ADDR] [--rag ADDR] [--mcp ADDR] [--config FILE] [--healthy] [--time-scale F]",
+		Use:   "sim [--gateway ADDR] [--rag ADDR] [--mcp ADDR] [--config FILE] [--healthy] [--time-scale F] [--json]",
 		Short: "Run the simulated AI suite (gateway, RAG, MCP) with the plan's bottlenecks",
 		Long: `sim serves three simulated services with real protocols: an OpenAI-compatible gateway
 over a modelled GPU (batch slots, KV-cache memory, CUDA out-of-memory errors, DCGM and
@@ -40,6 +40,7 @@ address leaves that service out. See docs/sim.md.`,
 	f.StringVar(&opts.Addrs.MCP, "mcp", sim.DefaultAddrs.MCP, "MCP listen address (empty: off)")
 	f.StringVar(&opts.ConfigPath, "config", "", "YAML config of the mechanisms (see docs/sim.md)")
 	f.BoolVar(&opts.Healthy, "healthy", false, "start from the healthy config: no bottleneck at the plan's user counts")
+	f.BoolVar(&opts.JSON, "json", false, "print the services' URLs as one JSON object instead of the text")
 	f.Float64Var(&opts.TimeScale, "time-scale", 0, "multiply every service time by F (default: the config's, 1)")
 	rootCmd.AddCommand(cmd)
 }
