@@ -20,7 +20,8 @@ const (
 	retrogradeDrop   = 0.85 // throughput at the top below this share of its peak
 	gpuBusyPct       = 95.0 // GPU utilisation of a saturated GPU
 	hostBusyPct      = 90.0 // host CPU share worth naming beside a busy GPU
-	gpuMemPct        = 95.0 // GPU memory share under pressure
+	gpuMemPct        = 95.0 // GPU memory or KV-cache share under pressure
+	memRise          = 5.0  // and, for device memory, points it rose over the stages: else it is a reservation
 	maxSendLagMS     = 10.0 // p99 send lag of a load generator keeping up
 	minLagged        = 3    // requests over maxSendLagMS before a stage's lag counts
 	littleTolerance  = 0.10 // Little's law mismatch the plan tolerates
@@ -289,12 +290,19 @@ func detectThroughputPlateau(c *scenarioCtx) *Finding {
 		Evidence: ev}
 }
 
-// detectGPUMemoryPressure: GPU memory ≥ 95 % or out-of-memory errors.
+// detectGPUMemoryPressure: out-of-memory errors, the inference server's KV
+// cache ≥ 95 % full (vLLM's gpu_cache_usage_perc), or device memory ≥ 95 %
+// that rose with load. Memory that is that full from the fewest users on is
+// an allocator's reservation, not pressure: vLLM takes
+// gpu_memory_utilization (0.9 by default, often set to 0.95) of the device
+// at start, and PyTorch's caching allocator keeps what it once took.
 func detectGPUMemoryPressure(c *scenarioCtx) *Finding {
 	var oom int64
 	oomBy := map[string]int64{}
 	firstUsers, sample := -1, ""
 	maxMem, memUsers := 0.0, -1
+	minMem := math.Inf(1) // at the fewest users that have a reading
+	maxKV, kvUsers := 0.0, -1
 	for _, st := range c.stages {
 		if st.oomErrors > 0 {
 			oom += st.oomErrors
@@ -303,25 +311,44 @@ func detectGPUMemoryPressure(c *scenarioCtx) *Finding {
 				firstUsers, sample = st.Users, st.oomSample
 			}
 		}
-		if m, ok := st.Resources[ResGPUMemPct]; ok && m.Max > maxMem {
-			maxMem, memUsers = m.Max, st.Users
+		if m, ok := st.Resources[ResGPUMemPct]; ok {
+			if m.Max > maxMem {
+				maxMem, memUsers = m.Max, st.Users
+			}
+			if math.IsInf(minMem, 1) {
+				minMem = m.Mean
+			}
+		}
+		if k, ok := st.Resources[ResKVCachePct]; ok && k.Max > maxKV {
+			maxKV, kvUsers = k.Max, st.Users
 		}
 	}
-	if oom == 0 && maxMem < gpuMemPct {
+	memRose := maxMem >= gpuMemPct && maxMem-minMem >= memRise
+	kvFull := maxKV >= gpuMemPct
+	if oom == 0 && !memRose && !kvFull {
 		return nil
 	}
 	ev := map[string]any{"oom_errors": oom}
 	if memUsers >= 0 {
 		ev["gpu_mem_max_pct"], ev["gpu_mem_pct_by_users"] = maxMem, c.resourceByStage(ResGPUMemPct)
 	}
-	sev, summary := SeverityMedium, fmt.Sprintf("GPU memory of %s reached %.1f %% at %d users.", c.name, maxMem, memUsers)
-	if oom > 0 {
+	if kvUsers >= 0 {
+		ev["kv_cache_max_pct"], ev["kv_cache_pct_by_users"] = maxKV, c.resourceByStage(ResKVCachePct)
+	}
+	sev := SeverityMedium
+	var summary string
+	switch {
+	case oom > 0:
 		sev = SeverityHigh
 		ev["oom_errors_by_users"], ev["first_oom_users"], ev["example_error"] = oomBy, firstUsers, sample
 		summary = fmt.Sprintf("%s ran out of GPU memory: %d out-of-memory errors, from %d users on.", c.name, oom, firstUsers)
 		if memUsers >= 0 {
 			summary = strings.TrimSuffix(summary, ".") + fmt.Sprintf(" (GPU memory peaked at %.1f %%).", maxMem)
 		}
+	case kvFull:
+		summary = fmt.Sprintf("The KV cache of %s was %.0f %% full at %d users: new requests wait for cache blocks or preempt running ones.", c.name, maxKV, kvUsers)
+	default:
+		summary = fmt.Sprintf("GPU memory of %s rose from %.1f %% at the fewest users to %.1f %% at %d users.", c.name, minMem, maxMem, memUsers)
 	}
 	return &Finding{Kind: KindGPUMemoryPressure, Scenario: c.name, Operation: AllOps, Severity: sev, Summary: summary,
 		Action:   "Free GPU memory: load only the models in use, lower the KV-cache share or max sequence length, quantise, or cap concurrent requests below the first failing user count.",

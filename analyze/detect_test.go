@@ -59,6 +59,10 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 	}
 	memFull := healthy
 	memFull.GPUMem = func(users int) float64 { return 80 + float64(users) }
+	reserved := healthy // vLLM's gpu_memory_utilization=0.96: full from the start, flat
+	reserved.GPUMem = func(int) float64 { return 96 }
+	kvFull := healthy
+	kvFull.KVCache = func(users int) float64 { return min(1, float64(users)/18) }
 	vector := healthy
 	vector.Name = "rag"
 	vector.Fail = func(r *rand.Rand, _ int) (string, string) {
@@ -104,7 +108,9 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 		{"a batching server on a busy GPU saturates it", gpuBound, []string{"gpu_saturation/gateway"}},
 		{"a CPU-bound server with its GPU at 25 % plateaus, not GPU saturation", cpuBound, []string{"throughput_plateau/gateway"}},
 		{"CUDA out-of-memory errors are GPU memory pressure", oom, []string{"gpu_memory_pressure/gateway"}},
-		{"GPU memory over 95 % is pressure", memFull, []string{"gpu_memory_pressure/gateway"}},
+		{"GPU memory rising over 95 % is pressure", memFull, []string{"gpu_memory_pressure/gateway"}},
+		{"GPU memory reserved at 96 % from the start is not", reserved, nil},
+		{"a full KV cache is pressure", kvFull, []string{"gpu_memory_pressure/gateway"}},
 		{"vector-store timeouts over 0.1 %", vector, []string{"timeouts/rag"}},
 		{"a tail that grows with users", tail, []string{"tail_amplification/gateway"}},
 		{"send lag marks the load generator saturated", lagging, []string{"load_generator_saturated/gateway"}},
@@ -178,14 +184,17 @@ func TestPromSamplesAttributedByHostPort(t *testing.T) {
 	samples = slices.DeleteFunc(samples, func(s captures.Sample) bool { return s.Metric == "gpu_util" })
 	info.Targets = map[string]string{"rag": "http://127.0.0.1:8002", "gateway": "http://localhost:8000"}
 	info.Profile.Scenarios["gateway"] = ScenarioInfo{Service: "gateway"}
-	for _, st := range info.Stages {
+	// The gateway's memory rises with load to 98.3 % (a rise, not a
+	// reservation: detectGPUMemoryPressure).
+	used := []float64{5000, 5300, 5600, 5800, 5900}
+	for si, st := range info.Stages {
 		start, _ := parseTime(st.Start)
 		for i := range 80 {
 			t := start.UnixNano() + int64(i)*int64(250*time.Millisecond)
 			samples = append(samples,
 				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_GPU_UTIL{gpu="0"}`, Value: 99},
-				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_FB_USED{gpu="0"}`, Value: 5900},
-				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_FB_FREE{gpu="0"}`, Value: 100})
+				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_FB_USED{gpu="0"}`, Value: used[si]},
+				captures.Sample{TNS: t, Source: "prom", Device: "http://127.0.0.1:8000/metrics", Metric: `DCGM_FI_DEV_FB_FREE{gpu="0"}`, Value: 6000 - used[si]})
 		}
 	}
 	s, err := Summarize(info, rows, samples, nil, 0, nil)
@@ -211,7 +220,7 @@ func TestPromSamplesAttributedByHostPort(t *testing.T) {
 	if got, want := kinds(s.Findings), []string{"gpu_memory_pressure/rag", "gpu_saturation/rag"}; !slices.Equal(got, want) {
 		t.Fatalf("findings %v, want %v\n%s", got, want, describe(s))
 	}
-	if m := s.Stages[0].Resources[ResGPUMemPct]; m.Max < 98 || m.Max > 99 {
+	if m := s.Stages[len(s.Stages)-1].Resources[ResGPUMemPct]; m.Max < 98 || m.Max > 99 {
 		t.Errorf("gpu_mem_pct from DCGM FB_USED/(USED+FREE): %v, want 98.3", m)
 	}
 }

@@ -17,6 +17,7 @@ const (
 	ResMemPct       = "mem_pct"         // % of host memory in use
 	ResQueueRunning = "queue_running"   // requests the inference server is running
 	ResQueueWaiting = "queue_waiting"   // requests waiting in its queue
+	ResKVCachePct   = "kv_cache_pct"    // % of the inference server's KV cache in use
 )
 
 // resourceUnits names the unit of each resource the report shows.
@@ -24,6 +25,7 @@ var resourceUnits = map[string]string{
 	ResGPUUtil: "%", ResGPUMemPct: "%", ResGPUMemUsedMB: "MiB", "gpu_power_w": "W",
 	"cpu_util": "%", ResMemPct: "%", "disk_read_iops": "IOPS", "disk_write_iops": "IOPS",
 	"gpu_sm_clock_mhz": "MHz", ResQueueRunning: "requests", ResQueueWaiting: "requests",
+	ResKVCachePct: "%",
 }
 
 // promMap maps scraped Prometheus names (labels stripped) onto resources.
@@ -34,6 +36,10 @@ var promMap = map[string]string{
 	"vllm:num_requests_waiting": ResQueueWaiting,
 	"vllm_num_requests_running": ResQueueRunning,
 	"vllm_num_requests_waiting": ResQueueWaiting,
+	"vllm:gpu_cache_usage_perc": ResKVCachePct, // a 0–1 share; vLLM V1 renamed it kv_cache_usage_perc
+	"vllm:kv_cache_usage_perc":  ResKVCachePct,
+	"vllm_gpu_cache_usage_perc": ResKVCachePct,
+	"vllm_kv_cache_usage_perc":  ResKVCachePct,
 	"DCGM_FI_DEV_SM_CLOCK":      "gpu_sm_clock_mhz",
 	"nv_gpu_utilization":        ResGPUUtil, // Triton reports a 0–1 share
 	"nv_gpu_memory_used_bytes":  "gpu_mem_used_bytes",
@@ -92,7 +98,7 @@ func normalise(samples []captures.Sample) []point {
 				fbFree[devT{dev, s.TNS}] = s.Value
 				continue
 			}
-			if base == "nv_gpu_utilization" && s.Value <= 1 {
+			if (base == "nv_gpu_utilization" || name == ResKVCachePct) && s.Value <= 1 {
 				s.Value *= 100
 			}
 		}

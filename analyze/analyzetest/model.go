@@ -37,6 +37,7 @@ type Model struct {
 	GPU         func(r *rand.Rand, busy, servers int) float64
 	GPUMem      func(users int) float64 // GPU memory share in %, when set
 	HostCPU     func(users int) float64 // host CPU %, when set; else it follows the busy slots
+	KVCache     func(users int) float64 // vLLM's KV-cache usage (0–1) scraped from the service, when set
 	Lag         func(users int) time.Duration
 	RealThink   time.Duration // think actually used, when it differs from the profile's
 	ServiceName string        // the service name; default the model's name
@@ -283,6 +284,9 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 					samples = append(samples,
 						captures.Sample{TNS: e.t, Source: "nvml", Device: "0", Metric: "gpu_mem_total_bytes", Value: 6 << 30},
 						captures.Sample{TNS: e.t, Source: "nvml", Device: "0", Metric: "gpu_mem_used_bytes", Value: m.GPUMem(users) / 100 * (6 << 30)})
+				}
+				if m.KVCache != nil {
+					samples = append(samples, captures.Sample{TNS: e.t, Source: "prom", Device: m.URL() + "/metrics", Metric: "vllm:gpu_cache_usage_perc", Value: m.KVCache(users)})
 				}
 				cpu := 20 + 60*float64(busy)/float64(max(m.Servers, 1)) + rng.Float64()
 				if m.HostCPU != nil {

@@ -7,6 +7,10 @@ readings. Each token is LAYERS bf16 products of an (M x N) activation with an
 (N x N) weight, done under one lock, so the GPU is the single shared resource:
 throughput is flat once it is busy and latency grows with users.
 
+GPU_RESERVE=F takes that share of the device's memory at start and keeps it,
+as vLLM does with gpu_memory_utilization: NVML then reads the GPU as F full
+at every load, which the analyser must not call memory pressure.
+
 Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions (stream or
 not; with stream_options.include_usage the last chunk carries the usage).
 Needs torch with CUDA; python3 server.py PORT.
@@ -31,6 +35,12 @@ dev = torch.device("cuda")
 weights = [torch.randn(N, N, device=dev, dtype=torch.bfloat16) / N**0.5 for _ in range(LAYERS)]
 act = torch.randn(M, N, device=dev, dtype=torch.bfloat16)
 gpu = threading.Lock()
+reserved = None
+if float(os.environ.get("GPU_RESERVE", "0")) > 0:
+    free, total = torch.cuda.mem_get_info()
+    want = int(float(os.environ["GPU_RESERVE"]) * total) - (total - free)
+    if want > 0:
+        reserved = torch.empty(want, dtype=torch.uint8, device=dev)
 
 
 def token_step():
@@ -129,8 +139,9 @@ if __name__ == "__main__":
     sys.setswitchinterval(0.0005)  # handler threads wake promptly when their kernels end
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
     step = calibrate()
-    print("server.py: %s, one token step %.2f ms (M=%d N=%d layers=%d)" % (
-        torch.cuda.get_device_name(), step * 1e3, M, N, LAYERS), flush=True)
+    free, total = torch.cuda.mem_get_info()
+    print("server.py: %s, one token step %.2f ms (M=%d N=%d layers=%d), device memory %.1f %% in use" % (
+        torch.cuda.get_device_name(), step * 1e3, M, N, LAYERS, 100 * (total - free) / total), flush=True)
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
     print("server.py: listening on 127.0.0.1:%d" % port, flush=True)
