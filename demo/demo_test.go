@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loadtape/loadtape/demo"
 )
 
 // The end-to-end test runs the real command, `loadtape demo --quick`, built
@@ -17,21 +18,6 @@ import (
 // race-instrumented load generator on a 2-core machine would (rightly) report
 // itself saturated. The Makefile runs this package on its own, after the
 // rest of the suite, so that no other test competes for the CPU.
-
-// buildLoadtape compiles cmd/loadtape once into a temporary directory.
-func buildLoadtape(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..")
-	bin := filepath.Join(t.TempDir(), "loadtape")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/loadtape")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // summary is the part of summary.json the test checks; decoding into
 // map[string]any as well checks the DESIGN.md keys are all there.
@@ -138,7 +124,7 @@ func TestDemoFindsThePlantedBottlenecks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end demo: skipped in -short")
 	}
-	bin := buildLoadtape(t)
+	bin := demo.BuildLoadtape(t)
 
 	s, _ := runDemo(t, bin)
 	found := map[string][]string{} // scenario → kinds
