@@ -186,13 +186,17 @@ func TestTargetsVerdicts(t *testing.T) {
 		{Scenario: "mcp", Metric: "rps", Users: 20, Min: 22.0},                       // acceptable (≥ 17.6)
 		{Scenario: "mcp", Metric: "count", ErrorKind: "sandbox_violation", Max: 0.0}, // pass
 		{Scenario: "mcp", Metric: "error_rate", Max: "1%"},                           // pass
-		{Scenario: "nope", Metric: "p95", Max: "1s"},                                 // no stage: fail
+		{Scenario: "mcp", Metric: "p95", Users: 999, Max: "1s"},                      // no stage at 999 users: fail
+		{Scenario: "nope", Metric: "p95", Max: "1s"},                                 // a scenario not run: left out
 	}
 	s, err := Summarize(info, rows, nil, specs, 0.8, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{Pass, Fail, Pass, Fail, Acceptable, Pass, Pass, Fail}
+	if len(s.Targets) != len(want) || !slices.Equal(s.Run.TargetsLeftOut, []string{"nope p95"}) {
+		t.Fatalf("%d targets evaluated, left out %q; want %d and [nope p95]", len(s.Targets), s.Run.TargetsLeftOut, len(want))
+	}
 	for i, tr := range s.Targets {
 		if tr.Verdict != want[i] {
 			v := "<nil>"

@@ -41,6 +41,9 @@ type RunMeta struct {
 	Ended       string  `json:"ended"`
 	Interrupted bool    `json:"interrupted"`
 	TimeScale   float64 `json:"time_scale"`
+	// TargetsLeftOut names the targets of scenarios this run did not run
+	// (replay --scenario): neither met nor missed, so not in Targets.
+	TargetsLeftOut []string `json:"targets_left_out,omitempty"`
 }
 
 // Stage holds one stage of one scenario: its statistics per operation (and

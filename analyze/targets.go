@@ -196,16 +196,45 @@ func (st *Stage) countFor(op, errorKind string) int64 {
 	return n
 }
 
-// evaluateTargets evaluates every target against the stages.
-func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage) []TargetResult {
+// evaluateTargets evaluates every target against the stages. A target of
+// a scenario with no stage in the run (replay --scenario ran others) is
+// left out and named in leftOut: failing it would make every run of one
+// scenario at a time fail on the profile's other scenarios.
+func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage) (out []TargetResult, leftOut []string) {
 	if acceptance <= 0 {
 		acceptance = DefaultAcceptance
 	}
-	out := make([]TargetResult, 0, len(specs))
+	ran := map[string]bool{}
+	for _, st := range stages {
+		ran[st.Scenario] = true
+	}
+	out = make([]TargetResult, 0, len(specs))
 	for _, t := range specs {
+		if !ran[t.Scenario] {
+			leftOut = append(leftOut, t.label())
+			continue
+		}
 		out = append(out, evaluate(t, acceptance, stages))
 	}
-	return out
+	return out, leftOut
+}
+
+// label names the target as written: "rag p95 rag.query at 50 users".
+func (t TargetSpec) label() string {
+	s := t.Scenario + " " + t.Metric
+	if t.ErrorKind != "" {
+		s += "[" + t.ErrorKind + "]"
+	}
+	if t.Operation != "" && t.Operation != AllOps {
+		s += " " + t.Operation
+	}
+	switch {
+	case t.Stage > 0:
+		s += " stage " + strconv.Itoa(t.Stage)
+	case t.Users > 0:
+		s += " at " + strconv.Itoa(t.Users) + " users"
+	}
+	return s
 }
 
 func evaluate(t TargetSpec, acceptance float64, stages []*Stage) TargetResult {
@@ -215,20 +244,7 @@ func evaluate(t TargetSpec, acceptance float64, stages []*Stage) TargetResult {
 		op = AllOps
 	}
 	r := TargetResult{Scenario: t.Scenario, Metric: t.Metric, Operation: op, ErrorKind: t.ErrorKind,
-		Bound: bound, Unit: unit, Max: t.Max != nil}
-	r.label = r.Scenario + " " + r.Metric
-	if t.ErrorKind != "" {
-		r.label += "[" + t.ErrorKind + "]"
-	}
-	if op != AllOps {
-		r.label += " " + op
-	}
-	switch {
-	case t.Stage > 0:
-		r.label += " stage " + strconv.Itoa(t.Stage)
-	case t.Users > 0:
-		r.label += " at " + strconv.Itoa(t.Users) + " users"
-	}
+		Bound: bound, Unit: unit, Max: t.Max != nil, label: t.label()}
 	if r.Max {
 		r.Acceptable = bound / acceptance
 	} else {

@@ -78,6 +78,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		return false
 	},
 	"lower": strings.ToLower,
+	"join":  strings.Join,
 	"ttft": func(o *analyze.OpStats) string {
 		if o.TTFTMS == nil {
 			return "—"
@@ -122,6 +123,7 @@ details summary{cursor:pointer;margin:.5rem 0}
 <p class="muted">Run {{.S.Run.ID}} from {{.S.Run.Started}} to {{.S.Run.Ended}}, time scale {{.S.Run.TimeScale}}{{if .S.Run.Interrupted}}, <span class="no">interrupted</span>{{end}}.</p>
 
 <h2>Targets</h2>
+{{with .S.Run.TargetsLeftOut}}<p class="muted" id="left-out">Left out, their scenarios were not in this run: {{join . "; "}}.</p>{{end}}
 {{if .S.Targets}}
 <table id="targets">
 <tr><th class="l">Target</th><th class="l">Stage</th><th>Value</th><th>Bound</th><th>Acceptable</th><th class="l">Verdict</th></tr>

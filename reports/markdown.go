@@ -23,6 +23,9 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	w(".\n\n")
 
 	w("## Targets\n\n")
+	if len(s.Run.TargetsLeftOut) > 0 {
+		w("Left out, their scenarios were not in this run: %s.\n\n", md(strings.Join(s.Run.TargetsLeftOut, "; ")))
+	}
 	if len(s.Targets) == 0 {
 		w("The profile sets no targets.\n\n")
 	} else {
