@@ -105,8 +105,8 @@ func runDemo(t *testing.T, bin string, args ...string) (summary, string) {
 			t.Errorf("scenario %s stages: got users %v, want %v", sc, users[sc], u)
 		}
 	}
-	if len(s.Targets) < 8 {
-		t.Errorf("got %d targets, want the plan's 8", len(s.Targets))
+	if len(s.Targets) != 11 {
+		t.Errorf("got %d targets, want the plan's 11", len(s.Targets))
 	}
 	for _, tg := range s.Targets {
 		if !slices.Contains([]string{"pass", "acceptable", "fail"}, tg.Verdict) {

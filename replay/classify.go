@@ -20,6 +20,11 @@ var vectorTimeoutText = regexp.MustCompile(`(?i)timeout|timed out`)
 // "timeout" in it, such as a gateway's own 504.
 var vectorStoreText = regexp.MustCompile(`(?i)qdrant|vector|collection|points`)
 
+// databaseText marks a timeout as the database's, not the vector store's:
+// a RAG service's SQLAlchemy pool ("QueuePool limit ... connection timed
+// out") also answers a rag.* request with a 5xx that says "timed out".
+var databaseText = regexp.MustCompile(`(?i)sqlalchemy|queuepool|database|postgres|psycopg|asyncpg|sqlstate|too many connections`)
+
 // refusalText is how a tool server words a refused path when it answers
 // with a normal result instead of isError.
 var refusalText = regexp.MustCompile(`(?i)denied|not allowed|outside|forbidden|permission|invalid path|access`)
@@ -75,9 +80,13 @@ func judge(r *captures.Result, resp *response, checks []Check, rules []ClassifyR
 }
 
 // isVectorTimeout: a 408, or a 5xx with timeout wording, from a RAG
-// operation or with vector-store wording (Qdrant's errors pass through).
+// operation or with vector-store wording (Qdrant's errors pass through),
+// unless the text names the database instead.
 func isVectorTimeout(op string, resp *response) bool {
 	if resp.status != 408 && resp.status < 500 {
+		return false
+	}
+	if databaseText.Match(resp.body) && !vectorStoreText.Match(resp.body) {
 		return false
 	}
 	fromStore := strings.HasPrefix(op, "rag.") || vectorStoreText.Match(resp.body)
@@ -152,6 +161,11 @@ func (c *Check) fails(resp *response) string {
 			return fmt.Sprintf("check: json %s exists=%v, want %v", c.JSON.Path, ok, *c.JSON.Exists)
 		}
 		if c.JSON.Exists == nil || c.JSON.Equals != nil {
+			// An absent field is false when false is wanted: encoders with
+			// omitempty (the MCP Go SDK's isError, say) leave false out.
+			if !ok && c.JSON.Equals == false {
+				return ""
+			}
 			if !ok {
 				return fmt.Sprintf("check: json %s missing", c.JSON.Path)
 			}

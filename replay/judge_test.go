@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +45,9 @@ func TestErrorKinds(t *testing.T) {
 		{"qdrant timeout through rag", "rag.query", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"status":{"error":"Timeout error: Operation 'search' timed out"}}`, 500)
 		}, captures.ErrVectorTimeout, "Timeout"},
+		{"a database pool timeout through rag is not a vector timeout", "rag.index", false, func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"detail":"Database error: (sqlalchemy.exc.TimeoutError) QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00"}`, 500)
+		}, captures.ErrHTTP5xx, "QueuePool"},
 		{"rag 408", "rag.query", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "timeout", 408) }, captures.ErrVectorTimeout, "408"},
 		{"gateway 504 is not a vector timeout", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Gateway Timeout", 504)
@@ -284,4 +288,23 @@ func FuzzSSEParser(f *testing.F) {
 			t.Fatalf("%d events from %d lines", n1, bytes.Count(b, []byte{'\n'}))
 		}
 	})
+}
+
+// DESIGN.md's MCP check, json {path: result.isError, equals: false}, holds
+// for a result that leaves isError out (the Go SDK's omitempty); a wanted
+// true, or any other value, still needs the field.
+func TestCheckAbsentFalse(t *testing.T) {
+	t.Parallel()
+	ok := &response{status: 200, rpc: json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}`)}
+	bad := &response{status: 200, rpc: json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}`)}
+	for _, tc := range []struct {
+		resp   *response
+		equals any
+		fails  bool
+	}{{ok, false, false}, {bad, false, true}, {ok, true, true}, {ok, "x", true}} {
+		c := Check{JSON: &JSONMatch{Path: "result.isError", Equals: tc.equals}}
+		if msg := c.fails(tc.resp); (msg != "") != tc.fails {
+			t.Errorf("equals %v on %s: %q, want failing %v", tc.equals, tc.resp.rpc, msg, tc.fails)
+		}
+	}
 }

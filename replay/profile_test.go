@@ -40,7 +40,7 @@ func TestSeedPlanProfileParses(t *testing.T) {
 	if m["mcp.tools.call/read_file"]+m["mcp.tools.call/write_file"] != 40 || m["mcp.tools.call/git_status"]+m["mcp.tools.call/git_log"] != 40 || m[SandboxProbe] == 0 {
 		t.Errorf("mcp mix %v", m)
 	}
-	if p.Acceptance != 0.8 || len(p.Targets) != 8 || p.Classify[0].Kind != "db_connection" {
+	if p.Acceptance != 0.8 || len(p.Targets) != 11 || p.Classify[0].Kind != "db_connection" {
 		t.Errorf("targets/acceptance/classify: %v %v %v", p.Targets, p.Acceptance, p.Classify)
 	}
 }
