@@ -237,7 +237,7 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 	}
 	// Targets are read from every stage, trustworthy or not: the report
 	// marks the untrustworthy ones beside the verdict.
-	s.Targets, s.Run.TargetsLeftOut = evaluateTargets(specs, acceptance, stages)
+	s.Targets, s.Run.TargetsLeftOut = evaluateTargets(specs, acceptance, stages, info.Profile.Scenarios)
 	var ctxs []*scenarioCtx
 	for _, name := range scenarioNames(stages) {
 		c := &scenarioCtx{name: name, view: &Scenario{Name: name, ThinkS: info.thinkMean(name)}}

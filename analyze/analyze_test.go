@@ -187,13 +187,15 @@ func TestTargetsVerdicts(t *testing.T) {
 		{Scenario: "mcp", Metric: "count", ErrorKind: "sandbox_violation", Max: 0.0}, // pass
 		{Scenario: "mcp", Metric: "error_rate", Max: "1%"},                           // pass
 		{Scenario: "mcp", Metric: "p95", Users: 999, Max: "1s"},                      // no stage at 999 users: fail
-		{Scenario: "nope", Metric: "p95", Max: "1s"},                                 // a scenario not run: left out
+		{Scenario: "nope", Metric: "p95", Max: "1s"},                                 // in the profile, not run: left out
+		{Scenario: "typo", Metric: "p95", Max: "1s"},                                 // in no profile: fail
 	}
+	info.Profile.Scenarios["nope"] = ScenarioInfo{Service: "nope"}
 	s, err := Summarize(info, rows, nil, specs, 0.8, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{Pass, Fail, Pass, Fail, Acceptable, Pass, Pass, Fail}
+	want := []string{Pass, Fail, Pass, Fail, Acceptable, Pass, Pass, Fail, Fail}
 	if len(s.Targets) != len(want) || !slices.Equal(s.Run.TargetsLeftOut, []string{"nope p95"}) {
 		t.Fatalf("%d targets evaluated, left out %q; want %d and [nope p95]", len(s.Targets), s.Run.TargetsLeftOut, len(want))
 	}
@@ -269,6 +271,12 @@ func TestBadInput(t *testing.T) {
 			writeRun(t, dir, &other, rows[:100], nil)
 			return Options{Runs: []string{dir}}
 		}, "run.json: profile.targets[0]: unknown target metric"},
+		{"a misspelt target key", func(t *testing.T) Options {
+			dir := good(t)
+			tf := filepath.Join(t.TempDir(), "targets.yaml")
+			os.WriteFile(tf, []byte("targets:\n  - {scenario: gateway, metric: p95, op: health, max: 2s}\n"), 0o644)
+			return Options{Runs: []string{dir}, Targets: tf}
+		}, `targets.yaml: [2:38] unknown field "op"`},
 		{"a bad bound", func(t *testing.T) Options {
 			dir := good(t)
 			tf := filepath.Join(t.TempDir(), "targets.yaml")

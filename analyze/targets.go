@@ -147,7 +147,9 @@ func unmarshalYAML(b []byte, v any) (err error) {
 			err = fmt.Errorf("not valid YAML (%v)", p)
 		}
 	}()
-	return yaml.Unmarshal(b, v)
+	// Unknown keys are errors: `op: rag.index` ignored would judge every
+	// operation.
+	return yaml.UnmarshalWithOptions(b, v, yaml.DisallowUnknownField())
 }
 
 func parseYAML(b []byte) (f *ast.File, err error) {
@@ -197,10 +199,11 @@ func (st *Stage) countFor(op, errorKind string) int64 {
 }
 
 // evaluateTargets evaluates every target against the stages. A target of
-// a scenario with no stage in the run (replay --scenario ran others) is
-// left out and named in leftOut: failing it would make every run of one
-// scenario at a time fail on the profile's other scenarios.
-func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage) (out []TargetResult, leftOut []string) {
+// a profile scenario with no stage in the run (replay --scenario ran
+// others) is left out and named in leftOut: failing it would make every
+// run of one scenario at a time fail on the profile's other scenarios. A
+// scenario the profile does not know is a typo, and fails.
+func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage, profile map[string]ScenarioInfo) (out []TargetResult, leftOut []string) {
 	if acceptance <= 0 {
 		acceptance = DefaultAcceptance
 	}
@@ -210,7 +213,7 @@ func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage) (o
 	}
 	out = make([]TargetResult, 0, len(specs))
 	for _, t := range specs {
-		if !ran[t.Scenario] {
+		if _, known := profile[t.Scenario]; known && !ran[t.Scenario] {
 			leftOut = append(leftOut, t.label())
 			continue
 		}

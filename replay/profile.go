@@ -303,8 +303,25 @@ func (p *Profile) validate() error {
 	if p.Acceptance < 0 || p.Acceptance > 1 {
 		return p.errAt([]string{"acceptance"}, "acceptance %v, want a fraction in (0, 1]", p.Acceptance)
 	}
+	// Targets are analyze's to evaluate, but a misspelt key or scenario is
+	// caught here, before the run rather than after it: `op: rag.index`
+	// would otherwise judge every operation.
+	for i, t := range p.Targets {
+		for k := range t {
+			if !targetKeys[k] {
+				return p.errAt([]string{"targets"}, "target %d: unknown key %q (want scenario, metric, operation, users, stage, error_kind, max or min)", i+1, k)
+			}
+		}
+		if sc, _ := t["scenario"].(string); p.Scenarios[sc] == nil {
+			return p.errAt([]string{"targets"}, "target %d: scenario %v is not in the profile (want one of %s)", i+1, t["scenario"], strings.Join(p.ScenarioNames(), ", "))
+		}
+	}
 	return nil
 }
+
+// targetKeys are the keys of a target (analyze.TargetSpec).
+var targetKeys = map[string]bool{"scenario": true, "metric": true, "operation": true, "users": true,
+	"stage": true, "error_kind": true, "max": true, "min": true}
 
 func (t Think) validate() error {
 	set := 0

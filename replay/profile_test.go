@@ -60,6 +60,8 @@ func TestParseProfileErrors(t *testing.T) {
 		{"two thinks", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    think: {constant: 1s, exponential: 2s}\n    mix: {a: 1}\n", "only one"},
 		{"no mix", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n", "mix"},
 		{"no scenarios", "classify: []\n", "no scenarios"},
+		{"misspelt target key", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n  - {scenario: g, metric: p95, op: a, max: 1s}\n", `target 1: unknown key "op"`},
+		{"target of no scenario", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n  - {scenario: gg, metric: p95, max: 1s}\n", "scenario gg is not in the profile"},
 		{"classify without kind", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\nclassify:\n  - {body: x}\n", "kind"},
 	}
 	for _, c := range cases {

@@ -39,6 +39,7 @@ func TestTargetsOfScenariosNotRun(t *testing.T) {
 	if err := json.Unmarshal(run.JSON(), &info); err != nil {
 		t.Fatal(err)
 	}
+	info.Profile.Scenarios["rag"] = analyze.ScenarioInfo{Service: "rag"} // in the profile, not run
 	specs := []analyze.TargetSpec{{Scenario: "gateway", Metric: "p95", Max: "10s"}, {Scenario: "rag", Metric: "p95", Max: "1ms"}}
 	s, err := analyze.Summarize(&info, rows, samples, specs, 0, nil)
 	if err != nil {
