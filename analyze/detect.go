@@ -69,6 +69,12 @@ func detect(scenarios []*scenarioCtx) []Finding {
 		}
 		c.clean = cleanPoints(c.stages)
 		c.cap = analyseCapacity(c.clean)
+		if len(c.clean) < 3 && len(c.stages) > 0 {
+			// Say why no capacity finding can appear, rather than let
+			// silence read as "scales fine".
+			st := c.stages[0]
+			st.Notes = append(st.Notes, fmt.Sprintf("%s has %d clean user count(s): serialization, plateau, retrograde and GPU saturation need three (a 1-user baseline first)", c.name, len(c.clean)))
+		}
 		if len(c.clean) >= 3 {
 			c.view.USL = c.usl(usersOf(c.clean), mapPoints(c.clean, func(p Point) float64 { return p.X }))
 		}

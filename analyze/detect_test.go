@@ -271,3 +271,21 @@ func TestLittleIgnoresInflatedActiveUsers(t *testing.T) {
 		t.Errorf("findings %v, want none\n%s", kinds(s.Findings), describe(s))
 	}
 }
+
+// A scenario with fewer than three user counts cannot show a capacity
+// finding; its first stage says so instead of staying silent.
+func TestTooFewUserCountsSaysSo(t *testing.T) {
+	t.Parallel()
+	two := serialized
+	two.Users = []int{5, 20}
+	for _, tc := range []struct {
+		m    model
+		note bool
+	}{{two, true}, {serialized, false}} {
+		s := analyseModel(t, tc.m, nil)
+		got := strings.Contains(strings.Join(s.Stages[0].Notes, " "), "need three")
+		if got != tc.note {
+			t.Errorf("users %v: note %v, want %v: %q", tc.m.Users, got, tc.note, s.Stages[0].Notes)
+		}
+	}
+}
