@@ -71,6 +71,16 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 		}
 		return "", ""
 	}
+	timingOut := func(share float64) model { // steady client-side timeouts, no onset
+		m := healthy
+		m.Fail = func(r *rand.Rand, _ int) (string, string) {
+			if r.Float64() < share {
+				return captures.ErrTimeout, "request timeout after 60s"
+			}
+			return "", ""
+		}
+		return m
+	}
 	tail := healthy
 	tail.Users = []int{1, 4, 10, 20}
 	tail.Service = func(r *rand.Rand, _, users int) time.Duration {
@@ -112,6 +122,8 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 		{"GPU memory reserved at 96 % from the start is not", reserved, nil},
 		{"a full KV cache is pressure", kvFull, []string{"gpu_memory_pressure/gateway"}},
 		{"vector-store timeouts over 0.1 %", vector, []string{"timeouts/rag"}},
+		{"request timeouts over the 1 % error bound", timingOut(0.03), []string{"timeouts/gateway"}},
+		{"request timeouts under it", timingOut(0.003), nil},
 		{"a tail that grows with users", tail, []string{"tail_amplification/gateway"}},
 		{"send lag marks the load generator saturated", lagging, []string{"load_generator_saturated/gateway"}},
 		{"Little's law off marks the load generator saturated", slowGen, []string{"load_generator_saturated/gateway"}},
