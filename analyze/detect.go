@@ -92,6 +92,7 @@ func detect(scenarios []*scenarioCtx) []Finding {
 			}
 		}
 	}
+	linkConcurrentMisses(out, scenarios)
 	for i := range out {
 		roundEvidence(out[i].Evidence)
 	}
@@ -763,4 +764,75 @@ func roundEvidence(ev map[string]any) {
 			ev[k] = out
 		}
 	}
+}
+
+// linkConcurrentMisses adds to a GPU finding the latency targets other
+// scenarios missed while that GPU was under pressure. The plan's third
+// bottleneck is of this kind: RAG queries slow (p95 over 3 s) because the
+// model reads their context on the CPU while the gateway fills the GPU's
+// memory. The analyser cannot see which services share a GPU, so it says
+// what coincided and lets the reader judge; it claims no cause.
+func linkConcurrentMisses(out []Finding, scenarios []*scenarioCtx) {
+	byName := map[string]*scenarioCtx{}
+	for _, c := range scenarios {
+		byName[c.name] = c
+	}
+	for i := range out {
+		f := &out[i]
+		if f.Kind != KindGPUMemoryPressure && f.Kind != KindGPUSaturation {
+			continue
+		}
+		var windows [][2]int64 // when this scenario's GPU was under pressure
+		for _, st := range byName[f.Scenario].stages {
+			if gpuPressed(st, f.Kind) {
+				windows = append(windows, [2]int64{st.startNS, st.endNS})
+			}
+		}
+		var misses []string
+		for _, c := range scenarios {
+			if c.name == f.Scenario {
+				continue
+			}
+			for _, t := range c.targets {
+				if t.Unit != "ms" || !t.Max || t.Verdict == Pass || t.Stage == nil || t.Value == nil {
+					continue
+				}
+				st := c.stageOf(*t.Stage)
+				if st == nil || !overlaps(windows, st.startNS, st.endNS) {
+					continue
+				}
+				misses = append(misses, fmt.Sprintf("%s (%.0f ms against %.0f ms at %d users)", t.Name(), *t.Value, t.Bound, st.Users))
+			}
+		}
+		if len(misses) == 0 {
+			continue
+		}
+		f.Evidence["concurrent_target_misses"] = misses
+		f.Summary += fmt.Sprintf(" In the same minutes %s missed: %s. If those services share this GPU (a model reading context, an embedder), this pressure is likely their cause too.",
+			plural(len(misses), "another scenario", "other scenarios"), strings.Join(misses, "; "))
+	}
+}
+
+// gpuPressed tells whether a stage shows the GPU condition of kind.
+func gpuPressed(st *Stage, kind string) bool {
+	if kind == KindGPUSaturation {
+		return st.Resources[ResGPUUtil].Mean >= gpuBusyPct
+	}
+	return st.oomErrors > 0 || st.Resources[ResGPUMemPct].Max >= gpuMemPct || st.Resources[ResKVCachePct].Max >= gpuMemPct
+}
+
+func overlaps(windows [][2]int64, start, end int64) bool {
+	for _, w := range windows {
+		if start < w[1] && w[0] < end {
+			return true
+		}
+	}
+	return false
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -301,3 +301,54 @@ func TestTooFewUserCountsSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// The plan's third bottleneck: RAG slows while the gateway's GPU is under
+// memory pressure. The gateway's finding names the RAG target missed in
+// the same minutes, and only a miss in those minutes.
+func TestGPUFindingNamesConcurrentMisses(t *testing.T) {
+	t.Parallel()
+	gw := healthy
+	gw.GPUMem = func(users int) float64 { return 80 + float64(users) } // ≥ 95 % at 20 users only
+	slowAt := func(users int) model {
+		m := healthy
+		m.Name = "rag"
+		m.Service = func(r *rand.Rand, _, u int) time.Duration {
+			if u == users {
+				return 400 * time.Millisecond
+			}
+			return 40 * time.Millisecond
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		slowUsers int
+		linked    bool
+	}{{20, true}, {5, false}} {
+		info, rows, samples := simulate(gw, 1)
+		rInfo, rRows, rSamples := simulate(slowAt(tc.slowUsers), 2)
+		for i := range rRows {
+			rRows[i].Run = info.ID
+		}
+		info.Stages = append(info.Stages, rInfo.Stages...)
+		info.Profile.Scenarios["rag"] = rInfo.Profile.Scenarios["rag"]
+		info.Targets["rag"] = rInfo.Targets["rag"]
+		targets := []TargetSpec{{Scenario: "rag", Metric: "p95", Max: "200ms"}}
+		s, err := Summarize(info, append(rows, rRows...), append(samples, rSamples...), targets, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gpu *Finding
+		for i, f := range s.Findings {
+			if f.Kind == KindGPUMemoryPressure && f.Scenario == "gateway" {
+				gpu = &s.Findings[i]
+			}
+		}
+		if gpu == nil {
+			t.Fatalf("rag slow at %d users: no gpu_memory_pressure on the gateway: %v\n%s", tc.slowUsers, kinds(s.Findings), describe(s))
+		}
+		_, linked := gpu.Evidence["concurrent_target_misses"]
+		if linked != tc.linked || strings.Contains(gpu.Summary, "rag p95") != tc.linked {
+			t.Errorf("rag slow at %d users: linked %v, want %v: %s %v", tc.slowUsers, linked, tc.linked, gpu.Summary, gpu.Evidence)
+		}
+	}
+}
