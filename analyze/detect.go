@@ -790,7 +790,9 @@ func linkConcurrentMisses(out []Finding, scenarios []*scenarioCtx) {
 		}
 		var misses []string
 		for _, c := range scenarios {
-			if c.name == f.Scenario {
+			// A scenario whose own finding names a cause for its latency
+			// (MCP's serialized tools, say) is not listed.
+			if c.name == f.Scenario || slices.ContainsFunc(out, func(o Finding) bool { return o.Scenario == c.name && capacityKinds[o.Kind] }) {
 				continue
 			}
 			for _, t := range c.targets {
@@ -812,6 +814,10 @@ func linkConcurrentMisses(out []Finding, scenarios []*scenarioCtx) {
 			plural(len(misses), "another scenario", "other scenarios"), strings.Join(misses, "; "))
 	}
 }
+
+// capacityKinds are the capacity findings that name a cause of their own;
+// a plateau or retrograde curve is a shape, which a shared GPU can cause.
+var capacityKinds = map[string]bool{KindSerialization: true, KindGPUSaturation: true}
 
 // gpuPressed tells whether a stage shows the GPU condition of kind.
 func gpuPressed(st *Stage, kind string) bool {
