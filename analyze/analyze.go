@@ -226,7 +226,9 @@ func Summarize(info *RunInfo, results []captures.Result, samples []captures.Samp
 func build(info *RunInfo, c *collector, samples []captures.Sample, specs []TargetSpec, acceptance float64) *Summary {
 	stages := c.finish()
 	for _, st := range stages {
-		st.little = c.stages[stageKey{st.Scenario, int32(st.Stage)}].little(info.thinkMean(st.Scenario), st)
+		acc := c.stages[stageKey{st.Scenario, int32(st.Stage)}]
+		st.little = acc.little(info.thinkMean(st.Scenario), st)
+		st.inFlight = acc.activeMax
 	}
 	pts := normalise(samples)
 	addResources(stages, pts, newAttribution(info))
@@ -240,7 +242,7 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 	s.Targets, s.Run.TargetsLeftOut = evaluateTargets(specs, acceptance, stages, info.Profile.Scenarios)
 	var ctxs []*scenarioCtx
 	for _, name := range scenarioNames(stages) {
-		c := &scenarioCtx{name: name, view: &Scenario{Name: name, ThinkS: info.thinkMean(name)}}
+		c := &scenarioCtx{name: name, view: &Scenario{Name: name, ThinkS: info.thinkMean(name)}, workers: info.Profile.Scenarios[name].Workers}
 		for _, st := range stages {
 			if st.Scenario == name {
 				c.stages = append(c.stages, st)

@@ -68,6 +68,7 @@ type stageAcc struct {
 	iterations int64
 	vuLast     map[int32]int64
 	activeSum  float64
+	activeMax  int32 // open mode: most requests in flight (queued or sending) at an arrival
 	activeN    int64
 	bucketSum  [steadyBuckets]float64
 	bucketN    [steadyBuckets]int64
@@ -241,6 +242,7 @@ func (st *stageAcc) countIteration(r *captures.Result) {
 	if r.ActiveUsers > 0 {
 		st.activeSum += float64(r.ActiveUsers)
 		st.activeN++
+		st.activeMax = max(st.activeMax, r.ActiveUsers)
 	}
 	if last, ok := st.vuLast[r.VU]; !ok || last != r.Iteration || r.VU < 0 {
 		st.iterations++

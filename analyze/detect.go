@@ -39,6 +39,7 @@ const (
 // order of users, the clean points of its throughput curve, and its targets.
 type scenarioCtx struct {
 	name    string
+	workers int // open mode's send limit, from run.json (0: not open or not known)
 	stages  []*Stage
 	clean   []Point
 	view    *Scenario
@@ -599,10 +600,24 @@ func detectLoadGenerator(c *scenarioCtx) *Finding {
 			sev = SeverityHigh
 		}
 	}
+	action := "Give the replayer more CPU, shard it across machines (--shard), or lower the load per replayer; then rerun those stages."
+	ev := map[string]any{"stages": bad}
+	// In open mode the usual cause is not the CPU: every worker was busy
+	// with a slow target and arrivals queued for one.
+	if c.workers > 0 {
+		var most int32 // over the lagging stages
+		for _, b := range bad {
+			most = max(most, c.stageOf(b["stage"].(int)).inFlight)
+		}
+		if int(most) > c.workers {
+			ev["workers"], ev["max_in_flight_seen"] = c.workers, most
+			action = fmt.Sprintf("All %d workers were busy (up to %d requests in flight, queued ones included): raise `workers` for scenario %s in the profile (at most its max_in_flight), or shard the replay; then rerun those stages.", c.workers, most, c.name)
+		}
+	}
 	return &Finding{Kind: KindLoadGenSaturated, Scenario: c.name, Operation: AllOps, Severity: sev,
 		Summary:  fmt.Sprintf("The load generator could not keep up in %d stage(s) of %s (users %s): %s; those stages are not trustworthy.", len(bad), c.name, strings.Join(users, ", "), bad[0]["why"]),
-		Action:   "Give the replayer more CPU, shard it across machines (--shard), or lower the load per replayer; then rerun those stages.",
-		Evidence: map[string]any{"stages": bad}}
+		Action:   action,
+		Evidence: ev}
 }
 
 // detectSandboxViolation: any request the MCP server let out of its sandbox.

@@ -355,3 +355,35 @@ func TestGPUFindingNamesConcurrentMisses(t *testing.T) {
 		}
 	}
 }
+
+// In open mode, send lag with every worker busy names `workers` as the
+// limit, not the replayer's CPU.
+func TestOpenModeLagNamesWorkers(t *testing.T) {
+	t.Parallel()
+	lagging := healthy
+	lagging.Lag = func(users int) time.Duration {
+		if users == 10 {
+			return 40 * time.Millisecond
+		}
+		return 0
+	}
+	for _, tc := range []struct {
+		workers int
+		named   bool
+	}{{8, true}, {64, false}, {0, false}} {
+		info, rows, samples := simulate(lagging, testSeed)
+		sc := info.Profile.Scenarios["gateway"]
+		sc.Mode, sc.Workers = "open", tc.workers // in flight per arrival: the users, up to 20
+		info.Profile.Scenarios["gateway"] = sc
+		s, err := Summarize(info, rows, samples, nil, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Findings) != 1 || s.Findings[0].Kind != KindLoadGenSaturated {
+			t.Fatalf("workers %d: findings %v, want load_generator_saturated\n%s", tc.workers, kinds(s.Findings), describe(s))
+		}
+		if named := strings.Contains(s.Findings[0].Action, "raise `workers`"); named != tc.named {
+			t.Errorf("workers %d: action names workers %v, want %v: %s", tc.workers, named, tc.named, s.Findings[0].Action)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 	st.iterations += o.iterations
 	st.activeSum += o.activeSum
 	st.activeN += o.activeN
+	st.activeMax = max(st.activeMax, o.activeMax)
 	for i := range st.bucketSum {
 		st.bucketSum[i] += o.bucketSum[i]
 		st.bucketN[i] += o.bucketN[i]

@@ -39,6 +39,8 @@ type ScenarioInfo struct {
 	Service string          `json:"service"`
 	Mode    string          `json:"mode"`
 	Think   json.RawMessage `json:"think,omitempty"`
+	// Workers is open mode's limit on requests being sent at once.
+	Workers int `json:"workers,omitempty"`
 }
 
 // StageInfo is one stage of the run's timeline.

@@ -66,6 +66,7 @@ type Stage struct {
 	WindowS   float64 `json:"-"` // measured window after warm-up, seconds
 	startNS   int64
 	endNS     int64
+	inFlight  int32 // open mode: most requests in flight at an arrival
 	oomErrors int64
 	oomSample string
 	errDurs   map[string][]int64 // error kind → durations, for the timeout estimate

@@ -286,6 +286,11 @@ func (p *Profile) validate() error {
 		if s.Mode == ModeOpen && s.MaxInFlight == 0 {
 			s.MaxInFlight = DefaultMaxInFlight
 		}
+		if s.Mode == ModeOpen {
+			// Written out, so that run.json tells analyze how many
+			// requests could be sent at once (its send-lag diagnosis).
+			s.Workers = s.workerLimit()
+		}
 		if s.Health != "" && !strings.HasPrefix(s.Health, "/") {
 			return p.errAt(at("health"), "scenario %q: health %q, want a path starting with /", name, s.Health)
 		}
