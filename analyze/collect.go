@@ -395,16 +395,7 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	var ok, ttfb, ttft, itl, tpot, lag [][]int64
 	for _, name := range names {
 		op := st.ops[name]
-		all.count += op.count
-		all.cutOff += op.cutOff
-		for k, v := range op.errors {
-			all.errors[k] += v
-		}
-		for k, v := range op.errText {
-			if _, ok := all.errText[k]; !ok {
-				all.errText[k] = v
-			}
-		}
+		all.addCounts(op)
 		s.Operations[name] = op.stats(s.WindowS) // sorts op's slices
 		ok, ttfb, ttft = append(ok, op.ok), append(ttfb, op.ttfb), append(ttft, op.ttft)
 		itl, tpot, lag = append(itl, op.itl), append(tpot, op.tpot), append(lag, op.lag)

@@ -40,11 +40,14 @@ const (
 type scenarioCtx struct {
 	name    string
 	workers int // open mode's send limit, from run.json (0: not open or not known)
-	stages  []*Stage
-	clean   []Point
-	view    *Scenario
-	targets []TargetResult
-	cap     capacity
+	// poolExhausted is set when detectPoolExhaustion found the scenario's
+	// pool running out; detectTimeouts, which runs after it, reads it.
+	poolExhausted bool
+	stages        []*Stage
+	clean         []Point
+	view          *Scenario
+	targets       []TargetResult
+	cap           capacity
 }
 
 // capacity is the shape of the throughput curve, shared by the capacity
@@ -90,6 +93,7 @@ func detect(scenarios []*scenarioCtx) []Finding {
 		for _, d := range []func(*scenarioCtx) *Finding{detectGPUMemoryPressure, detectPoolExhaustion, detectTimeouts, detectTailAmplification, detectSandboxViolation} {
 			if f := d(c); f != nil {
 				out = append(out, *f)
+				c.poolExhausted = c.poolExhausted || f.Kind == KindPoolExhaustion
 			}
 		}
 	}
@@ -478,7 +482,7 @@ func detectTimeouts(c *scenarioCtx) *Finding {
 	// Plain timeouts that a pool running out already explains are not
 	// said twice; the vector store's keep their own finding (the plan's
 	// Qdrant target).
-	if detectPoolExhaustion(c) != nil {
+	if c.poolExhausted {
 		delete(bounds, captures.ErrTimeout)
 	}
 	var best *Finding
@@ -606,8 +610,10 @@ func detectLoadGenerator(c *scenarioCtx) *Finding {
 	// with a slow target and arrivals queued for one.
 	if c.workers > 0 {
 		var most int32 // over the lagging stages
-		for _, b := range bad {
-			most = max(most, c.stageOf(b["stage"].(int)).inFlight)
+		for _, st := range c.stages {
+			if !st.Trustworthy {
+				most = max(most, st.inFlight)
+			}
 		}
 		if int(most) > c.workers {
 			ev["workers"], ev["max_in_flight_seen"] = c.workers, most
@@ -815,7 +821,7 @@ func linkConcurrentMisses(out []Finding, scenarios []*scenarioCtx) {
 					continue
 				}
 				st := c.stageOf(*t.Stage)
-				if st == nil || !overlaps(windows, st.startNS, st.endNS) {
+				if !overlaps(windows, st.startNS, st.endNS) {
 					continue
 				}
 				misses = append(misses, fmt.Sprintf("%s (%.0f ms against %.0f ms at %d users)", t.Name(), *t.Value, t.Bound, st.Users))

@@ -54,14 +54,11 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 		st.oomText = o.oomText
 	}
 	for op, kinds := range o.raw {
-		m := st.raw[op]
-		if m == nil {
+		if st.raw[op] == nil {
 			st.raw[op] = kinds
 			continue
 		}
-		for k, v := range kinds {
-			m[k] += v
-		}
+		addCounts(st.raw[op], kinds)
 	}
 	for name, oo := range o.ops {
 		a := st.ops[name]
@@ -69,16 +66,7 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 			st.ops[name] = oo
 			continue
 		}
-		a.count += oo.count
-		a.cutOff += oo.cutOff
-		for k, v := range oo.errors {
-			a.errors[k] += v
-		}
-		for k, v := range oo.errText {
-			if _, ok := a.errText[k]; !ok {
-				a.errText[k] = v
-			}
-		}
+		a.addCounts(oo)
 		a.ok = append(a.ok, oo.ok...)
 		a.ttfb = append(a.ttfb, oo.ttfb...)
 		a.ttft = append(a.ttft, oo.ttft...)
@@ -91,5 +79,24 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 			c.rng.Shuffle(len(a.itl), func(i, j int) { a.itl[i], a.itl[j] = a.itl[j], a.itl[i] })
 			a.itl = slices.Clip(a.itl[:maxITL])
 		}
+	}
+}
+
+// addCounts adds o's request and error counts to op, keeping op's example
+// message where both have one: what merging and the "all" row share.
+func (op *opAcc) addCounts(o *opAcc) {
+	op.count += o.count
+	op.cutOff += o.cutOff
+	addCounts(op.errors, o.errors)
+	for k, v := range o.errText {
+		if _, ok := op.errText[k]; !ok {
+			op.errText[k] = v
+		}
+	}
+}
+
+func addCounts(dst, src map[string]int64) {
+	for k, v := range src {
+		dst[k] += v
 	}
 }

@@ -366,15 +366,11 @@ func (t TargetResult) Name() string {
 	if t.label != "" {
 		return t.label
 	}
-	s := t.Scenario + " " + t.Metric
-	if t.ErrorKind != "" {
-		s += "[" + t.ErrorKind + "]"
-	}
-	if t.Operation != AllOps {
-		s += " " + t.Operation
-	}
+	// Read back from summary.json: the target as written is gone, so the
+	// stage found worst stands in for it.
+	spec := TargetSpec{Scenario: t.Scenario, Metric: t.Metric, Operation: t.Operation, ErrorKind: t.ErrorKind}
 	if t.Stage != nil {
-		s += " stage " + strconv.Itoa(*t.Stage)
+		spec.Stage = *t.Stage
 	}
-	return s
+	return spec.label()
 }
