@@ -85,6 +85,10 @@ func startSimProcess(ctx context.Context, argv []string, healthy bool, scale flo
 	case <-time.After(simReadyTimeout):
 	case <-ctx.Done():
 	}
+	if ctx.Err() != nil {
+		p.stop()
+		return nil, nil, ctx.Err()
+	}
 	var urls map[string]string
 	if err := json.Unmarshal(b, &urls); err != nil || len(urls) != 3 {
 		p.stop()

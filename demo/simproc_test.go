@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -75,5 +76,21 @@ func TestSimProcessBadCommand(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), argv[0]) {
 			t.Errorf("%v: err %v, want one naming %s", argv, err, argv[0])
 		}
+	}
+}
+
+// A demo cancelled while the sim starts gets the cancellation, not a
+// complaint about the sim, and the child is stopped.
+func TestSimProcessCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	_, _, err := startSimProcess(ctx, []string{"/bin/sh", "-c", "sleep 30"}, false, 1, &syncbuf.Buffer{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %v: the child was not stopped", d)
 	}
 }

@@ -50,16 +50,21 @@ func Serve(ctx context.Context, opts ServeOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	u := s.URLs()
 	if opts.JSON {
-		if err := json.NewEncoder(out).Encode(u); err != nil {
+		if err := json.NewEncoder(out).Encode(s.URLs()); err != nil {
 			s.Close()
 			return err
 		}
-		<-ctx.Done()
-		return s.Close()
+	} else {
+		printURLs(out, s.URLs(), source, cfg.TimeScale)
 	}
-	fmt.Fprintf(out, "loadtape sim: config %s, time scale %g\n", source, cfg.TimeScale)
+	<-ctx.Done()
+	return s.Close()
+}
+
+// printURLs is the text a person reads: each service and what it serves.
+func printURLs(out io.Writer, u map[string]string, source string, scale float64) {
+	fmt.Fprintf(out, "loadtape sim: config %s, time scale %g\n", source, scale)
 	if v, ok := u["gateway"]; ok {
 		fmt.Fprintf(out, "  gateway  %s  (POST /v1/chat/completions, GET /v1/models, /health, /metrics)\n", v)
 	}
@@ -70,6 +75,4 @@ func Serve(ctx context.Context, opts ServeOptions, out io.Writer) error {
 		fmt.Fprintf(out, "  mcp      %s%s  (Streamable HTTP; GET /health, /metrics, /stats)\n", v, MCPPath)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops.")
-	<-ctx.Done()
-	return s.Close()
 }
