@@ -63,20 +63,14 @@ func (s *scenarioRun) runOpen() {
 				}
 				// Due inside the stage, but this goroutine got to it only
 				// after the stage ended (a busy CPU): one row all the same.
-				r := v.base(st, op, e, at)
-				r.StartNS = r.IntendedNS
-				r.ErrorKind, r.Error = captures.ErrCutOff, "cut off: the stage ended before it could be sent"
-				s.rp.sink.put(&r)
+				s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrCutOff, "cut off: the stage ended before it could be sent"))
 				continue
 			}
 			n := inflight.Add(1)
 			if n > int32(s.sc.MaxInFlight) {
 				inflight.Add(-1)
 				v.inflight = n - 1
-				r := v.base(st, op, e, at)
-				r.StartNS = r.IntendedNS
-				r.ErrorKind, r.Error = captures.ErrDropped, "dropped: max_in_flight reached"
-				s.rp.sink.put(&r)
+				s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrDropped, "dropped: max_in_flight reached"))
 				continue
 			}
 			v.inflight = n

@@ -231,6 +231,15 @@ func (v *vu) base(st *stageWindow, op string, e *entry, intended time.Time) capt
 	return r
 }
 
+// unsent is the row of an arrival that was never sent: it starts when it
+// was due and carries why.
+func (v *vu) unsent(st *stageWindow, op string, e *entry, at time.Time, kind, msg string) *captures.Result {
+	r := v.base(st, op, e, at)
+	r.StartNS = r.IntendedNS
+	r.ErrorKind, r.Error = kind, msg
+	return &r
+}
+
 // do sends one operation (and, for MCP, whatever handshake it needs), one
 // result row per request sent. It returns when the last response ended.
 func (v *vu) do(st *stageWindow, ctx context.Context, op string, e *entry, intended time.Time, probeIdx int) time.Time {
