@@ -314,7 +314,7 @@ func detectGPUMemoryPressure(c *scenarioCtx) *Finding {
 	oomBy := map[string]int64{}
 	firstUsers, sample := -1, ""
 	maxMem, memUsers := 0.0, -1
-	minMem := math.Inf(1) // at the fewest users that have a reading
+	minMem := memBaseline(c.stages)
 	maxKV, kvUsers := 0.0, -1
 	for _, st := range c.stages {
 		if st.oomErrors > 0 {
@@ -324,13 +324,8 @@ func detectGPUMemoryPressure(c *scenarioCtx) *Finding {
 				firstUsers, sample = st.Users, st.oomSample
 			}
 		}
-		if m, ok := st.Resources[ResGPUMemPct]; ok {
-			if m.Max > maxMem {
-				maxMem, memUsers = m.Max, st.Users
-			}
-			if math.IsInf(minMem, 1) {
-				minMem = m.Mean
-			}
+		if m, ok := st.Resources[ResGPUMemPct]; ok && m.Max > maxMem {
+			maxMem, memUsers = m.Max, st.Users
 		}
 		if k, ok := st.Resources[ResKVCachePct]; ok && k.Max > maxKV {
 			maxKV, kvUsers = k.Max, st.Users
@@ -804,8 +799,10 @@ func linkConcurrentMisses(out []Finding, scenarios []*scenarioCtx) {
 			continue
 		}
 		var windows [][2]int64 // when this scenario's GPU was under pressure
-		for _, st := range byName[f.Scenario].stages {
-			if gpuPressed(st, f.Kind) {
+		stages := byName[f.Scenario].stages
+		base := memBaseline(stages)
+		for _, st := range stages {
+			if gpuPressed(st, f.Kind, base) {
 				windows = append(windows, [2]int64{st.startNS, st.endNS})
 			}
 		}
@@ -840,12 +837,26 @@ func linkConcurrentMisses(out []Finding, scenarios []*scenarioCtx) {
 // a plateau or retrograde curve is a shape, which a shared GPU can cause.
 var capacityKinds = map[string]bool{KindSerialization: true, KindGPUSaturation: true}
 
-// gpuPressed tells whether a stage shows the GPU condition of kind.
-func gpuPressed(st *Stage, kind string) bool {
+// gpuPressed tells whether a stage shows the GPU condition of kind, by the
+// rules of the detector that found it: memory counts when it rose memRise
+// above its baseline (memBaseline), not when it was reserved that full.
+func gpuPressed(st *Stage, kind string, memBase float64) bool {
 	if kind == KindGPUSaturation {
 		return st.Resources[ResGPUUtil].Mean >= gpuBusyPct
 	}
-	return st.oomErrors > 0 || st.Resources[ResGPUMemPct].Max >= gpuMemPct || st.Resources[ResKVCachePct].Max >= gpuMemPct
+	mem := st.Resources[ResGPUMemPct].Max
+	return st.oomErrors > 0 || st.Resources[ResKVCachePct].Max >= gpuMemPct || (mem >= gpuMemPct && mem-memBase >= memRise)
+}
+
+// memBaseline is the GPU memory share at the fewest users that have a
+// reading (stages are in order of users); +Inf when none has one.
+func memBaseline(stages []*Stage) float64 {
+	for _, st := range stages {
+		if m, ok := st.Resources[ResGPUMemPct]; ok {
+			return m.Mean
+		}
+	}
+	return math.Inf(1)
 }
 
 func overlaps(windows [][2]int64, start, end int64) bool {

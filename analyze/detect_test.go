@@ -323,11 +323,21 @@ func TestGPUFindingNamesConcurrentMisses(t *testing.T) {
 	}
 	serial := serialized
 	serial.Name, serial.Users = "rag", healthy.Users
+	// 96 % reserved from the start, out of memory at 20 users only: the
+	// reserved stages are not pressure, so a miss at 5 users is not linked.
+	reservedOOM := healthy
+	reservedOOM.GPUMem = func(int) float64 { return 96 }
+	reservedOOM.Fail = func(r *rand.Rand, users int) (string, string) {
+		if users == 20 && r.Float64() < 0.2 {
+			return captures.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory"}`
+		}
+		return "", ""
+	}
 	for _, tc := range []struct {
-		other  model
-		linked bool
-	}{{slowAt(20), true}, {slowAt(5), false}, {serial, false}} {
-		info, rows, samples := simulate(gw, 1)
+		gw, other model
+		linked    bool
+	}{{gw, slowAt(20), true}, {gw, slowAt(5), false}, {gw, serial, false}, {reservedOOM, slowAt(5), false}, {reservedOOM, slowAt(20), true}} {
+		info, rows, samples := simulate(tc.gw, 1)
 		rInfo, rRows, rSamples := simulate(tc.other, 2)
 		for i := range rRows {
 			rRows[i].Run = info.ID
