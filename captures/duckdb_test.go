@@ -140,33 +140,29 @@ func TestDuckDBReadsEveryColumn(t *testing.T) {
 	}
 
 	t.Run("exchanges", func(t *testing.T) {
-		rows := make([]captures.Exchange, n)
-		for i := range rows {
-			rows[i] = randExchange(rng, i+2) // skip the 1 MiB body of row 1
-		}
-		writeAll(t, captures.WriterOptions{Dir: tmp, Files: 1}, rows, n)
-		check(t, captures.KindExchanges, captures.Schema[captures.Exchange](),
-			"SELECT * REPLACE (to_base64(req_body) AS req_body, to_base64(resp_body) AS resp_body) FROM f",
-			func() arrow.RecordBatch { return readRecord[captures.Exchange](t, tmp) })
+		// i+2 skips the 1 MiB body of randExchange's row 1.
+		duckRoundTrip(t, tmp, n, func(i int) captures.Exchange { return randExchange(rng, i+2) }, captures.KindExchanges,
+			"SELECT * REPLACE (to_base64(req_body) AS req_body, to_base64(resp_body) AS resp_body) FROM f", check)
 	})
 	t.Run("results", func(t *testing.T) {
-		rows := make([]captures.Result, n)
-		for i := range rows {
-			rows[i] = randResult(rng, i)
-		}
-		writeAll(t, captures.WriterOptions{Dir: tmp, Files: 1}, rows, n)
-		check(t, captures.KindResults, captures.Schema[captures.Result](), "SELECT * FROM f",
-			func() arrow.RecordBatch { return readRecord[captures.Result](t, tmp) })
+		duckRoundTrip(t, tmp, n, func(i int) captures.Result { return randResult(rng, i) }, captures.KindResults, "SELECT * FROM f", check)
 	})
 	t.Run("samples", func(t *testing.T) {
-		rows := make([]captures.Sample, n)
-		for i := range rows {
-			rows[i] = randSample(rng, i)
-		}
-		writeAll(t, captures.WriterOptions{Dir: tmp, Files: 1}, rows, n)
-		check(t, captures.KindSamples, captures.Schema[captures.Sample](), "SELECT * FROM f",
-			func() arrow.RecordBatch { return readRecord[captures.Sample](t, tmp) })
+		duckRoundTrip(t, tmp, n, func(i int) captures.Sample { return randSample(rng, i) }, captures.KindSamples, "SELECT * FROM f", check)
 	})
+}
+
+// duckRoundTrip writes n rows of one kind made by gen into dir and has
+// check compare what DuckDB reads with what our reader reads.
+func duckRoundTrip[T captures.Row](t *testing.T, dir string, n int, gen func(i int) T, kind captures.Kind, query string,
+	check func(*testing.T, captures.Kind, *arrow.Schema, string, func() arrow.RecordBatch)) {
+	t.Helper()
+	rows := make([]T, n)
+	for i := range rows {
+		rows[i] = gen(i)
+	}
+	writeAll(t, captures.WriterOptions{Dir: dir, Files: 1}, rows, n)
+	check(t, kind, captures.Schema[T](), query, func() arrow.RecordBatch { return readRecord[T](t, dir) })
 }
 
 // readRecord reads the single batch of a small file with our reader, in
