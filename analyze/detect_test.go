@@ -46,9 +46,16 @@ func analyseModel(t *testing.T, m model, targets []TargetSpec) *Summary {
 	return s
 }
 
-// Every detector on a known queueing model: the right kind, and no other.
-func TestDetectorsOnQueueingModels(t *testing.T) {
-	t.Parallel()
+// modelCase is a known queueing model and the findings it must raise.
+type modelCase struct {
+	name string
+	m    model
+	want []string
+}
+
+// queueingCases are the known models of every detector; the golden test
+// pins their summaries too.
+func queueingCases() []modelCase {
 	oom := healthy
 	oom.Users = []int{1, 10, 50, 100}
 	oom.Fail = func(r *rand.Rand, users int) (string, string) {
@@ -106,11 +113,7 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 		}
 		return "", ""
 	}
-	cases := []struct {
-		name string
-		m    model
-		want []string
-	}{
+	return []modelCase{
 		{"a healthy wide server has no bottleneck", healthy, nil},
 		{"a single worker serializes", serialized, []string{"serialization/mcp"}},
 		{"a pool with a wait timeout runs out", pool, []string{"pool_exhaustion/rag"}},
@@ -129,7 +132,12 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 		{"Little's law off marks the load generator saturated", slowGen, []string{"load_generator_saturated/gateway"}},
 		{"a sandbox escape", sandbox, []string{"sandbox_violation/mcp"}},
 	}
-	for _, tc := range cases {
+}
+
+// Every detector on a known queueing model: the right kind, and no other.
+func TestDetectorsOnQueueingModels(t *testing.T) {
+	t.Parallel()
+	for _, tc := range queueingCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := analyseModel(t, tc.m, nil)
