@@ -3,10 +3,8 @@ package analyze
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 
@@ -219,122 +217,6 @@ func Summarize(info *RunInfo, results []captures.Result, samples []captures.Samp
 		}
 	}
 	return build(info, c, samples, targets, acceptance), nil
-}
-
-// build turns the collected rows into the Summary: statistics, resources,
-// targets, detectors, and the views figures need.
-func build(info *RunInfo, c *collector, samples []captures.Sample, specs []TargetSpec, acceptance float64) *Summary {
-	stages := c.finish()
-	for _, st := range stages {
-		acc := c.stages[stageKey{st.Scenario, int32(st.Stage)}]
-		st.little = acc.little(info.thinkMean(st.Scenario), st)
-		st.inFlight = acc.activeMax
-	}
-	pts := normalise(samples)
-	addResources(stages, pts, newAttribution(info))
-	s := &Summary{
-		Schema: SummarySchema, Estimator: Estimator,
-		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.scale()},
-		Stages: stages,
-	}
-	// Targets are read from every stage, trustworthy or not: the report
-	// marks the untrustworthy ones beside the verdict.
-	s.Targets, s.Run.TargetsLeftOut = evaluateTargets(specs, acceptance, stages, info.Profile.Scenarios)
-	var ctxs []*scenarioCtx
-	for _, name := range scenarioNames(stages) {
-		c := &scenarioCtx{name: name, view: &Scenario{Name: name, ThinkS: info.thinkMean(name)}, workers: info.Profile.Scenarios[name].Workers}
-		for _, st := range stages {
-			if st.Scenario == name {
-				c.stages = append(c.stages, st)
-				c.view.Mode = st.Mode
-			}
-		}
-		slices.SortStableFunc(c.stages, func(a, b *Stage) int { return a.Users - b.Users })
-		for _, t := range s.Targets {
-			if t.Scenario == name {
-				c.targets = append(c.targets, t)
-				if t.Metric == "p95" && t.Operation == AllOps && t.Max {
-					c.view.P95Goal = t.Bound
-				}
-			}
-		}
-		ctxs = append(ctxs, c)
-	}
-	// The load-generator check runs inside detect before the curve is
-	// built, so the views are filled after it.
-	s.Findings = detect(ctxs)
-	if s.Findings == nil {
-		s.Findings = []Finding{}
-	}
-	for _, c := range ctxs {
-		c.view.Points = c.clean
-		for _, st := range c.stages {
-			if !slices.ContainsFunc(c.view.Points, func(p Point) bool { return p.Stage == st.Stage }) && st.Operations[AllOps].Count > 0 {
-				c.view.Points = append(c.view.Points, pointOf(st))
-			}
-		}
-		slices.SortStableFunc(c.view.Points, func(a, b Point) int {
-			switch {
-			case a.Users < b.Users:
-				return -1
-			case a.Users > b.Users:
-				return 1
-			}
-			return a.Stage - b.Stage
-		})
-		if c.cap.knee >= 0 && c.cap.plateau {
-			c.view.KneeN = c.kneeUsers()
-		}
-		s.Scenarios = append(s.Scenarios, c.view)
-	}
-	s.Timeline = c.timelineOf(pts)
-	return s
-}
-
-func (c *scenarioCtx) usl(n, x []float64) *USLFit {
-	f := fitUSL(n, x)
-	if f == nil {
-		return nil
-	}
-	top := c.clean[len(c.clean)-1]
-	if top.RMS > 0 {
-		f.UsersAtP95Goal = f.usersAtGoal(c.view.P95Goal, c.view.ThinkS, top.P95/top.RMS, 100*top.Users)
-	}
-	return f
-}
-
-func scenarioNames(stages []*Stage) []string {
-	var names []string
-	for _, st := range stages {
-		if !slices.Contains(names, st.Scenario) {
-			names = append(names, st.Scenario)
-		}
-	}
-	return names
-}
-
-// littleCheck is Little's law for one closed-mode stage: users busy in a
-// request or thinking, N = X·(R+Z), computed as (Σ R + iterations·Z)/T.
-type littleCheck struct {
-	Known      bool
-	N          float64 // users running (mean of active_users, else the stage's users)
-	Predicted  float64
-	Iterations float64
-}
-
-func (st *stageAcc) little(thinkS float64, s *Stage) littleCheck {
-	if thinkS < 0 || (st.mode != "closed" && st.mode != "") || s.WindowS <= 0 || st.iterations == 0 {
-		return littleCheck{}
-	}
-	// The users the stage asked for, or fewer while they were still being
-	// spawned: active_users can only lower it, so that a replayer counting
-	// users still waiting for a later stage does not inflate it.
-	n := float64(s.Users)
-	if st.activeN > 0 {
-		n = math.Min(n, st.activeSum/float64(st.activeN))
-	}
-	pred := (st.busyNS/1e9 + float64(st.iterations)*thinkS) / s.WindowS
-	return littleCheck{Known: true, N: n, Predicted: pred, Iterations: float64(st.iterations)}
 }
 
 // String names the stage for messages.

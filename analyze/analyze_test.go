@@ -182,9 +182,9 @@ func TestTargetsVerdicts(t *testing.T) {
 		{Scenario: "mcp", Metric: "p95", Max: "5s"},                                  // pass
 		{Scenario: "mcp", Metric: "p95", Max: "600ms"},                               // worst stage ~800 ms: acceptable up to 750? no: fail
 		{Scenario: "mcp", Metric: "avg", Users: 1, Max: "60ms"},                      // one user: ~50 ms
-		{Scenario: "mcp", Metric: "rps", Users: 20, Min: 30.0},                       // ~20/s: acceptable down to 24? fail
-		{Scenario: "mcp", Metric: "rps", Users: 20, Min: 22.0},                       // acceptable (≥ 17.6)
-		{Scenario: "mcp", Metric: "count", ErrorKind: "sandbox_violation", Max: 0.0}, // pass
+		{Scenario: "mcp", Metric: "rps", Users: 20, Min: "30"},                       // ~20/s: acceptable down to 24? fail
+		{Scenario: "mcp", Metric: "rps", Users: 20, Min: "22"},                       // acceptable (≥ 17.6)
+		{Scenario: "mcp", Metric: "count", ErrorKind: "sandbox_violation", Max: "0"}, // pass
 		{Scenario: "mcp", Metric: "error_rate", Max: "1%"},                           // pass
 		{Scenario: "mcp", Metric: "p95", Users: 999, Max: "1s"},                      // no stage at 999 users: fail
 		{Scenario: "nope", Metric: "p95", Max: "1s"},                                 // in the profile, not run: left out
@@ -195,7 +195,7 @@ func TestTargetsVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{Pass, Fail, Pass, Fail, Acceptable, Pass, Pass, Fail, Fail}
+	want := []Verdict{Pass, Fail, Pass, Fail, Acceptable, Pass, Pass, Fail, Fail}
 	if len(s.Targets) != len(want) || !slices.Equal(s.Run.TargetsLeftOut, []string{"nope p95"}) {
 		t.Fatalf("%d targets evaluated, left out %q; want %d and [nope p95]", len(s.Targets), s.Run.TargetsLeftOut, len(want))
 	}

@@ -6,11 +6,11 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // WarmUp is what is trimmed from the start of every stage before its
@@ -200,7 +200,7 @@ func (c *collector) add(r *captures.Result) bool {
 		if r.ErrorKind != captures.ErrDropped {
 			st.errDurs[r.ErrorKind] = append(st.errDurs[r.ErrorKind], r.DurationNS)
 		}
-		if isOOM(r.Error) {
+		if runspec.IsOutOfMemory(r.Error) {
 			st.oom++
 			if st.oomText == "" {
 				st.oomText = truncate(r.Error, 300)
@@ -284,23 +284,6 @@ func (c *collector) addTimeline(r *captures.Result, t int64, failed bool) {
 	b.hist[histBin(r.DurationNS)]++
 }
 
-// oomMarkers are the texts that out-of-memory failures carry: CUDA, PyTorch,
-// vLLM, llama.cpp and the kernel's OOM killer.
-var oomMarkers = []string{"out of memory", "outofmemory", "cuda oom", "oom-kill", "oom killed", "cudaerrormemoryallocation", "failed to allocate memory"}
-
-func isOOM(msg string) bool {
-	if msg == "" {
-		return false
-	}
-	m := strings.ToLower(msg)
-	for _, k := range oomMarkers {
-		if strings.Contains(m, k) {
-			return true
-		}
-	}
-	return false
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -371,7 +354,7 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 		Users: st.info.Users, Start: st.info.Start, End: st.info.End,
 		Trustworthy: true, Steady: true, Mode: st.mode,
 		Operations: map[string]*OpStats{}, Resources: map[string]ResourceAgg{},
-		startNS: st.startNS, errDurs: st.errDurs, oomErrors: st.oom, oomSample: st.oomText, raw: st.raw,
+		startNS: st.startNS, raw: st.raw,
 	}
 	if s.Users == 0 && st.info.Rate > 0 {
 		s.Users = int(math.Round(st.info.Rate))

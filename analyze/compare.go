@@ -31,8 +31,8 @@ type TargetChange struct {
 	Unit        string   `json:"unit"`
 	Base        *float64 `json:"base"`
 	New         *float64 `json:"new"`
-	BaseVerdict string   `json:"base_verdict"`
-	NewVerdict  string   `json:"new_verdict"`
+	BaseVerdict Verdict  `json:"base_verdict"`
+	NewVerdict  Verdict  `json:"new_verdict"`
 }
 
 // OpChange is one scenario × stage × operation in both runs.
@@ -131,7 +131,7 @@ func CompareSummaries(b, n *Summary) *Comparison {
 	for i := range c.Operations {
 		c.Operations[i].judge(Alpha / float64(len(c.Operations)))
 	}
-	key := func(f Finding) string { return f.Kind + "\x00" + f.Scenario + "\x00" + f.Operation }
+	key := func(f Finding) string { return string(f.Kind) + "\x00" + f.Scenario + "\x00" + f.Operation }
 	has := func(fs []Finding, f Finding) bool {
 		return slices.ContainsFunc(fs, func(g Finding) bool { return key(g) == key(f) })
 	}

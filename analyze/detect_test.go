@@ -14,7 +14,7 @@ import (
 func kinds(fs []Finding) []string {
 	var out []string
 	for _, f := range fs {
-		out = append(out, f.Kind+"/"+f.Scenario)
+		out = append(out, string(f.Kind)+"/"+f.Scenario)
 	}
 	slices.Sort(out)
 	return out
@@ -28,10 +28,10 @@ func describe(s *Summary) string {
 		}
 	}
 	for _, st := range s.Stages {
-		fmt.Fprintf(&b, "  stage %d users %d little=%+v res=%v notes=%v\n", st.Stage, st.Users, st.little, st.Resources[ResGPUUtil], st.Notes)
+		fmt.Fprintf(&b, "  stage %d users %d res=%v notes=%v\n", st.Stage, st.Users, st.Resources[ResGPUUtil], st.Notes)
 	}
 	for _, f := range s.Findings {
-		fmt.Fprintf(&b, "  finding %s: %s %v\n", f.Kind, f.Summary, f.Evidence)
+		fmt.Fprintf(&b, "  finding %s: %s %v\n", f.Kind, f.Summary, f.EvidenceMap())
 	}
 	return b.String()
 }
@@ -145,7 +145,7 @@ func TestDetectorsOnQueueingModels(t *testing.T) {
 				t.Errorf("findings %v, want %v\n%s", got, tc.want, describe(s))
 			}
 			for _, f := range s.Findings {
-				if f.Summary == "" || f.Action == "" || len(f.Evidence) == 0 {
+				if f.Summary == "" || f.Action == "" || len(f.EvidenceMap()) == 0 {
 					t.Errorf("%s: want summary, action and evidence, got %+v", f.Kind, f)
 				}
 			}
@@ -165,7 +165,7 @@ func TestEffectiveParallelism(t *testing.T) {
 		if len(s.Findings) != 1 {
 			t.Fatalf("%s: findings %v", tc.m.Name, kinds(s.Findings))
 		}
-		got := s.Findings[0].Evidence["effective_parallelism"].(float64)
+		got := s.Findings[0].Evidence.(*CapacityEvidence).EffectiveParallelism
 		if got < tc.lo || got > tc.hi {
 			t.Errorf("%s: effective parallelism %.2f, want in [%g, %g]", tc.m.Name, got, tc.lo, tc.hi)
 		}
@@ -187,7 +187,7 @@ func TestGPUSaturationNamesBusyHostCPU(t *testing.T) {
 			t.Fatalf("findings %v, want gpu_saturation\n%s", got, describe(s))
 		}
 		f := s.Findings[0]
-		_, cpu := f.Evidence["cpu_util_mean_pct"]
+		cpu := f.Evidence.(*CapacityEvidence).CPUUtilMeanPct != nil
 		if named := strings.Contains(f.Summary, "host CPU"); named != tc.note || cpu != tc.note {
 			t.Errorf("host CPU busy %v: summary names it %v, evidence has it %v: %s", tc.note, named, cpu, f.Summary)
 		}
@@ -310,7 +310,7 @@ func TestTooFewUserCountsSaysSo(t *testing.T) {
 	}
 }
 
-// The plan's third bottleneck: RAG slows while the gateway's GPU is under
+// A bottleneck across scenarios: RAG slows while the gateway's GPU is under
 // memory pressure. The gateway's finding names the RAG target missed in
 // the same minutes, only a miss in those minutes, and not a scenario whose
 // own capacity finding explains it.
@@ -367,7 +367,7 @@ func TestGPUFindingNamesConcurrentMisses(t *testing.T) {
 		if gpu == nil {
 			t.Fatalf("no gpu_memory_pressure on the gateway: %v\n%s", kinds(s.Findings), describe(s))
 		}
-		_, linked := gpu.Evidence["concurrent_target_misses"]
+		linked := len(gpu.Evidence.(*GPUMemoryEvidence).ConcurrentTargetMisses) > 0
 		if linked != tc.linked || strings.Contains(gpu.Summary, "rag p95") != tc.linked {
 			t.Errorf("%v: linked %v, want %v: %s %v", kinds(s.Findings), linked, tc.linked, gpu.Summary, gpu.Evidence)
 		}

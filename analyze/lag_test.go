@@ -37,12 +37,14 @@ func TestSendLagNeedsSeveralLateRequests(t *testing.T) {
 		if got := st.Operations[AllOps].Lagged; got != int64(tc.late) {
 			t.Errorf("%s: Lagged %d, want %d", tc.name, got, tc.late)
 		}
-		f := detectLoadGenerator(&scenarioCtx{name: "rag", stages: []*Stage{st}})
+		sc := &scenarioCtx{name: "rag", stages: []stageData{{st, &stageFacts{}}}}
+		sc.trust = judgeTrust(sc)
+		f := detectLoadGenerator(sc)
 		if got := f != nil; got != tc.saturated {
 			t.Errorf("%s: saturated %v, want %v (p99 lag %.1f ms)", tc.name, got, tc.saturated, st.Operations[AllOps].SendLagMS.P99)
 		}
-		if tc.saturated == st.Trustworthy {
-			t.Errorf("%s: trustworthy %v", tc.name, st.Trustworthy)
+		if trusted := sc.trust[0].ok(); tc.saturated == trusted {
+			t.Errorf("%s: trustworthy %v", tc.name, trusted)
 		}
 	}
 }

@@ -18,8 +18,8 @@ const SummarySchema = 1
 const Estimator = "exact nearest-rank on all rows (R type 1, the inverse of the empirical CDF: the ⌈p·n⌉-th smallest value)"
 
 // Summary is what analyze produces and reports render. Its JSON form is
-// summary.json of DESIGN.md; fields tagged "-" are kept for figures and
-// comparison only.
+// summary.json (docs/analyze.md describes it); fields tagged "-" are kept
+// for figures and comparison only.
 type Summary struct {
 	Schema     int            `json:"schema"`
 	Run        RunMeta        `json:"run"`
@@ -62,16 +62,13 @@ type Stage struct {
 	Resources   map[string]ResourceAgg `json:"resources"`
 	Notes       []string               `json:"notes,omitempty"`
 
-	Mode      string  `json:"-"` // closed, open, sessions
-	WindowS   float64 `json:"-"` // measured window after warm-up, seconds
-	startNS   int64
-	endNS     int64
-	inFlight  int32 // open mode: most requests in flight at an arrival
-	oomErrors int64
-	oomSample string
-	errDurs   map[string][]int64 // error kind → durations, for the timeout estimate
-	raw       map[string]map[string]int64
-	little    littleCheck
+	Mode    string  `json:"-"` // closed, open, sessions
+	WindowS float64 `json:"-"` // measured window after warm-up, seconds
+	// The stage's span and its raw counts (warm-up included), read by the
+	// resources and targets; what only detectors read is in stageFacts.
+	startNS int64
+	endNS   int64
+	raw     map[string]map[string]int64 // operation → error kind ("" every request) → rows
 }
 
 // AllOps is the operation key that aggregates every operation of a stage.
@@ -127,51 +124,64 @@ type TargetResult struct {
 	Bound      float64  `json:"bound"`
 	Acceptable float64  `json:"acceptable"`
 	Unit       string   `json:"unit"`
+	TimeScale  float64  `json:"time_scale,omitempty"` // set when Bound and Acceptable are the written bound scaled by the run's time scale
 	Value      *float64 `json:"value"`
-	Verdict    string   `json:"verdict"`
+	Verdict    Verdict  `json:"verdict"`
 	Note       string   `json:"note,omitempty"`
 	Max        bool     `json:"-"` // an upper bound (else a lower bound)
 	Users      int      `json:"-"` // users of the stage evaluated
 	label      string
 }
 
+// Verdict is a target's outcome against its bound and acceptance band.
+type Verdict string
+
 // Verdicts of a target.
 const (
-	Pass       = "pass"
-	Acceptable = "acceptable"
-	Fail       = "fail"
+	Pass       Verdict = "pass"
+	Acceptable Verdict = "acceptable"
+	Fail       Verdict = "fail"
 )
 
 // Finding is one named bottleneck with the numbers it rests on.
 type Finding struct {
-	Kind      string         `json:"kind"`
-	Scenario  string         `json:"scenario"`
-	Operation string         `json:"operation"`
-	Severity  string         `json:"severity"`
-	Summary   string         `json:"summary"`
-	Action    string         `json:"action"`
-	Evidence  map[string]any `json:"evidence"`
+	Kind      Kind     `json:"kind"`
+	Scenario  string   `json:"scenario"`
+	Operation string   `json:"operation"`
+	Severity  Severity `json:"severity"`
+	Summary   string   `json:"summary"`
+	Action    string   `json:"action"`
+	// Evidence is one of the *Evidence types of the detector family that
+	// raised the finding; summary.json writes it as an object of its
+	// numbers (EvidenceMap).
+	Evidence Evidence `json:"evidence"`
 }
 
-// Finding kinds of DESIGN.md.
+// Kind names what a finding found; summary.json and other tools key on it.
+type Kind string
+
+// The finding kinds.
 const (
-	KindSerialization     = "serialization"
-	KindThroughputPlateau = "throughput_plateau"
-	KindRetrograde        = "retrograde"
-	KindGPUSaturation     = "gpu_saturation"
-	KindGPUMemoryPressure = "gpu_memory_pressure"
-	KindPoolExhaustion    = "pool_exhaustion"
-	KindTimeouts          = "timeouts"
-	KindTailAmplification = "tail_amplification"
-	KindLoadGenSaturated  = "load_generator_saturated"
-	KindSandboxViolation  = "sandbox_violation"
+	KindSerialization     Kind = "serialization"
+	KindThroughputPlateau Kind = "throughput_plateau"
+	KindRetrograde        Kind = "retrograde"
+	KindGPUSaturation     Kind = "gpu_saturation"
+	KindGPUMemoryPressure Kind = "gpu_memory_pressure"
+	KindPoolExhaustion    Kind = "pool_exhaustion"
+	KindTimeouts          Kind = "timeouts"
+	KindTailAmplification Kind = "tail_amplification"
+	KindLoadGenSaturated  Kind = "load_generator_saturated"
+	KindSandboxViolation  Kind = "sandbox_violation"
 )
+
+// Severity is how much a finding matters to the run's outcome.
+type Severity string
 
 // Severities of a finding.
 const (
-	SeverityHigh   = "high"
-	SeverityMedium = "medium"
-	SeverityLow    = "low"
+	SeverityHigh   Severity = "high"
+	SeverityMedium Severity = "medium"
+	SeverityLow    Severity = "low"
 )
 
 // Scenario is the scalability view of one scenario: one point per stage and

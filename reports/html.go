@@ -139,7 +139,7 @@ details summary{cursor:pointer;margin:.5rem 0}
 <p>{{$f.Summary}}</p>
 <p class="action"><b>Action:</b> {{$f.Action}}</p>
 <table class="evidence"><tr><th class="l">Evidence</th><th class="l">Value</th></tr>
-{{range evidence $f.Evidence}}<tr><td class="l">{{index . 0}}</td><td class="l">{{index . 1}}</td></tr>{{end}}
+{{range evidence $f}}<tr><td class="l">{{index . 0}}</td><td class="l">{{index . 1}}</td></tr>{{end}}
 </table>
 {{range figuresFor $f $.Figs}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}
 </div>

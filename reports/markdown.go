@@ -43,7 +43,7 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	for i, f := range s.Findings {
 		w("### %d. %s — %s (%s), severity %s\n\n%s\n\n**Action:** %s\n\n", i+1, f.Kind, md(f.Scenario), md(f.Operation), f.Severity, md(f.Summary), md(f.Action))
 		w("| Evidence | Value |\n|---|---|\n")
-		for _, kv := range evidenceRows(f.Evidence) {
+		for _, kv := range evidenceRows(f) {
 			w("| %s | %s |\n", kv[0], md(kv[1]))
 		}
 		w("\n")
@@ -223,7 +223,7 @@ func noteText(n string) string {
 	return " (" + n + ")"
 }
 
-func verdictMark(v string) string {
+func verdictMark(v analyze.Verdict) string {
 	switch v {
 	case analyze.Pass:
 		return "✅ pass"

@@ -54,7 +54,7 @@ func Write(dir string, s *analyze.Summary) error {
 	return nil
 }
 
-// SummaryJSON is summary.json: the keys of DESIGN.md, indented.
+// SummaryJSON is summary.json, indented (docs/analyze.md lists its keys).
 func SummaryJSON(s *analyze.Summary) ([]byte, error) {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -171,8 +171,10 @@ func num(v float64, unit string) string {
 	return s + " " + unit
 }
 
-// evidenceRows flattens a finding's evidence into sorted key/value text.
-func evidenceRows(ev map[string]any) [][2]string {
+// evidenceRows flattens a finding's evidence into sorted key/value text,
+// with the keys and rounding of summary.json.
+func evidenceRows(f analyze.Finding) [][2]string {
+	ev := f.EvidenceMap()
 	keys := make([]string, 0, len(ev))
 	for k := range ev {
 		keys = append(keys, k)
@@ -201,7 +203,7 @@ func evidenceText(v any) string {
 
 // figuresFor picks the figures that show a finding's evidence.
 func figuresFor(f analyze.Finding, figs []Figure) []Figure {
-	want := map[string][]string{
+	want := map[analyze.Kind][]string{
 		analyze.KindSerialization:     {"throughput", "latency"},
 		analyze.KindThroughputPlateau: {"throughput", "latency"},
 		analyze.KindRetrograde:        {"throughput"},

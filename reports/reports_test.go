@@ -19,7 +19,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// demoLike is the plan's three scenarios running at once, each with its
+// demoLike is the demo's three scenarios running at once, each with its
 // planted bottleneck: a GPU-bound gateway that runs out of GPU memory, a
 // RAG service whose pool times out, and an MCP server with one worker.
 func demoLike(t testing.TB) *analyze.Summary {
@@ -54,7 +54,7 @@ func demoLike(t testing.TB) *analyze.Summary {
 		{Scenario: "rag", Metric: "p95", Max: "3s"},
 		{Scenario: "rag", Metric: "error_rate", ErrorKind: "vector_timeout", Max: "0.1%"},
 		{Scenario: "mcp", Metric: "p95", Max: "500ms"},
-		{Scenario: "mcp", Metric: "count", ErrorKind: "sandbox_violation", Max: 0.0},
+		{Scenario: "mcp", Metric: "count", ErrorKind: "sandbox_violation", Max: "0"},
 	}
 	s, err := analyze.Summarize(&info, rows, slices.Concat(s1, s2, s3), targets, 0.8, nil)
 	if err != nil {
@@ -68,7 +68,7 @@ func TestDemoLikeFindings(t *testing.T) {
 	s := demoLike(t)
 	var got []string
 	for _, f := range s.Findings {
-		got = append(got, f.Kind+"/"+f.Scenario)
+		got = append(got, string(f.Kind)+"/"+f.Scenario)
 	}
 	slices.Sort(got)
 	want := []string{"gpu_memory_pressure/gateway", "pool_exhaustion/rag", "serialization/mcp", "timeouts/rag"}
@@ -133,7 +133,7 @@ func firstDiff(a, b []byte) string {
 	return "(one is a prefix of the other)"
 }
 
-// summary.json holds exactly DESIGN.md's top-level keys and its stage and
+// summary.json holds exactly its documented top-level keys and its stage and
 // target shapes.
 func TestSummaryJSONKeys(t *testing.T) {
 	t.Parallel()

@@ -55,7 +55,7 @@ func printDemo(w io.Writer, res *demo.Result) {
 	if res.Picture != "" {
 		fmt.Fprintf(w, "picture: %s\n", res.Picture)
 	}
-	counts := map[string]int{}
+	counts := map[analyze.Verdict]int{}
 	for _, t := range s.Targets {
 		counts[t.Verdict]++
 	}

@@ -1,0 +1,161 @@
+package analyze
+
+import (
+	"fmt"
+	"math"
+)
+
+// Thresholds of the capacity detectors; docs/analyze.md explains each.
+const (
+	serialPEff = 1.6 // effective parallelism under this is one-at-a-time work
+	serialR2   = 0.8 // latency linear in users
+)
+
+// The capacity family names what limits a scenario's throughput from the
+// shape of its curve: one request at a time, a curve that falls, or a
+// plateau with no more specific explanation. The GPU family's
+// gpu_saturation is another explanation of the same limit; the link step
+// keeps the most specific one.
+func init() {
+	register(detector{name: "capacity", detect: detectCapacity, kinds: []kindSpec{
+		{kind: KindSerialization, rank: 20, explains: 2, namesCause: true},
+		{kind: KindRetrograde, rank: 50, explains: 3},
+		{kind: KindThroughputPlateau, rank: 70, explains: 4},
+	}})
+}
+
+func detectCapacity(sc *scenarioCtx) detected {
+	var d detected
+	if n := len(sc.curve.clean); n < 3 && len(sc.stages) > 0 {
+		// Say why no capacity finding can appear, rather than let
+		// silence read as "scales fine".
+		d.marks = append(d.marks, stageMark{sc.stages[0].Stage, fmt.Sprintf("%s has %d clean user count(s): serialization, plateau, retrograde and GPU saturation need three (a 1-user baseline first)", sc.name, n)})
+	}
+	for _, f := range []*Finding{detectSerialization(sc), detectRetrograde(sc), detectThroughputPlateau(sc)} {
+		if f != nil {
+			d.findings = append(d.findings, *f)
+		}
+	}
+	return d
+}
+
+// capEvidence is the evidence every capacity finding shares.
+func (sc *scenarioCtx) capEvidence() *CapacityEvidence {
+	cv := sc.curve
+	first, last := cv.clean[0], cv.clean[len(cv.clean)-1]
+	ev := &CapacityEvidence{
+		Users:                usersOf(cv.clean),
+		ThroughputRPS:        mapPoints(cv.clean, func(p Point) float64 { return p.X }),
+		MeanLatencyMS:        mapPoints(cv.clean, func(p Point) float64 { return p.RMS }),
+		LatencySlope:         cv.cap.slope,
+		LatencyR2:            cv.cap.r2,
+		EffectiveParallelism: cv.cap.pEff,
+		LatencyGrowth:        last.RMS / first.RMS,
+		UntrustworthyUsers:   sc.untrusted(),
+	}
+	if cv.cap.knee >= 0 {
+		ev.KneeUsers = ptr(sc.kneeUsers())
+	}
+	if f := cv.usl; f != nil {
+		ev.USLLambda, ev.USLSigma, ev.USLKappa = ptr(f.Lambda), ptr(f.Sigma), ptr(f.Kappa)
+		if !math.IsInf(f.NMax, 0) {
+			ev.USLNMax = ptr(f.NMax)
+		}
+		if f.UsersAtP95Goal > 0 {
+			ev.UsersAtP95Target = ptr(f.UsersAtP95Goal)
+		}
+	}
+	return ev
+}
+
+// detectSerialization: latency linear in users, throughput flat, and the
+// peak throughput times the one-user latency (effective parallelism) ≈ 1.
+func detectSerialization(sc *scenarioCtx) *Finding {
+	c := sc.curve.cap
+	if !c.plateau || c.pEff > serialPEff || c.r2 < serialR2 || c.slope <= 0 {
+		return nil
+	}
+	top := sc.curve.clean[len(sc.curve.clean)-1]
+	return &Finding{Kind: KindSerialization, Scenario: sc.name, Operation: AllOps, Severity: sc.severity(),
+		Summary: fmt.Sprintf("%s handles one request at a time: latency grows linearly with users (%.0f ms per user, R² %.2f) while throughput stays at %.1f req/s from %g users (effective parallelism %.2f).",
+			sc.name, c.slope, c.r2, top.X, sc.kneeUsers(), c.pEff) + sc.caveat(),
+		Action:   "Find the lock, single worker or single-threaded executor the requests queue on and let requests run concurrently (a worker pool, async handlers, or more replicas).",
+		Evidence: sc.capEvidence()}
+}
+
+// detectRetrograde: throughput falls as users grow, with a USL coherency
+// term κ > 0.
+func detectRetrograde(sc *scenarioCtx) *Finding {
+	cv := sc.curve
+	if !cv.cap.retro || cv.usl == nil || cv.usl.Kappa <= 1e-9 {
+		return nil
+	}
+	ev := sc.capEvidence()
+	peak, last := cv.clean[cv.cap.peak], cv.clean[len(cv.clean)-1]
+	ev.PeakUsers, ev.PeakRPS = ptr(peak.Users), ptr(peak.X)
+	return &Finding{Kind: KindRetrograde, Scenario: sc.name, Operation: AllOps, Severity: SeverityHigh,
+		Summary: fmt.Sprintf("%s throughput falls as users grow: %.1f req/s at %g users, %.1f at %g (USL κ = %.3g, peak near %.0f users).",
+			sc.name, peak.X, peak.Users, last.X, last.Users, cv.usl.Kappa, cv.usl.NMax) + sc.caveat(),
+		Action:   "Look for crosstalk that grows with concurrency: lock contention with spinning, cache thrashing, retries, or coordination between workers; cap concurrency near the peak meanwhile.",
+		Evidence: ev}
+}
+
+// detectThroughputPlateau: throughput stops growing at a knee while latency
+// grows, and nothing more specific explains it.
+func detectThroughputPlateau(sc *scenarioCtx) *Finding {
+	cv := sc.curve
+	if !cv.cap.plateau {
+		return nil
+	}
+	ev := sc.capEvidence()
+	top := sc.stageOf(cv.clean[len(cv.clean)-1].Stage)
+	hint := ""
+	if u, ok := top.Resources[ResGPUUtil]; ok {
+		ev.GPUUtilMeanPct = ptr(u.Mean)
+		if u.Mean < gpuBusyPct {
+			hint = fmt.Sprintf(" The GPU is at %.0f %%, so the limit is elsewhere (CPU, a pool, a lock).", u.Mean)
+		}
+	}
+	if u, ok := top.Resources["cpu_util"]; ok {
+		ev.CPUUtilMeanPct = ptr(u.Mean)
+	}
+	last := cv.clean[len(cv.clean)-1]
+	return &Finding{Kind: KindThroughputPlateau, Scenario: sc.name, Operation: AllOps, Severity: sc.severity(),
+		Summary: fmt.Sprintf("%s throughput stops growing at %g users (knee): %.1f req/s there, %.1f at %g users, while mean latency grew %.1f×; effective parallelism %.1f.%s",
+			sc.name, sc.kneeUsers(), cv.clean[cv.cap.knee].X, last.X, last.Users, cv.cap.rGrowth, cv.cap.pEff, hint) + sc.caveat(),
+		Action:   fmt.Sprintf("The service handles about %.0f requests at once: raise that limit (workers, pool size, batch size, replicas) or keep the load under the knee.", math.Max(1, cv.cap.pEff)),
+		Evidence: ev}
+}
+
+// untrusted lists the user counts of curve points the load generator
+// did not drive as intended.
+func (sc *scenarioCtx) untrusted() []float64 {
+	var out []float64
+	for _, p := range sc.curve.clean {
+		if !p.Trustworthy {
+			out = append(out, p.Users)
+		}
+	}
+	return out
+}
+
+// caveat is appended to a capacity finding's summary that rests on
+// untrustworthy stages.
+func (sc *scenarioCtx) caveat() string {
+	u := sc.untrusted()
+	if len(u) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (The load generator lagged at %v users: those points are lower bounds of the load offered.)", u)
+}
+
+// severity of a capacity finding: high when a latency or throughput target
+// of the scenario fails.
+func (sc *scenarioCtx) severity() Severity {
+	for _, t := range sc.targets {
+		if t.Verdict == Fail && t.Metric != "count" && t.Metric != "error_rate" {
+			return SeverityHigh
+		}
+	}
+	return SeverityMedium
+}

@@ -1,0 +1,142 @@
+package analyze
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Thresholds of the load generator's checks; docs/analyze.md explains each.
+const (
+	maxSendLagMS    = 10.0 // p99 send lag of a load generator keeping up
+	minLagged       = 3    // requests over maxSendLagMS before a stage's lag counts
+	littleTolerance = 0.10 // Little's law mismatch tolerated: think times are drawn, and a stage holds few iterations
+)
+
+// stageTrust is the trust step's verdict on one stage: what showed that
+// the load generator did not drive it as intended, if anything.
+type stageTrust struct {
+	lagP99MS float64 // p99 send lag, when it counts against the stage (else 0)
+	little   *littleOff
+}
+
+// littleOff is a Little's law mismatch beyond the tolerance.
+type littleOff struct{ n, predicted, offPct float64 }
+
+func (t stageTrust) ok() bool { return t.lagP99MS == 0 && t.little == nil }
+
+// why says in words what made the stage untrustworthy.
+func (t stageTrust) why() string {
+	var why []string
+	if t.lagP99MS > 0 {
+		why = append(why, fmt.Sprintf("send lag p99 %.1f ms", t.lagP99MS))
+	}
+	if l := t.little; l != nil {
+		why = append(why, fmt.Sprintf("Little's law: %.1f users busy by X·(R+Z) against %.1f running (%.0f %% off)", l.predicted, l.n, l.offPct))
+	}
+	return strings.Join(why, "; ")
+}
+
+// judgeTrust is the trust step: per stage, the replayer fell behind (send
+// lag p99 over 10 ms) or the users were not all busy as intended (Little's
+// law N = X·(R+Z) off by more than 10 %). Those stages are marked
+// untrustworthy; the capacity findings name them.
+func judgeTrust(sc *scenarioCtx) []stageTrust {
+	out := make([]stageTrust, len(sc.stages))
+	for i, st := range sc.stages {
+		all := st.Operations[AllOps]
+		if all == nil || all.Count == 0 {
+			continue
+		}
+		// In a short stage p99 is nearly the maximum, and one request
+		// delayed by a GC pause would condemn it: a few must have lagged.
+		if l := all.SendLagMS; l != nil && l.P99 > maxSendLagMS && all.Lagged >= minLagged {
+			out[i].lagP99MS = l.P99
+		}
+		if lc := st.little; lc.Known && lc.N > 0 {
+			off := math.Abs(lc.Predicted-lc.N) / lc.N
+			tol := math.Max(littleTolerance, 2/math.Sqrt(math.Max(lc.Iterations, 1)))
+			if off > tol {
+				out[i].little = &littleOff{n: lc.N, predicted: lc.Predicted, offPct: 100 * off}
+			}
+		}
+	}
+	return out
+}
+
+// The load generator's family: a finding for the stages the trust step
+// found it did not drive as intended.
+func init() {
+	register(detector{name: "load generator", detect: func(sc *scenarioCtx) detected { return found(detectLoadGenerator(sc)) },
+		kinds: []kindSpec{{kind: KindLoadGenSaturated, rank: 90}}})
+}
+
+func detectLoadGenerator(sc *scenarioCtx) *Finding {
+	var bad []LaggingStage
+	sev := SeverityMedium
+	var most int32 // requests in flight over the lagging stages
+	for i, st := range sc.stages {
+		tr := sc.trust[i]
+		if tr.ok() {
+			continue
+		}
+		item := LaggingStage{Stage: st.Stage.Stage, Users: st.Users, Why: tr.why()}
+		if tr.lagP99MS > 0 {
+			item.SendLagP99MS = ptr(tr.lagP99MS)
+			if tr.lagP99MS > 100 {
+				sev = SeverityHigh
+			}
+		}
+		if l := tr.little; l != nil {
+			item.LittleUsers, item.LittlePredicted, item.LittleOffPct = ptr(l.n), ptr(l.predicted), ptr(l.offPct)
+			if l.offPct > 25 {
+				sev = SeverityHigh
+			}
+		}
+		most = max(most, st.inFlight)
+		bad = append(bad, item)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	users := make([]string, len(bad))
+	for i, b := range bad {
+		users[i] = fmt.Sprint(b.Users)
+	}
+	action := "Give the replayer more CPU, shard it across machines (--shard), or lower the load per replayer; then rerun those stages."
+	ev := &LoadGenEvidence{Stages: bad}
+	// In open mode the usual cause is not the CPU: every worker was busy
+	// with a slow target and arrivals queued for one.
+	if sc.workers > 0 && int(most) > sc.workers {
+		ev.Workers, ev.MaxInFlightSeen = ptr(sc.workers), ptr(most)
+		action = fmt.Sprintf("All %d workers were busy (up to %d requests in flight, queued ones included): raise `workers` for scenario %s in the profile (at most its max_in_flight), or shard the replay; then rerun those stages.", sc.workers, most, sc.name)
+	}
+	return &Finding{Kind: KindLoadGenSaturated, Scenario: sc.name, Operation: AllOps, Severity: sev,
+		Summary:  fmt.Sprintf("The load generator could not keep up in %d stage(s) of %s (users %s): %s; those stages are not trustworthy.", len(bad), sc.name, strings.Join(users, ", "), bad[0].Why),
+		Action:   action,
+		Evidence: ev}
+}
+
+// littleCheck is Little's law for one closed-mode stage: users busy in a
+// request or thinking, N = X·(R+Z), computed as (Σ R + iterations·Z)/T.
+type littleCheck struct {
+	Known      bool
+	N          float64 // users running (mean of active_users, else the stage's users)
+	Predicted  float64
+	Iterations float64
+}
+
+func (st *stageAcc) little(thinkS float64, s *Stage) littleCheck {
+	if thinkS < 0 || (st.mode != "closed" && st.mode != "") || s.WindowS <= 0 || st.iterations == 0 {
+		return littleCheck{}
+	}
+	// The users the stage asked for, or fewer while they were still being
+	// spawned: active_users can only lower it, so that a replayer counting
+	// users still waiting for a later stage does not inflate it.
+	n := float64(s.Users)
+	if st.activeN > 0 {
+		n = math.Min(n, st.activeSum/float64(st.activeN))
+	}
+	pred := (st.busyNS/1e9 + float64(st.iterations)*thinkS) / s.WindowS
+	return littleCheck{Known: true, N: n, Predicted: pred, Iterations: float64(st.iterations)}
+}
