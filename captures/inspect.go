@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -28,6 +29,9 @@ type Inventory struct {
 	ErrorKinds map[string]int64 `json:"error_kinds"`
 	// Metrics counts samples per source and metric, e.g. "nvml/gpu_util".
 	Metrics map[string]int64 `json:"metrics"`
+	// FailedWhenRecorded counts exchanges that failed when recorded (see
+	// FailedWhenRecorded), which replay leaves out of its pools by default.
+	FailedWhenRecorded int64 `json:"failed_when_recorded"`
 	// Errors holds one line per file that could not be read.
 	Errors []string `json:"errors"`
 }
@@ -46,20 +50,105 @@ type FileSummary struct {
 	Error      string            `json:"error,omitempty"`
 }
 
-// OperationCount is the number of exchanges and results of one operation.
+// OperationCount is the number of exchanges and results of one operation,
+// with what they hold.
 type OperationCount struct {
 	Service   string `json:"service"`
 	Operation string `json:"operation"`
 	Exchanges int64  `json:"exchanges"`
 	Results   int64  `json:"results"`
+	// Recorded describes the exchanges, Replayed the results; nil when
+	// there are none of that kind.
+	Recorded *OperationStats `json:"recorded,omitempty"`
+	Replayed *OperationStats `json:"replayed,omitempty"`
 }
+
+// OperationStats is what the rows of one operation and kind hold.
+// Percentiles are nearest-rank (the smallest duration with at least that
+// share of rows at or below it).
+type OperationStats struct {
+	StatusClasses map[string]int64 `json:"status_classes"`
+	// Failed counts exchanges that failed when recorded (HTTP 400 and up,
+	// no response, an upstream error, a client that gave up), which replay
+	// leaves out of its pools unless a profile keeps them; or results with
+	// an error kind.
+	Failed           int64            `json:"failed"`
+	ErrorKinds       map[string]int64 `json:"error_kinds,omitempty"` // results
+	P50MS            float64          `json:"p50_ms"`
+	P95MS            float64          `json:"p95_ms"`
+	Streams          int64            `json:"streams"` // streamed responses; results: token streams (a first token was seen)
+	Models           map[string]int64 `json:"models,omitempty"`
+	PromptTokens     int64            `json:"prompt_tokens"`
+	CompletionTokens int64            `json:"completion_tokens"`
+
+	durations []int64
+}
+
+func (s *OperationStats) add(status int32, durationNS int64, stream bool, model string, prompt, completion int64, failed bool) {
+	if s.StatusClasses == nil {
+		s.StatusClasses = map[string]int64{}
+	}
+	s.StatusClasses[statusClass(status)]++
+	if failed {
+		s.Failed++
+	}
+	s.durations = append(s.durations, durationNS)
+	if stream {
+		s.Streams++
+	}
+	if model != "" {
+		if s.Models == nil {
+			s.Models = map[string]int64{}
+		}
+		s.Models[model]++
+	}
+	s.PromptTokens += prompt
+	s.CompletionTokens += completion
+}
+
+// close computes the percentiles and drops the durations.
+func (s *OperationStats) close() {
+	if s == nil || len(s.durations) == 0 {
+		return
+	}
+	slices.Sort(s.durations)
+	rank := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(s.durations)))) - 1
+		return math.Round(float64(s.durations[max(0, i)])/1e5) / 10
+	}
+	s.P50MS, s.P95MS = rank(0.50), rank(0.95)
+	s.durations = nil
+}
+
+// FailedWhenRecorded reports whether an exchange failed when it was
+// recorded: an HTTP status of 400 and up, no response, an upstream error, or
+// a client that gave up before the response ended.
+func FailedWhenRecorded(e *Exchange) bool {
+	return e.Status >= 400 || e.Status == 0 || e.Error != "" || e.ClientAborted
+}
+
+// ErrNothingReadable is returned by Inspect when the paths held no file it
+// could read.
+var ErrNothingReadable = errors.New("no readable capture, result or sample file")
 
 // Inspect reads paths (files, directories, globs) and summarises them. A
 // file that cannot be read is listed with its error and the others are
 // still summarised; the returned error joins those errors, one line per
-// file, so that the caller can exit with the bad-input code.
+// file, so that the caller can exit with the bad-input code. A path that
+// holds no .parquet file (an empty directory, a directory named x.parquet)
+// is such an error too, and so is a set of paths with nothing readable.
 func Inspect(paths []string) (*Inventory, error) {
-	infos, _ := List(paths...)
+	var infos []FileInfo
+	var errs []error
+	for _, p := range paths {
+		fis, _ := List(p)
+		if len(fis) == 0 {
+			err := fmt.Errorf("captures: %s: a directory holding no %s files", p, Ext)
+			errs = append(errs, err)
+			infos = append(infos, FileInfo{Path: p, Err: err})
+		}
+		infos = append(infos, fis...)
+	}
 	inv := &Inventory{Sessions: map[string]int{}, StatusClasses: map[string]int64{}, ErrorKinds: map[string]int64{}, Metrics: map[string]int64{}}
 	type opKey struct{ service, operation string }
 	ops := map[opKey]*OperationCount{}
@@ -71,7 +160,7 @@ func Inspect(paths []string) (*Inventory, error) {
 		return ops[k]
 	}
 	sessions := map[[2]string]bool{}
-	var errs []error
+	readable := 0
 	for _, fi := range infos {
 		fs := FileSummary{Path: fi.Path, Kind: fi.Kind, Schema: fi.Schema, Rows: fi.Rows, Bytes: fi.Bytes, Incomplete: fi.Incomplete, Metadata: fi.Metadata}
 		if fs.Metadata != nil {
@@ -92,19 +181,39 @@ func Inspect(paths []string) (*Inventory, error) {
 		if err == nil && !fi.Incomplete {
 			switch fi.Kind {
 			case KindExchanges:
-				err = scan[Exchange](fi.Path, []string{"start_ns", "duration_ns", "service", "operation", "session", "status"}, func(e *Exchange) {
+				err = scan[Exchange](fi.Path, []string{"start_ns", "duration_ns", "service", "operation", "session", "status",
+					"stream", "model", "prompt_tokens", "completion_tokens", "error", "client_aborted"}, func(e *Exchange) {
 					span(e.StartNS, e.StartNS+e.DurationNS)
-					op(e.Service, e.Operation).Exchanges++
+					o := op(e.Service, e.Operation)
+					o.Exchanges++
+					if o.Recorded == nil {
+						o.Recorded = &OperationStats{}
+					}
+					failed := FailedWhenRecorded(e)
+					o.Recorded.add(e.Status, e.DurationNS, e.Stream, e.Model, e.PromptTokens, e.CompletionTokens, failed)
+					if failed {
+						inv.FailedWhenRecorded++
+					}
 					sessions[[2]string{e.Service, e.Session}] = true
 					inv.StatusClasses[statusClass(e.Status)]++
 				})
 			case KindResults:
-				err = scan[Result](fi.Path, []string{"start_ns", "duration_ns", "service", "operation", "status", "error_kind"}, func(r *Result) {
+				err = scan[Result](fi.Path, []string{"start_ns", "duration_ns", "service", "operation", "status", "error_kind",
+					"ttft_ns", "prompt_tokens", "completion_tokens"}, func(r *Result) {
 					span(r.StartNS, r.StartNS+r.DurationNS)
-					op(r.Service, r.Operation).Results++
+					o := op(r.Service, r.Operation)
+					o.Results++
+					if o.Replayed == nil {
+						o.Replayed = &OperationStats{}
+					}
+					o.Replayed.add(r.Status, r.DurationNS, r.TTFTNS > 0, "", r.PromptTokens, r.CompletionTokens, r.ErrorKind != "")
 					inv.StatusClasses[statusClass(r.Status)]++
 					if r.ErrorKind != "" {
 						inv.ErrorKinds[r.ErrorKind]++
+						if o.Replayed.ErrorKinds == nil {
+							o.Replayed.ErrorKinds = map[string]int64{}
+						}
+						o.Replayed.ErrorKinds[r.ErrorKind]++
 					}
 				})
 			case KindSamples:
@@ -117,10 +226,15 @@ func Inspect(paths []string) (*Inventory, error) {
 		if err != nil {
 			fs.Error = err.Error()
 			inv.Errors = append(inv.Errors, fs.Error)
-			errs = append(errs, err)
-		} else if last > 0 {
-			f, l := time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
-			fs.First, fs.Last = &f, &l
+			if fi.Err == nil || !slices.Contains(errs, fi.Err) {
+				errs = append(errs, err)
+			}
+		} else if !fi.Incomplete {
+			readable++
+			if last > 0 {
+				f, l := time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+				fs.First, fs.Last = &f, &l
+			}
 		}
 		inv.Files = append(inv.Files, fs)
 	}
@@ -128,11 +242,16 @@ func Inspect(paths []string) (*Inventory, error) {
 		inv.Sessions[k[0]]++
 	}
 	for _, o := range ops {
+		o.Recorded.close()
+		o.Replayed.close()
 		inv.Operations = append(inv.Operations, *o)
 	}
 	slices.SortFunc(inv.Operations, func(a, b OperationCount) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Operation, b.Operation))
 	})
+	if readable == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("captures: %s: %w", strings.Join(paths, ", "), ErrNothingReadable))
+	}
 	return inv, errors.Join(errs...)
 }
 
@@ -188,10 +307,32 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 	for _, f := range incomplete {
 		fmt.Fprintf(tw, "%s\tincomplete\t-\t%s\t-\t-\n", f.Path, humanBytes(f.Bytes))
 	}
-	if len(inv.Operations) > 0 {
-		fmt.Fprintln(tw, "\nSERVICE\tOPERATION\tEXCHANGES\tRESULTS")
-		for _, o := range inv.Operations {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", o.Service, o.Operation, o.Exchanges, o.Results)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var rec, rep []OperationCount
+	for _, o := range inv.Operations {
+		if o.Recorded != nil {
+			rec = append(rec, o)
+		}
+		if o.Replayed != nil {
+			rep = append(rep, o)
+		}
+	}
+	if len(rec) > 0 {
+		fmt.Fprintln(tw, "\nrecorded exchanges, per service and operation:\nSERVICE\tOPERATION\tEXCHANGES\tSTATUS\tFAILED\tP50\tP95\tSTREAMS\tMODELS\tTOKENS IN/OUT")
+		for _, o := range rec {
+			s := o.Recorded
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", o.Service, o.Operation, o.Exchanges, countList(s.StatusClasses, 0),
+				s.Failed, ms(s.P50MS), ms(s.P95MS), s.Streams, countList(s.Models, 3), tokens(s))
+		}
+	}
+	if len(rep) > 0 {
+		fmt.Fprintln(tw, "\nreplayed requests (results), per service and operation:\nSERVICE\tOPERATION\tRESULTS\tSTATUS\tERRORS\tP50\tP95\tSTREAMS\tERROR KINDS\tTOKENS IN/OUT")
+		for _, o := range rep {
+			s := o.Replayed
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", o.Service, o.Operation, o.Results, countList(s.StatusClasses, 0),
+				s.Failed, ms(s.P50MS), ms(s.P95MS), s.Streams, countList(s.ErrorKinds, 3), tokens(s))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -218,6 +359,9 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 		line(fmt.Sprintf("sessions: %d", total), s)
 	}
 	line("status classes", inv.StatusClasses)
+	if inv.FailedWhenRecorded > 0 {
+		fmt.Fprintf(w, "%d exchange(s) failed when recorded (HTTP 400 and up, no response, or the client gave up): replay leaves them out unless a profile sets include_failed\n", inv.FailedWhenRecorded)
+	}
 	line("error kinds", inv.ErrorKinds)
 	line("samples", inv.Metrics)
 	if len(incomplete) > 0 {
@@ -227,6 +371,40 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
 	return nil
+}
+
+// countList writes counts as "2xx 95, 4xx 1", largest first, at most n
+// entries (0: all) and "+k more".
+func countList(m map[string]int64, n int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	ks := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	if n == 0 || n > len(ks) {
+		n = len(ks)
+	}
+	parts := make([]string, 0, n+1)
+	for _, k := range ks[:n] {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(ks) > n {
+		parts = append(parts, fmt.Sprintf("+%d more", len(ks)-n))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ms(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%.2fs", v/1000)
+	}
+	return fmt.Sprintf("%gms", v)
+}
+
+func tokens(s *OperationStats) string {
+	if s.PromptTokens == 0 && s.CompletionTokens == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", s.PromptTokens, s.CompletionTokens)
 }
 
 func humanBytes(n int64) string {

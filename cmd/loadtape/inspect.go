@@ -12,10 +12,16 @@ func init() {
 		Use:   "inspect PATH...",
 		Short: "Describe capture, result and sample files: kinds, rows, time spans, operations",
 		Long: `inspect lists each Parquet file under PATH (files, directories, globs) with its kind,
-rows, time span and bytes, then counts services x operations, sessions, HTTP status
-classes, error kinds and sample metrics across them. Leftover .parquet.inprogress files
-are listed as incomplete. A file that cannot be read is reported with its reason and
-the exit code is 2; the other files are still listed.`,
+rows, time span and bytes, then answers "what did I record": per service and operation,
+the exchanges with their HTTP status classes, how many failed when recorded (replay
+leaves those out), p50 and p95 duration (nearest rank), streamed responses, models and
+prompt/completion tokens; and the same for replayed results, with their error kinds.
+Sessions, status classes, error kinds and sample metrics follow. Leftover
+.parquet.inprogress files are listed as incomplete.
+
+The exit code is 2 when a file cannot be read (the other files are still listed), when
+a PATH holds no .parquet file (an empty directory, a directory named x.parquet), or when
+nothing readable was given.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			inv, err := captures.Inspect(args)
