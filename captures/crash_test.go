@@ -14,10 +14,9 @@ import (
 )
 
 const (
-	crashEnv  = "LOADTAPE_CAPTURES_CRASH_DIR"
-	crashRoll = 300 * time.Millisecond
-	// crashSlack is what a loaded 2-core machine may add to a roll: the
-	// time to encode, fsync and rename the file once its deadline passes.
+	crashEnv = "LOADTAPE_CAPTURES_CRASH_DIR"
+	// crashSlack is what a loaded 2-core machine may add to a flush: the
+	// time to encode and write the rows once their deadline passes.
 	crashSlack = 1500 * time.Millisecond
 )
 
@@ -29,7 +28,9 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child of TestCrash only")
 	}
-	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: crashRoll})
+	// Default roll and flush: the kill comes long before the first roll,
+	// so everything that survives comes from the write-ahead log.
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -56,9 +57,10 @@ func TestCrashChild(t *testing.T) {
 	os.Exit(3)
 }
 
-// TestCrash kills a writing child with SIGKILL and checks the bound of
-// DESIGN.md: every rolled file reads back whole, and only rows of the last
-// roll interval are lost.
+// TestCrash kills a writing child with SIGKILL before its first roll and
+// checks the write-ahead log's promise: inspecting says what is
+// recoverable without changing it, recovery turns it into readable files,
+// and only rows of the last flush interval are lost.
 func TestCrash(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -70,26 +72,58 @@ func TestCrash(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Let it roll a few files, then kill it mid-interval.
+	// Let it log for a few flush intervals, then kill it mid-interval.
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		files, _ := filepath.Glob(filepath.Join(dir, "*"+captures.Ext))
-		if len(files) >= 3 {
-			break
-		}
+	for strings.Count(progress.String(), "\n") < 50 { // 5,000 rows
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Fatalf("child rolled %d files in 20 s, want 3", len(files))
+			t.Fatal("child wrote fewer than 5,000 rows in 20 s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(crashRoll / 2)
+	time.Sleep(2*captures.DefaultFlush + captures.DefaultFlush/3)
 	killed := time.Now()
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	cmd.Wait()
+
+	if files, _ := filepath.Glob(filepath.Join(dir, "*"+captures.Ext)); len(files) > 0 {
+		t.Fatalf("child rolled %v before the kill; the test is about the log", files)
+	}
+	wals, err := captures.WALs(dir)
+	if err != nil || len(wals) == 0 {
+		t.Fatalf("WALs = %v, %v; want the child's logs", wals, err)
+	}
+	var logged int64
+	for _, wi := range wals {
+		if wi.Err != nil || wi.Live || wi.Rolled || wi.Kind != captures.KindExchanges {
+			t.Errorf("WALs: %+v, want a readable, abandoned exchanges log", wi)
+		}
+		logged += wi.Rows
+	}
+	before := dirState(t, dir)
+	if _, err := captures.WALs(dir); err != nil || dirState(t, dir) != before {
+		t.Errorf("WALs changed the directory: %s, then %s", before, dirState(t, dir))
+	}
+	rcs, err := captures.Recover(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recovered int64
+	for _, rc := range rcs {
+		recovered += rc.Rows
+	}
+	if recovered != logged {
+		t.Errorf("recovered %d rows, WALs said %d", recovered, logged)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(left) > 0 {
+		t.Errorf("logs left after recovery: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*"+captures.InProgressExt)); len(left) > 0 {
+		t.Errorf(".inprogress files left after recovery: %v", left)
+	}
 
 	infos, err := captures.List(dir)
 	if err != nil {
@@ -135,7 +169,30 @@ func TestCrash(t *testing.T) {
 	lost := killed.Sub(time.Unix(0, checkpoints[k]))
 	t.Logf("%d rows in %d files survived (highest seq %d); the first lost, %d, was written less than %v before the kill",
 		len(rows), len(infos), maxSeq, firstLost, lost)
-	if lost > crashRoll+crashSlack {
-		t.Errorf("lost rows written %v before the kill, want at most the roll interval %v (+%v slack)", lost, crashRoll, crashSlack)
+	if lost > captures.DefaultFlush+crashSlack {
+		t.Errorf("lost rows written %v before the kill, want at most the flush interval %v (+%v slack)", lost, captures.DefaultFlush, crashSlack)
 	}
+	for _, fi := range infos {
+		if fi.Metadata[captures.MetaRecovered] == "" {
+			t.Errorf("%s: no %s metadata", fi.Path, captures.MetaRecovered)
+		}
+	}
+}
+
+// dirState names every file in dir with its size and modification time.
+func dirState(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:%d:%d ", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
 }

@@ -20,9 +20,15 @@ type fileLoop[T Row] struct {
 	f     *os.File
 	cw    *countingWriter
 	fw    *pqarrow.FileWriter
+	wal   *walFile  // the open file's write-ahead log; nil with Flush < 0
 	path  string    // .inprogress path of the open file
 	epoch time.Time // when the oldest row in the open file arrived
-	rows  int64     // rows in the open file
+	rows  int64     // rows in the open file (and its log)
+	// synced rows of the open file are fsynced in its log; dirty is when
+	// the oldest row not yet fsynced arrived, zero when none.
+	synced  int64
+	dirty   time.Time
+	metaVer int // the writer's metadata version last logged
 }
 
 // run is a file goroutine. It ends when Close closes w.chunks and every
@@ -32,6 +38,10 @@ func (l *fileLoop[T]) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var armedFor time.Time // the deadline the timer is set to, zero when stopped
+	// Buffered rows are taken and logged half a flush interval after the
+	// oldest arrived, leaving the other half for encoding, the write and
+	// the fsync, so that they are on disk within the interval.
+	half := l.w.opts.Flush / 2
 	for {
 		select {
 		case c, ok := <-l.w.chunks:
@@ -41,10 +51,11 @@ func (l *fileLoop[T]) run() {
 			}
 			l.write(c)
 		case <-l.w.wake:
-		case <-timer.C:
+		case now := <-timer.C:
 			armedFor = time.Time{}
 			// Take the partial chunk and whatever is queued, so that the
-			// file rolled now holds every row written before the deadline.
+			// file rolled (or the log synced) now holds every row written
+			// before the deadline.
 			l.w.mu.Lock()
 			partial := l.w.take()
 			l.w.mu.Unlock()
@@ -64,87 +75,177 @@ func (l *fileLoop[T]) run() {
 				}
 			}
 			l.write(partial)
-			if !l.w.failed() {
-				l.w.fail(l.roll())
+			if l.f != nil && !l.epoch.Add(l.w.opts.Roll).After(now) {
+				l.roll()
+			} else {
+				l.sync()
 			}
 		}
-		// The next roll is due Roll after the oldest row not yet in a
-		// rolled file: the first of the open file, or the first buffered.
-		oldest := l.epoch
-		l.w.mu.Lock()
-		if !l.w.bufEpoch.IsZero() && (oldest.IsZero() || l.w.bufEpoch.Before(oldest)) {
-			oldest = l.w.bufEpoch
+		// The next deadline: a roll Roll after the oldest row not yet in
+		// a rolled file (the first of the open file, or the first
+		// buffered), and with a log, taking buffered rows and syncing
+		// logged ones half a flush interval after the oldest arrived.
+		var next time.Time
+		due := func(t time.Time, d time.Duration) {
+			if !t.IsZero() && (next.IsZero() || t.Add(d).Before(next)) {
+				next = t.Add(d)
+			}
 		}
+		l.w.mu.Lock()
+		bufEpoch := l.w.bufEpoch
 		l.w.mu.Unlock()
+		due(l.epoch, l.w.opts.Roll)
+		due(bufEpoch, l.w.opts.Roll)
+		if half > 0 {
+			due(bufEpoch, half)
+			due(l.dirty, half)
+		}
 		switch {
-		case oldest.IsZero():
+		case next.IsZero():
 			if !armedFor.IsZero() {
 				timer.Stop()
 				armedFor = time.Time{}
 			}
-		case !oldest.Add(l.w.opts.Roll).Equal(armedFor):
+		case !next.Equal(armedFor):
 			// Since Go 1.23 Reset discards a pending tick: no drain needed.
-			armedFor = oldest.Add(l.w.opts.Roll)
+			armedFor = next
 			timer.Reset(time.Until(armedFor))
 		}
 	}
 }
 
-// finish rolls the last file, or after a failure leaves it as .inprogress.
-func (l *fileLoop[T]) finish() {
-	if l.w.failed() {
-		if l.f != nil {
-			l.f.Close()
-			l.f, l.fw, l.cw, l.epoch = nil, nil, nil, time.Time{}
-		}
-		return
-	}
-	l.w.fail(l.roll())
-}
+// finish rolls the last file.
+func (l *fileLoop[T]) finish() { l.roll() }
 
-// write appends rows to the open file, opening and rolling files as the
-// row and byte bounds require. It reports whether all went well.
-func (l *fileLoop[T]) write(c chunk[T]) bool {
-	if l.w.failed() {
-		return false
-	}
+// write appends rows to the open file and its log, opening and rolling
+// files as the row and byte bounds require. After a write error the file is
+// given up and the rest of the rows go to a new one.
+func (l *fileLoop[T]) write(c chunk[T]) {
 	rows := c.rows
 	for len(rows) > 0 {
 		if l.f == nil {
 			if err := l.open(); err != nil {
-				l.w.fail(err)
-				return false
+				l.lose(int64(len(rows)), err)
+				return
 			}
 			l.epoch = c.epoch
 		}
 		n := min(int64(len(rows)), l.w.opts.MaxRows-l.rows)
 		rec := l.w.codec.record(l.w.mem, rows[:n])
+		rows = rows[n:]
+		if l.wal != nil {
+			if err := l.wal.append(rec, l.metadata()); err != nil {
+				rec.Release()
+				l.lose(n, fmt.Errorf("captures: %s: %w", l.wal.path, err))
+				l.drop(nil)
+				continue
+			}
+			if l.dirty.IsZero() {
+				l.dirty = c.epoch
+			}
+		}
 		err := l.fw.WriteBuffered(rec)
 		rec.Release()
-		if err != nil {
-			l.w.fail(fmt.Errorf("captures: %s: %w", l.path, err))
-			return false
-		}
 		l.rows += n
-		rows = rows[n:]
+		if err != nil {
+			l.drop(fmt.Errorf("captures: %s: %w", l.path, err))
+			continue
+		}
 		if l.fw.RowGroupTotalCompressedBytes() >= l.w.opts.RowGroupBytes {
 			if err := l.fw.NewBufferedRowGroupChecked(); err != nil {
-				l.w.fail(fmt.Errorf("captures: %s: %w", l.path, err))
-				return false
+				l.drop(fmt.Errorf("captures: %s: %w", l.path, err))
+				continue
 			}
 		}
 		if l.rows >= l.w.opts.MaxRows || l.cw.n+l.fw.RowGroupTotalCompressedBytes() >= l.w.opts.MaxBytes {
-			if err := l.roll(); err != nil {
-				l.w.fail(err)
-				return false
-			}
+			l.roll()
 		}
 	}
-	return true
 }
 
-// open creates the next .inprogress file. O_EXCL keeps two writers that
-// share a prefix and a start second from writing into one file.
+// metadata is the writer's metadata when it changed since last logged, else nil.
+func (l *fileLoop[T]) metadata() map[string]string {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	if l.w.metaVer == l.metaVer {
+		return nil
+	}
+	l.metaVer = l.w.metaVer
+	return maps.Clone(l.w.meta)
+}
+
+// lose counts rows that never reached disk.
+func (l *fileLoop[T]) lose(n int64, err error) {
+	l.w.fail(err)
+	l.w.mu.Lock()
+	l.w.stats.Failed += n
+	l.w.mu.Unlock()
+}
+
+// sync fsyncs the open file's log; a failure gives the file up.
+func (l *fileLoop[T]) sync() {
+	if l.wal == nil || l.synced == l.rows {
+		l.dirty = time.Time{}
+		return
+	}
+	if err := l.wal.sync(); err != nil {
+		l.drop(fmt.Errorf("captures: %s: %w", l.wal.path, err))
+		return
+	}
+	l.synced2(l.rows)
+	l.dirty = time.Time{}
+}
+
+// synced2 records that the first n rows of the open file are fsynced in its log.
+func (l *fileLoop[T]) synced2(n int64) {
+	l.w.mu.Lock()
+	l.w.stats.Logged += n - l.synced
+	l.w.mu.Unlock()
+	l.synced = n
+}
+
+// drop gives the open file up after a write error (err, unless already
+// counted): the .inprogress file is deleted, which also frees its space;
+// rows already in the log are made durable if they can be, and the log is
+// kept for recovery; rows that are not on disk are counted as Failed.
+func (l *fileLoop[T]) drop(err error) {
+	if err != nil {
+		l.w.fail(err)
+	}
+	if l.f == nil {
+		return
+	}
+	l.f.Close()
+	os.Remove(l.path)
+	if l.wal != nil {
+		if l.wal.sync() == nil {
+			l.synced2(l.rows)
+		} else if cerr := l.wal.cutToSynced(); cerr != nil {
+			l.w.fail(fmt.Errorf("captures: %s: %w", l.wal.path, cerr))
+		}
+		l.wal.close(l.synced == 0)
+		if l.synced > 0 {
+			l.w.mu.Lock()
+			l.w.orphans[l.wal.path] = l.synced
+			l.w.mu.Unlock()
+		}
+	}
+	if lost := l.rows - l.synced; lost > 0 {
+		l.w.mu.Lock()
+		l.w.stats.Failed += lost
+		l.w.mu.Unlock()
+	}
+	l.reset()
+}
+
+func (l *fileLoop[T]) reset() {
+	l.f, l.fw, l.cw, l.wal, l.path = nil, nil, nil, nil, ""
+	l.epoch, l.dirty = time.Time{}, time.Time{}
+	l.rows, l.synced = 0, 0
+}
+
+// open creates the next .inprogress file and its log. O_EXCL keeps two
+// writers that share a prefix and a start second from writing into one file.
 func (l *fileLoop[T]) open() error {
 	for {
 		l.w.mu.Lock()
@@ -163,6 +264,24 @@ func (l *fileLoop[T]) open() error {
 		if err != nil {
 			return fmt.Errorf("captures: %w", err)
 		}
+		var wal *walFile
+		if l.w.opts.Flush > 0 {
+			l.w.mu.Lock()
+			meta := maps.Clone(l.w.meta)
+			l.metaVer = l.w.metaVer
+			l.w.mu.Unlock()
+			wal, err = createWAL(walPath(path), l.w.codec.schema, l.w.mem, walHeader{Kind: l.w.codec.kind, Schema: SchemaVersion, Metadata: meta})
+			if errors.Is(err, os.ErrExist) {
+				f.Close()
+				os.Remove(path)
+				continue
+			}
+			if err != nil {
+				f.Close()
+				os.Remove(path)
+				return err
+			}
+		}
 		// No ARROW:schema in the metadata: the Parquet schema alone carries
 		// every type of FORMAT.md, and readers ignore that key (files.go).
 		// The counting writer is not an io.Closer, so pqarrow's Close
@@ -172,28 +291,38 @@ func (l *fileLoop[T]) open() error {
 		if err != nil {
 			f.Close()
 			os.Remove(path)
+			if wal != nil {
+				wal.close(true)
+			}
 			return fmt.Errorf("captures: %s: %w", path, err)
 		}
-		l.f, l.cw, l.fw, l.path, l.rows = f, cw, fw, path, 0
+		l.f, l.cw, l.fw, l.wal, l.path, l.rows, l.synced = f, cw, fw, wal, path, 0, 0
 		return nil
 	}
 }
 
 // roll finishes the open file: footer with metadata, fsync, close, rename
-// to .parquet, fsync of the directory so the rename survives a power cut.
-func (l *fileLoop[T]) roll() error {
+// to .parquet, fsync of the directory so the rename survives a power cut,
+// and only then deletes the log. A failure gives the file up (drop).
+func (l *fileLoop[T]) roll() {
 	if l.f == nil {
-		return nil
+		return
 	}
 	f, fw, path, rows := l.f, l.fw, l.path, l.rows
-	l.f, l.fw, l.cw, l.epoch = nil, nil, nil, time.Time{}
 	l.w.mu.Lock()
 	meta := maps.Clone(l.w.meta)
+	cs := l.w.stats
+	cs.Rows += rows
+	cs.Logged -= l.synced
+	cs.Pending = l.w.accepted - cs.Rows - cs.Logged - cs.Failed
 	l.w.mu.Unlock()
-	fail := func(err error) error {
-		f.Close()
-		return fmt.Errorf("captures: %s: %w", path, err)
+	if l.w.opts.RollMetadata != nil {
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		maps.Copy(meta, l.w.opts.RollMetadata(cs))
 	}
+	fail := func(err error) { l.drop(fmt.Errorf("captures: %s: %w", path, err)) }
 	kv := map[string]string{MetaSchema: strconv.Itoa(SchemaVersion), MetaKind: string(l.w.codec.kind)}
 	for k, v := range meta {
 		if _, reserved := kv[k]; !reserved {
@@ -202,36 +331,49 @@ func (l *fileLoop[T]) roll() error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(kv)) {
 		if err := fw.AppendKeyValueMetadata(k, kv[k]); err != nil {
-			return fail(err)
+			fail(err)
+			return
 		}
 	}
 	if err := fw.Close(); err != nil {
-		return fail(err)
+		fail(err)
+		return
 	}
 	if err := f.Sync(); err != nil {
-		return fail(err)
+		fail(err)
+		return
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return fail(err)
+		fail(err)
+		return
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("captures: %s: %w", path, err)
+		fail(err)
+		return
 	}
 	final := path[:len(path)-len(InProgressExt)] + Ext
 	if err := os.Rename(path, final); err != nil {
-		return fmt.Errorf("captures: %w", err)
+		fail(err)
+		return
 	}
-	if d, err := os.Open(l.w.opts.Dir); err == nil {
-		d.Sync() // best effort: not every file system syncs directories
-		d.Close()
+	syncDir(l.w.opts.Dir)
+	if l.wal != nil {
+		l.wal.close(true)
 	}
 	l.w.mu.Lock()
 	l.w.stats.Rows += rows
+	l.w.stats.Logged -= l.synced
 	l.w.stats.Files++
 	l.w.stats.Bytes += st.Size()
+	orphans := len(l.w.orphans)
 	l.w.mu.Unlock()
-	return nil
+	l.reset()
+	if orphans > 0 {
+		// The disk takes writes again: make the logs of files given up
+		// earlier readable now rather than at Close.
+		l.w.recoverOrphans()
+	}
 }
 
 // countingWriter counts bytes on their way to the file, for MaxBytes.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +18,10 @@ import (
 
 // Writer defaults.
 const (
-	DefaultRoll     = 10 * time.Second
+	DefaultRoll = 10 * time.Second
+	// DefaultFlush bounds how long a row waits in memory before it is in
+	// the write-ahead log on disk, fsynced: what a crash can lose.
+	DefaultFlush    = time.Second
 	DefaultMaxRows  = 5_000_000
 	DefaultMaxBytes = 512 << 20
 	// DefaultRowGroupBytes cuts a row group once its compressed pages reach
@@ -43,12 +47,21 @@ var (
 
 // WriterOptions configures a Writer. Zero values mean the defaults.
 type WriterOptions struct {
-	Dir      string            // created if missing
-	Prefix   string            // file name prefix; files are <prefix>-<start>-<seq>.parquet(.inprogress); default: the kind
-	Roll     time.Duration     // roll interval; 0 means DefaultRoll
+	Dir    string        // created if missing
+	Prefix string        // file name prefix; files are <prefix>-<start>-<seq>.parquet(.inprogress); default: the kind
+	Roll   time.Duration // roll interval; 0 means DefaultRoll
+	// Flush bounds the time from Write to the row being fsynced in the
+	// write-ahead log (<name>.wal); 0 means DefaultFlush, negative turns
+	// the log off (rows then reach disk at rolls only).
+	Flush    time.Duration
 	MaxRows  int64             // roll after this many rows; 0 means DefaultMaxRows
 	MaxBytes int64             // roll after about this many bytes; 0 means DefaultMaxBytes
 	Metadata map[string]string // extra key-value metadata written into every file
+	// RollMetadata, if set, is called as each file is finished, with the
+	// counts as they will be once it is renamed (its rows written); the
+	// pairs it returns go into that file's metadata, over Metadata's. It
+	// must not call the Writer.
+	RollMetadata func(WriterStats) map[string]string
 	// Start names the files (<start> in the name); zero means now. The
 	// sample generator sets it so regenerated files keep their names.
 	Start time.Time
@@ -63,11 +76,22 @@ type WriterOptions struct {
 	Allocator memory.Allocator
 }
 
-// WriterStats counts what a Writer has written to finished files so far.
+// WriterStats counts what a Writer has done with the rows it accepted. At
+// every moment the rows accepted are Rows + Logged + Pending + Failed.
 type WriterStats struct {
 	Rows  int64 // rows in rolled (renamed) files
 	Files int64 // files rolled
 	Bytes int64 // bytes of rolled files
+	// Logged rows are on disk, fsynced, in a write-ahead log only: a roll,
+	// Close or the recovery of a later writer makes them readable.
+	Logged int64
+	// Pending rows are in memory or written but not yet fsynced.
+	Pending int64
+	// Failed rows are lost to write errors.
+	Failed int64
+	// Errors counts write errors; LastError is the latest, empty if none.
+	Errors    int64
+	LastError string
 }
 
 // Writer writes rows of one kind to a rolling series of Parquet files.
@@ -79,8 +103,15 @@ type WriterStats struct {
 // writer starts another, up to Files, each with its own file: compression is
 // what costs, and it then runs on several cores. A file is written as
 // .parquet.inprogress and renamed to .parquet only after it is closed and
-// fsynced, so a crash loses at most the rows of the current roll interval
-// and never damages a rolled file.
+// fsynced, so a crash never damages a rolled file. Every row also goes to
+// the open file's write-ahead log, fsynced within Flush, so a crash loses
+// at most the rows of one flush interval: the next Writer into the
+// directory recovers the rest (Recover).
+//
+// A write error (a full disk, an I/O error) does not stop the writer: the
+// file it hit is given up, the rows that were not yet on disk are counted
+// as Failed, the rows already in its log are kept for recovery, and the
+// next rows go to a new file, so that writing resumes when the disk does.
 //
 // Rows written from one goroutine keep their order within a file; across
 // files, and between goroutines, there is no order (sort by start_ns).
@@ -97,8 +128,13 @@ type Writer[T Row] struct {
 	bufEpoch time.Time // when the oldest row in buf arrived
 	closed   bool
 	meta     map[string]string
-	err      error // first failure of a file goroutine; sticky
+	metaVer  int   // bumped by SetMetadata, so logs see changes cheaply
+	firstErr error // first write error
+	accepted int64 // rows taken by Write
 	stats    WriterStats
+	orphans  map[string]int64 // logs of given-up files → rows they hold
+	recov    []Recovered      // logs of earlier writers recovered by NewWriter
+	recovErr error
 	seq      int            // last file sequence number used
 	loops    int            // file goroutines started
 	sending  sync.WaitGroup // Write calls between taking a chunk and sending it
@@ -123,6 +159,9 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 	if opts.Roll <= 0 {
 		opts.Roll = DefaultRoll
 	}
+	if opts.Flush == 0 {
+		opts.Flush = DefaultFlush
+	}
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = DefaultMaxRows
 	}
@@ -145,16 +184,22 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("captures: %w", err)
 	}
+	// Logs left by a writer that did not close become Parquet files
+	// before this one starts; logs of running writers are locked and left.
+	recov, recovErr := Recover(opts.Dir)
 	w := &Writer[T]{
-		opts:   opts,
-		codec:  c,
-		mem:    mem,
-		props:  writerProps(mem, c),
-		start:  opts.Start.UTC().Format("20060102T150405Z"),
-		meta:   maps.Clone(opts.Metadata),
-		chunks: make(chan chunk[T], 4),
-		wake:   make(chan struct{}, 1),
+		opts:    opts,
+		codec:   c,
+		mem:     mem,
+		props:   writerProps(mem, c),
+		start:   opts.Start.UTC().Format("20060102T150405Z"),
+		meta:    maps.Clone(opts.Metadata),
+		chunks:  make(chan chunk[T], 4),
+		wake:    make(chan struct{}, 1),
+		recov:   recov,
+		orphans: map[string]int64{},
 	}
+	w.recovErr = recovErr
 	w.grow()
 	return w, nil
 }
@@ -191,19 +236,15 @@ func writerProps[T any](mem memory.Allocator, c *codec[T]) *parquet.WriterProper
 
 // Write queues rows for the current file. It is safe for concurrent use.
 // It blocks only when the file goroutine is behind by several chunks, which
-// keeps memory bounded under overload. An error from an earlier file
-// operation is returned by every later Write.
+// keeps memory bounded under overload. Its only error is ErrClosed: write
+// errors of the files are counted in Stats and returned by Close.
 func (w *Writer[T]) Write(rows ...T) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return ErrClosed
 	}
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return err
-	}
+	w.accepted += int64(len(rows))
 	if len(w.buf) == 0 && len(rows) > 0 {
 		if w.buf == nil {
 			w.buf = make([]T, 0, chunkRows)
@@ -271,19 +312,30 @@ func (w *Writer[T]) SetMetadata(key, value string) {
 	if w.meta == nil {
 		w.meta = map[string]string{}
 	}
-	w.meta[key] = value
+	if w.meta[key] != value {
+		w.meta[key] = value
+		w.metaVer++
+	}
 	w.mu.Unlock()
 }
 
-// Stats returns what has been written to rolled files so far.
+// Stats returns the counts of rows so far.
 func (w *Writer[T]) Stats() WriterStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.stats
+	st := w.stats
+	st.Pending = w.accepted - st.Rows - st.Logged - st.Failed
+	return st
 }
 
-// Close writes buffered rows, rolls the last file and stops the writer.
-// It is safe to call more than once; later calls return the first result.
+// Recovered returns what NewWriter recovered from the logs of earlier
+// writers that did not close, and the error of any log it could not.
+func (w *Writer[T]) Recovered() ([]Recovered, error) { return w.recov, w.recovErr }
+
+// Close writes buffered rows, rolls the last files, turns the logs of files
+// given up after write errors into Parquet files, and stops the writer. It
+// returns an error if any row was lost or is left in a log. It is safe to
+// call more than once; later calls return the first result.
 func (w *Writer[T]) Close() error {
 	w.once.Do(func() {
 		w.mu.Lock()
@@ -296,26 +348,63 @@ func (w *Writer[T]) Close() error {
 		}
 		close(w.chunks)
 		w.running.Wait()
+		w.recoverOrphans()
 		w.mu.Lock()
-		w.cerr = w.err
-		w.mu.Unlock()
+		defer w.mu.Unlock()
+		var errs []error
+		if w.stats.Failed > 0 {
+			errs = append(errs, fmt.Errorf("captures: %d rows lost to write errors; the first: %w", w.stats.Failed, w.firstErr))
+		}
+		if w.stats.Logged > 0 {
+			errs = append(errs, fmt.Errorf("captures: %d rows are on disk only in write-ahead logs in %s (the next writer there recovers them); the last error: %s", w.stats.Logged, w.opts.Dir, w.stats.LastError))
+		}
+		w.cerr = errors.Join(errs...)
 	})
 	return w.cerr
 }
 
+// fail records a write error.
 func (w *Writer[T]) fail(err error) {
-	if err == nil {
-		return
-	}
 	w.mu.Lock()
-	if w.err == nil {
-		w.err = err
+	if w.firstErr == nil {
+		w.firstErr = err
 	}
+	w.stats.Errors++
+	w.stats.LastError = err.Error()
 	w.mu.Unlock()
 }
 
-func (w *Writer[T]) failed() bool {
+// recoverOrphans turns the logs of given-up files into Parquet files. A
+// log that cannot be recovered now (the disk is still full) stays, its
+// rows counted as Logged.
+func (w *Writer[T]) recoverOrphans() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err != nil
+	paths := slices.Sorted(maps.Keys(w.orphans))
+	w.mu.Unlock()
+	for _, p := range paths {
+		rc, err := recoverWAL(p, w.mem)
+		if err != nil || rc == nil {
+			if err != nil {
+				w.fail(err)
+			}
+			continue
+		}
+		var size int64
+		if st, err := os.Stat(rc.Path); err == nil {
+			size = st.Size()
+		}
+		w.mu.Lock()
+		n := w.orphans[p]
+		delete(w.orphans, p)
+		w.stats.Logged -= n
+		w.stats.Rows += rc.Rows
+		if rc.Rows < n {
+			w.stats.Failed += n - rc.Rows // a log damaged after its fsync
+		}
+		if rc.Path != "" {
+			w.stats.Files++
+			w.stats.Bytes += size
+		}
+		w.mu.Unlock()
+	}
 }

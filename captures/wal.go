@@ -1,0 +1,302 @@
+package captures
+
+// The write-ahead log of an open capture file. A Parquet file is readable
+// only once its footer is written, at a roll; until then its rows are also
+// appended to <name>.wal, which is fsynced every flush interval, so a crash
+// loses at most the rows of one flush interval instead of one roll
+// interval. The log is deleted once its rows are in the renamed .parquet
+// file; one left behind is turned into that file by Recover.
+//
+// Format (FORMAT.md, "Write-ahead log"): an 8-byte magic, then frames of
+//
+//	uint32 LE  n      length of body
+//	uint32 LE  crc    CRC-32C (Castagnoli) of body
+//	body       n bytes: one type byte, then the payload
+//
+// Types: 'H' header (JSON: kind, schema version, metadata), first and once;
+// 'M' metadata (JSON object, replaces the header's); 'A' Arrow IPC stream
+// bytes. The 'A' payloads in order form one Arrow IPC stream: the schema
+// message in the first, one record batch in each. A frame that is cut off
+// or fails its checksum ends the log: it and everything after it are a torn
+// tail and dropped.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"maps"
+	"os"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// WALExt is the suffix of a write-ahead log: <name>.wal beside
+// <name>.parquet.inprogress, <name> without the .parquet.
+const WALExt = ".wal"
+
+const (
+	walMagic       = "LTWAL01\n"
+	frameHead      = 8
+	frameHeader    = 'H'
+	frameMeta      = 'M'
+	frameArrow     = 'A'
+	maxFrameLength = 1 << 31 // longer lengths are a corrupt header, not a frame
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// walHeader is the payload of the 'H' frame.
+type walHeader struct {
+	Kind     Kind              `json:"kind"`
+	Schema   int               `json:"schema"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// walPath is the log of the file whose unfinished path is inprogress.
+func walPath(inprogress string) string {
+	return inprogress[:len(inprogress)-len(InProgressExt)] + WALExt
+}
+
+// walFile is an open write-ahead log, written by one file goroutine.
+type walFile struct {
+	f      *os.File
+	path   string
+	enc    *ipc.Writer
+	frame  bytes.Buffer // the frame being built, head reserved
+	size   int64        // bytes of whole frames written
+	synced int64        // bytes known to be on disk
+	meta   map[string]string
+}
+
+// createWAL creates and locks a new log and writes its header. O_EXCL, as
+// for the Parquet file: a log of the same name belongs to another writer.
+func createWAL(path string, schema *arrow.Schema, mem memory.Allocator, h walHeader) (*walFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	l := &walFile{f: f, path: path, meta: maps.Clone(h.Metadata)}
+	fail := func(err error) (*walFile, error) {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("captures: %s: %w", path, err)
+	}
+	if err := lockFile(f); err != nil {
+		return fail(err)
+	}
+	l.enc = ipc.NewWriter((*frameWriter)(&l.frame), ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	if _, err := f.WriteString(walMagic); err != nil {
+		return fail(err)
+	}
+	l.size = int64(len(walMagic))
+	b, _ := json.Marshal(h)
+	l.begin(frameHeader)
+	l.frame.Write(b)
+	if err := l.end(); err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// frameWriter lets the IPC encoder append to the frame being built.
+type frameWriter bytes.Buffer
+
+func (w *frameWriter) Write(p []byte) (int, error) { return (*bytes.Buffer)(w).Write(p) }
+
+func (l *walFile) begin(typ byte) {
+	l.frame.Reset()
+	l.frame.Write(make([]byte, frameHead))
+	l.frame.WriteByte(typ)
+}
+
+// end fills in the frame's head and writes it with one write call, so that
+// a crash leaves whole frames and at most one torn one.
+func (l *walFile) end() error {
+	b := l.frame.Bytes()
+	body := b[frameHead:]
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(body, castagnoli))
+	n, err := l.f.Write(b)
+	if err != nil {
+		// Cut a partial frame off now, so that a later frame is not
+		// written after garbage (recovery would stop at the garbage).
+		if n > 0 {
+			_ = l.f.Truncate(l.size)
+			_, _ = l.f.Seek(l.size, io.SeekStart)
+		}
+		return err
+	}
+	l.size += int64(n)
+	return nil
+}
+
+// append logs a record batch, and the writer's metadata first if it
+// changed since it was last logged.
+func (l *walFile) append(rec arrow.RecordBatch, meta map[string]string) error {
+	if meta != nil && !maps.Equal(meta, l.meta) {
+		b, _ := json.Marshal(meta)
+		l.begin(frameMeta)
+		l.frame.Write(b)
+		if err := l.end(); err != nil {
+			return err
+		}
+		l.meta = meta
+	}
+	l.begin(frameArrow)
+	if err := l.enc.Write(rec); err != nil {
+		return err
+	}
+	return l.end()
+}
+
+// sync makes every frame written so far durable.
+func (l *walFile) sync() error {
+	if l.synced == l.size {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	l.synced = l.size
+	return nil
+}
+
+// cutToSynced drops frames that were written but never made durable: after
+// a failed fsync their state on disk is unknown, and a log that holds
+// exactly the rows counted as on disk keeps the counts right. Truncating
+// needs no free space.
+func (l *walFile) cutToSynced() error {
+	if l.size == l.synced {
+		return nil
+	}
+	if err := l.f.Truncate(l.synced); err != nil {
+		return err
+	}
+	l.size = l.synced
+	return l.f.Sync()
+}
+
+// close closes the log (releasing its lock) and, with remove, deletes it.
+func (l *walFile) close(remove bool) {
+	l.frame.Reset()
+	_ = l.enc.Close() // writes the end-of-stream marker into the dropped frame buffer
+	l.frame.Reset()
+	l.f.Close()
+	if remove {
+		os.Remove(l.path)
+	}
+}
+
+// walReader reads a log frame by frame. Arrow payloads are handed on as one
+// stream (Read); header and metadata frames are kept.
+type walReader struct {
+	r      *bufio.Reader
+	header walHeader
+	meta   map[string]string
+	good   int64 // bytes of whole, valid frames (magic included)
+	total  int64 // size of the file
+	torn   bool  // the log ends in a cut-off or corrupt frame
+	err    error // an I/O error other than a torn tail
+	rest   []byte
+}
+
+// openWAL opens a log and reads its header frame.
+func openWAL(path string) (*os.File, *walReader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	wr := &walReader{r: bufio.NewReaderSize(f, 1<<20), total: st.Size()}
+	magic := make([]byte, len(walMagic))
+	if _, err := io.ReadFull(wr.r, magic); err != nil || string(magic) != walMagic {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, ErrNotWAL)
+	}
+	wr.good = int64(len(walMagic))
+	typ, body, ok := wr.frame()
+	if !ok || typ != frameHeader || json.Unmarshal(body, &wr.header) != nil {
+		f.Close()
+		if wr.err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, wr.err)
+		}
+		return nil, nil, fmt.Errorf("%s: %w: no whole header frame", path, ErrNotWAL)
+	}
+	wr.meta = wr.header.Metadata
+	return f, wr, nil
+}
+
+// frame reads the next frame; ok is false at the end of the log, torn or not.
+func (wr *walReader) frame() (typ byte, body []byte, ok bool) {
+	var head [frameHead]byte
+	n, err := io.ReadFull(wr.r, head[:])
+	if err != nil {
+		if n > 0 || !errors.Is(err, io.EOF) {
+			wr.tornOr(err)
+		}
+		return 0, nil, false
+	}
+	size := binary.LittleEndian.Uint32(head[0:4])
+	if size == 0 || size > maxFrameLength || int64(size) > wr.total-wr.good-frameHead {
+		wr.torn = true
+		return 0, nil, false
+	}
+	body = make([]byte, size)
+	if _, err := io.ReadFull(wr.r, body); err != nil {
+		wr.tornOr(err)
+		return 0, nil, false
+	}
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(head[4:8]) {
+		wr.torn = true
+		return 0, nil, false
+	}
+	wr.good += frameHead + int64(size)
+	return body[0], body[1:], true
+}
+
+func (wr *walReader) tornOr(err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		wr.torn = true
+		return
+	}
+	wr.err = err
+}
+
+// Read hands on the Arrow payloads, keeping the metadata frames met on the way.
+func (wr *walReader) Read(p []byte) (int, error) {
+	for len(wr.rest) == 0 {
+		typ, body, ok := wr.frame()
+		if !ok {
+			if wr.err != nil {
+				return 0, wr.err
+			}
+			return 0, io.EOF
+		}
+		switch typ {
+		case frameArrow:
+			wr.rest = body
+		case frameMeta:
+			var m map[string]string
+			if json.Unmarshal(body, &m) == nil {
+				wr.meta = m
+			}
+		}
+	}
+	n := copy(p, wr.rest)
+	wr.rest = wr.rest[n:]
+	return n, nil
+}
+
+// tornBytes is how much of the file recovery drops.
+func (wr *walReader) tornBytes() int64 { return wr.total - wr.good }

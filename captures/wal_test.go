@@ -1,0 +1,302 @@
+package captures_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+)
+
+// waitFor polls cond for up to 20 s (a busy machine), failing the test
+// with what when it never holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func exchanges(from, n int, body int) []captures.Exchange {
+	rows := make([]captures.Exchange, n)
+	b := []byte(strings.Repeat("b", body))
+	for i := range rows {
+		rows[i] = captures.Exchange{ID: fmt.Sprint(from + i), Seq: int64(from + i), StartNS: time.Now().UnixNano(), ReqBody: b}
+	}
+	return rows
+}
+
+// TestTornWAL: a log cut mid-frame or damaged mid-file gives back every
+// whole record before the damage, says how many bytes it dropped, and the
+// recovered file says so in its metadata.
+func TestTornWAL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: time.Hour, Flush: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three batches, each logged (fsynced) before the next is written,
+	// so each is one frame; ends[k] is the log's size after batch k.
+	var ends []int64
+	var walFile string
+	for k := range 3 {
+		if err := w.Write(exchanges(k*100, 100, 300)...); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the batch to be logged", func() bool { return w.Stats().Logged == int64(k+1)*100 })
+		wals, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+		if len(wals) != 1 {
+			t.Fatalf("logs %v, want one", wals)
+		}
+		walFile = wals[0]
+		st, err := os.Stat(walFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, st.Size())
+	}
+	whole, err := os.ReadFile(walFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(left) > 0 {
+		t.Errorf("Close left logs %v", left)
+	}
+	cases := []struct {
+		name     string
+		damage   func([]byte) []byte
+		wantRows int
+		wantTorn int64
+	}{
+		{"whole", func(b []byte) []byte { return b }, 300, 0},
+		{"cut in the last frame's body", func(b []byte) []byte { return b[:ends[2]-7] }, 200, ends[2] - 7 - ends[1]},
+		{"cut in the last frame's head", func(b []byte) []byte { return b[:ends[1]+3] }, 200, 3},
+		{"a flipped byte in the second frame", func(b []byte) []byte {
+			b = slices.Clone(b)
+			b[ends[0]+40] ^= 0x20
+			return b
+		}, 100, ends[2] - ends[0]},
+		{"cut in the header", func(b []byte) []byte { return b[:5] }, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			p := filepath.Join(d, filepath.Base(walFile))
+			if err := os.WriteFile(p, tc.damage(whole), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantRows > 0 {
+				wals, err := captures.WALs(d)
+				if err != nil || len(wals) != 1 || wals[0].Rows != int64(tc.wantRows) || wals[0].TornBytes != tc.wantTorn || wals[0].Live {
+					t.Fatalf("WALs = %+v, %v; want %d rows, %d torn bytes", wals, err, tc.wantRows, tc.wantTorn)
+				}
+			}
+			rcs, err := captures.Recover(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rcs) != 1 || rcs[0].Rows != int64(tc.wantRows) || (tc.wantRows > 0 && rcs[0].TornBytes != tc.wantTorn) {
+				t.Fatalf("Recover = %+v, want %d rows, %d torn bytes", rcs, tc.wantRows, tc.wantTorn)
+			}
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("log still there after recovery: %v", err)
+			}
+			if tc.wantRows == 0 {
+				if files, _ := filepath.Glob(filepath.Join(d, "*")); len(files) > 0 {
+					t.Errorf("files %v, want none", files)
+				}
+				return
+			}
+			rows := readAll[captures.Exchange](t, []string{d}, captures.ReaderOptions{Columns: []string{"seq"}})
+			seqs := make([]int64, len(rows))
+			for i, r := range rows {
+				seqs[i] = r.Seq
+			}
+			slices.Sort(seqs)
+			for i, s := range seqs {
+				if s != int64(i) {
+					t.Fatalf("recovered seqs %v..., want 0..%d", seqs[:min(len(seqs), 5)], tc.wantRows-1)
+				}
+			}
+			if len(seqs) != tc.wantRows {
+				t.Fatalf("read %d rows, want %d", len(seqs), tc.wantRows)
+			}
+			infos, _ := captures.List(d)
+			torn := infos[0].Metadata[captures.MetaRecoveredTorn]
+			if want := fmt.Sprint(tc.wantTorn); tc.wantTorn > 0 && torn != want || tc.wantTorn == 0 && torn != "" {
+				t.Errorf("%s = %q, want %d", captures.MetaRecoveredTorn, torn, tc.wantTorn)
+			}
+		})
+	}
+}
+
+// TestLiveWALLeftAlone: a writer starting in a directory where another
+// writer is running recovers nothing of the running writer's log, and
+// WALs says it is live.
+func TestLiveWALLeftAlone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: time.Hour, Flush: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Write(exchanges(0, 50, 10)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rows to be logged", func() bool { return a.Stats().Logged == 50 })
+	b, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rcs, err := b.Recovered(); len(rcs) > 0 || err != nil {
+		t.Errorf("second writer recovered %+v, %v from a running writer's log", rcs, err)
+	}
+	wals, err := captures.WALs(dir)
+	if err != nil || len(wals) != 1 || !wals[0].Live || wals[0].Rows != 50 {
+		t.Errorf("WALs = %+v, %v; want one live log of 50 rows", wals, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rows := readAll[captures.Exchange](t, []string{dir}, captures.ReaderOptions{Columns: []string{"seq"}}); len(rows) != 50 {
+		t.Errorf("read %d rows, want 50", len(rows))
+	}
+}
+
+// mountTmpfs mounts a small tmpfs to fill up; tests run as root.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("skipped: cannot mount a tmpfs to fill (needs root and permission to mount): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fill writes a file in dir until the file system is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, n := range []int{64 << 10, 4 << 10, 1} {
+		buf := make([]byte, n)
+		for i := 0; i < 1<<20; i++ {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	return p
+}
+
+// TestDiskFull: writes into a full file system fail without stopping the
+// writer, the counts add up at every step, and once space returns writing
+// resumes and the rows that reached the log before the disk filled are
+// made readable.
+func TestDiskFull(t *testing.T) {
+	dir := mountTmpfs(t, "4m")
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: 300 * time.Millisecond, Flush: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled := func(want int64) func() bool {
+		return func() bool {
+			st := w.Stats()
+			if st.Rows+st.Logged+st.Pending+st.Failed != want {
+				t.Fatalf("stats %+v do not add up to %d rows written", st, want)
+			}
+			return st.Pending == 0
+		}
+	}
+	for i := range 5 {
+		w.Write(exchanges(i*100, 100, 1000)...)
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the first rows on disk", settled(500))
+	if st := w.Stats(); st.Failed != 0 {
+		t.Fatalf("before the disk filled: %+v", st)
+	}
+	filler := fill(t, dir)
+	for i := 5; i < 10; i++ {
+		if err := w.Write(exchanges(i*100, 100, 1000)...); err != nil {
+			t.Fatalf("Write on a full disk: %v, want no error (the rows are counted as failed)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the rows on the full disk to settle", settled(1000))
+	full := w.Stats()
+	if full.Failed == 0 || full.Errors == 0 || !strings.Contains(full.LastError, "no space") {
+		t.Fatalf("on a full disk: %+v, want failed rows and the error", full)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 15; i++ {
+		w.Write(exchanges(i*100, 100, 1000)...)
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the rows after space returned to settle", settled(1500))
+	if st := w.Stats(); st.Failed != full.Failed {
+		t.Errorf("rows failed after space returned: %+v, before %+v", st, full)
+	}
+	err = w.Close()
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d rows lost", full.Failed)) {
+		t.Errorf("Close = %v, want the count of rows lost", err)
+	}
+	st := w.Stats()
+	t.Logf("on the full disk: %+v; after Close: %+v", full, st)
+	if st.Logged != 0 || st.Pending != 0 || st.Rows+st.Failed != 1500 {
+		t.Errorf("after Close: %+v, want every row readable or failed", st)
+	}
+	rows := readAll[captures.Exchange](t, []string{dir}, captures.ReaderOptions{Columns: []string{"seq"}})
+	if int64(len(rows)) != st.Rows {
+		t.Errorf("read %d rows, Stats says %d", len(rows), st.Rows)
+	}
+	seen := map[int64]bool{}
+	for _, r := range rows {
+		if seen[r.Seq] {
+			t.Fatalf("row %d read twice", r.Seq)
+		}
+		seen[r.Seq] = true
+	}
+	for s := int64(0); s < 500; s++ {
+		if !seen[s] {
+			t.Fatalf("row %d, on disk before the disk filled, is missing", s)
+		}
+	}
+	for s := int64(1000); s < 1500; s++ {
+		if !seen[s] {
+			t.Fatalf("row %d, written after space returned, is missing", s)
+		}
+	}
+	for _, ext := range []string{captures.WALExt, captures.InProgressExt} {
+		if left, _ := filepath.Glob(filepath.Join(dir, "*"+ext)); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	}
+}
