@@ -3,15 +3,10 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -35,104 +30,6 @@ func (s *sessions) next(key string) int64 {
 	return n
 }
 
-// secretHeaders are redacted whatever the rules say.
-var secretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key", "Api-Key"}
-
-// redactor replaces secret header and query values by a short hash, so two
-// exchanges with the same credential can still be told apart from others.
-type redactor struct {
-	keep    bool
-	headers map[string]bool // canonical names
-	query   map[string]bool // lower-case names
-}
-
-func newRedactor(keep bool, rules *Rules) *redactor {
-	rd := &redactor{keep: keep, headers: map[string]bool{}, query: map[string]bool{}}
-	for _, h := range secretHeaders {
-		rd.headers[http.CanonicalHeaderKey(h)] = true
-	}
-	if rules != nil {
-		for _, h := range rules.Redact.Headers {
-			rd.headers[http.CanonicalHeaderKey(h)] = true
-		}
-		for _, q := range rules.Redact.Query {
-			rd.query[strings.ToLower(q)] = true
-		}
-	}
-	return rd
-}
-
-func hashHex(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:])
-}
-
-func redacted(v string) string { return "redacted:" + hashHex(v)[:8] }
-
-// header turns a header map into the ordered list of the capture. Go's
-// header map does not keep wire order, so names are sorted; the values of
-// one name keep their order.
-func (rd *redactor) header(h http.Header) []captures.Header {
-	if len(h) == 0 {
-		return nil
-	}
-	names := make([]string, 0, len(h))
-	n := 0
-	for k, vs := range h {
-		names = append(names, k)
-		n += len(vs)
-	}
-	slices.Sort(names)
-	out := make([]captures.Header, 0, n)
-	for _, k := range names {
-		secret := !rd.keep && rd.headers[http.CanonicalHeaderKey(k)]
-		for _, v := range h[k] {
-			if secret {
-				v = redacted(v)
-			}
-			out = append(out, captures.Header{Name: k, Value: v})
-		}
-	}
-	return out
-}
-
-// rawQuery redacts the values of secret query parameters, keeping the rest
-// of the query byte for byte.
-func (rd *redactor) rawQuery(q string) string {
-	if q == "" || rd.keep || len(rd.query) == 0 {
-		return q
-	}
-	parts := strings.Split(q, "&")
-	for i, p := range parts {
-		k, v, ok := strings.Cut(p, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
-		if ok && rd.query[strings.ToLower(name)] {
-			parts[i] = k + "=" + url.QueryEscape(redacted(v))
-		}
-	}
-	return strings.Join(parts, "&")
-}
-
-// text removes secret query values from an error message.
-func (rd *redactor) text(s string, rawQuery string) string {
-	if rd.keep || rawQuery == "" || len(rd.query) == 0 {
-		return s
-	}
-	for _, p := range strings.Split(rawQuery, "&") {
-		k, v, ok := strings.Cut(p, "=")
-		if name, err := url.QueryUnescape(k); err == nil {
-			k = name
-		}
-		if ok && v != "" && rd.query[strings.ToLower(k)] {
-			s = strings.ReplaceAll(s, v, redacted(v))
-		}
-	}
-	return s
-}
-
 var idSeq atomic.Int64
 
 // row builds the capture row of a finished exchange. It runs on the writer
@@ -152,7 +49,7 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 		Path:          x.path,
 		Query:         rd.rawQuery(x.query),
 		ReqHeaders:    rd.header(x.clientHeader()),
-		RespHeaders:   rd.header(x.respHeader),
+		RespHeaders:   rd.header(x.upstreamHeader()),
 		Status:        int32(x.status),
 		TTFBNS:        x.ttfb.Nanoseconds(),
 		Error:         rd.text(x.errText, x.query),
@@ -178,22 +75,47 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 	} else {
 		e.DurationNS = e.TTFBNS
 	}
+	if !x.end.IsZero() {
+		// A failure or a client that left: the time until then, which is
+		// how long the client waited.
+		e.DurationNS = max(e.DurationNS, x.end.Sub(x.start).Nanoseconds())
+	}
 	if !x.isRPC {
 		readOpenAI(&e, x)
+	}
+	// Model and usage are read first, from the bodies as they were; the
+	// sizes stay the true ones on the wire.
+	if !rd.keep {
+		e.Path = rd.tokens(e.Path)
+		e.ReqBody = rd.body(e.ReqBody, x.reqHeader, e.ReqTruncated)
+		e.RespBody = rd.body(e.RespBody, x.respHeader, e.RespTruncated)
 	}
 	return e
 }
 
-// clientHeader is the request header as the client sent it.
+// clientHeader is the request header as the client sent it, its Host
+// included (Go keeps that apart from the header map).
 func (x *exchange) clientHeader() http.Header {
-	if len(x.hopHeader) == 0 {
-		return x.reqHeader
-	}
 	h := x.reqHeader.Clone()
 	if h == nil {
 		h = http.Header{}
 	}
 	for _, hv := range x.hopHeader {
+		h[hv.name] = hv.values
+	}
+	if x.clientHost != "" {
+		h["Host"] = []string{x.clientHost}
+	}
+	return h
+}
+
+// upstreamHeader is the response header as the upstream sent it.
+func (x *exchange) upstreamHeader() http.Header {
+	if len(x.respHop) == 0 {
+		return x.respHeader
+	}
+	h := x.respHeader.Clone()
+	for _, hv := range x.respHop {
 		h[hv.name] = hv.values
 	}
 	return h

@@ -21,6 +21,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ import (
 const (
 	DefaultMaxBody      = 1 << 20
 	DefaultRoll         = 10 * time.Second
+	DefaultFlush        = captures.DefaultFlush
 	DefaultDrainTimeout = 10 * time.Second
 	// DefaultQueue bounds the finished exchanges waiting for the writer;
 	// DefaultQueueBytes bounds the body bytes they hold.
@@ -42,6 +44,14 @@ const (
 	DefaultQueueBytes = 512 << 20
 	// DefaultLiveEvery is how often the live line is printed.
 	DefaultLiveEvery = 5 * time.Second
+	// DefaultFirstByteTimeout bounds the wait for an upstream's response
+	// headers: a long non-streamed completion still answers well within
+	// it, a hung upstream gets the client a 504 instead of a silent wait.
+	DefaultFirstByteTimeout = 5 * time.Minute
+	// DefaultIdleTimeout bounds the silence between body bytes of a
+	// response, a stream's gap between events included: generous, since a
+	// model can think for minutes between tokens.
+	DefaultIdleTimeout = 5 * time.Minute
 )
 
 // Errors of the recorder.
@@ -59,6 +69,7 @@ type Options struct {
 	Out          string        // capture directory
 	MaxBody      int64         // body bytes kept per side; DefaultMaxBody when 0
 	Roll         time.Duration // capture file roll interval; DefaultRoll when 0
+	Flush        time.Duration // bound on the time a row waits before it is on disk (write-ahead log); DefaultFlush when 0
 	Rules        *Rules        // optional classification and redaction rules
 	KeepSecrets  bool          // store secret headers and query values as they are
 	DrainTimeout time.Duration // how long Shutdown lets in-flight exchanges finish; DefaultDrainTimeout when 0
@@ -76,17 +87,35 @@ type Options struct {
 	Transport    *http.Transport
 	ProxyFromEnv bool
 
+	// FirstByteTimeout bounds the wait for response headers and
+	// IdleTimeout the silence between body bytes; defaults when 0,
+	// negative: no limit. A first-byte timeout answers the client 504; an
+	// idle timeout breaks the response off (its headers are already out).
+	FirstByteTimeout time.Duration
+	IdleTimeout      time.Duration
+
+	// The forward proxy's policy. ForwardAllow limits its clients by
+	// address, ForwardAuth ("user:pass") requires Basic proxy
+	// authentication, ForwardTo limits destinations to these HOST:PORTs
+	// (CONNECT included). A Forward address beyond loopback needs
+	// ForwardAllow or ForwardAuth.
+	ForwardAllow []netip.Prefix
+	ForwardAuth  string
+	ForwardTo    []string
+
 	// sink replaces the Parquet writer in tests.
 	sink rowWriter
 }
 
 // Totals are the recorder's counts, printed on exit and stored in the
-// capture's metadata.
+// capture's metadata. At every moment Exchanges = Written + Pending +
+// Dropped + Failed.
 type Totals struct {
 	Exchanges int64 `json:"exchanges"` // finished exchanges
-	Written   int64 `json:"written"`   // rows handed to the capture writer
+	Written   int64 `json:"written"`   // rows on disk: in Parquet files or fsynced in a write-ahead log
+	Pending   int64 `json:"pending"`   // rows queued or being written, not yet on disk
 	Dropped   int64 `json:"dropped"`   // rows dropped because the writer could not keep up
-	Failed    int64 `json:"failed"`    // rows the capture writer refused (disk errors)
+	Failed    int64 `json:"failed"`    // rows lost to write errors (a full disk, I/O errors)
 }
 
 // rowWriter is what the recorder needs of captures.Writer.
@@ -106,6 +135,7 @@ type Recorder struct {
 	idPrefix string
 	log      *log.Logger
 	ca       *CA
+	access   *forwardAccess // nil without a forward proxy
 
 	mu      sync.Mutex
 	started bool
@@ -177,12 +207,26 @@ func New(opts Options) (*Recorder, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	if opts.FirstByteTimeout == 0 {
+		opts.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	var access *forwardAccess
+	if opts.Forward != "" {
+		var err error
+		if access, err = newForwardAccess(&opts); err != nil {
+			return nil, err
+		}
+	}
 	var idb [4]byte
 	_, _ = rand.Read(idb[:])
 	r := &Recorder{
 		opts:     opts,
 		tr:       opts.Transport,
 		redact:   newRedactor(opts.KeepSecrets, opts.Rules),
+		access:   access,
 		idPrefix: hex.EncodeToString(idb[:]) + "-",
 		log:      log.New(opts.Log, "record: ", 0),
 		addrs:    map[string]string{},
@@ -205,11 +249,13 @@ func New(opts Options) (*Recorder, error) {
 // verification, follows HTTP_PROXY, has no timeouts and keeps two idle
 // connections per host, which under hundreds of clients means a new
 // connection (and TIME_WAIT socket) per request.
+//
+// The wait for response headers is not the transport's: each exchange
+// times it (Options.FirstByteTimeout) so that the row can say so.
 func newTransport(fromEnv bool) *http.Transport {
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 10 * time.Minute, // a long non-streamed completion is still an answer
 		ExpectContinueTimeout: time.Second,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          4096,
@@ -285,10 +331,13 @@ func (r *Recorder) Start() error {
 	if w == nil {
 		var err error
 		w, err = captures.NewWriter[captures.Exchange](captures.WriterOptions{
-			Dir:      r.opts.Out,
-			Prefix:   "exchanges",
-			Roll:     r.opts.Roll,
-			Metadata: map[string]string{"loadtape.record.routes": r.routeList()},
+			Dir:    r.opts.Out,
+			Prefix: "exchanges",
+			Roll:   r.opts.Roll,
+			Flush:  r.opts.Flush,
+			// The counts in each file's footer are those of the moment it is renamed.
+			RollMetadata: r.rollMetadata,
+			Metadata:     map[string]string{"loadtape.record.routes": r.routeList()},
 		})
 		if err != nil {
 			closeAll()
@@ -370,14 +419,7 @@ func (r *Recorder) Addrs() map[string]string {
 func (r *Recorder) CA() *CA { return r.ca }
 
 // Totals returns the counts so far.
-func (r *Recorder) Totals() Totals {
-	return Totals{
-		Exchanges: r.exchanges.Load(),
-		Written:   r.written.Load(),
-		Dropped:   r.dropped.Load(),
-		Failed:    r.failed.Load(),
-	}
-}
+func (r *Recorder) Totals() Totals { return r.counts() }
 
 // reverseHandler serves one route: every request goes to the route's
 // upstream whatever its URL says, so a route is never an open proxy.
@@ -395,15 +437,24 @@ func (r *Recorder) reverseHandler(rt Route) http.Handler {
 			}
 		}
 		req.Host = up.Host
+		x.host = up.Host
 		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
 		x.finish(nil) // no-op unless goproxy never closed the body
+		x.breakOff(w)
 	})
 }
 
 // forwardHandler is the forward proxy: absolute-URL requests and CONNECT.
 func (r *Recorder) forwardHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !r.access.admit(w, req) {
+			return
+		}
 		if req.Method == http.MethodConnect {
+			if dest := destination(nil, req.Host); !r.access.destinationOK(dest) {
+				http.Error(w, "loadtape record: destination "+dest+" is not in --forward-to", http.StatusForbidden)
+				return
+			}
 			r.gp.ServeHTTP(w, req)
 			return
 		}
@@ -412,9 +463,11 @@ func (r *Recorder) forwardHandler() http.Handler {
 			return
 		}
 		x := r.begin(req, "")
+		x.forward = true
 		req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
 		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
 		x.finish(nil)
+		x.breakOff(w)
 	})
 }
 
@@ -464,12 +517,12 @@ func (r *Recorder) shutdown(ctx context.Context) (Totals, error) {
 	<-r.writerDone
 	close(r.liveStop)
 	<-r.liveDone
-	t := r.Totals()
-	r.setMetadata(t)
+	r.setMetadata(r.Totals())
 	err := r.w.Close()
 	if err != nil {
 		err = fmt.Errorf("capture: %w", err)
 	}
+	t := r.Totals() // after Close: every row is on disk or lost
 	r.tr.CloseIdleConnections()
 	if r.opts.Out != "" {
 		if werr := r.writeSummary(t); werr != nil && err == nil {

@@ -76,6 +76,9 @@ type respTee struct {
 	eof     bool
 	err     error // upstream read error other than EOF
 
+	idle  time.Duration // the idle timeout; timer fires after idle without bytes
+	timer *time.Timer
+
 	// SSE and line scanning state, carried across reads.
 	nl      bool // previous significant byte was '\n'
 	inEvent bool // bytes seen since the last event or line ended
@@ -85,6 +88,9 @@ func (t *respTee) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
 	now := time.Now()
 	if n > 0 {
+		if t.timer != nil {
+			t.timer.Reset(t.idle)
+		}
 		t.last = now
 		t.size += int64(n)
 		chunk := p[:n]

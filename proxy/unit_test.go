@@ -118,6 +118,7 @@ func FuzzParseRPC(f *testing.F) {
 
 func TestSessionKey(t *testing.T) {
 	t.Parallel()
+	rd := newRedactor(false, nil)
 	h := func(kv ...string) http.Header {
 		out := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -134,11 +135,11 @@ func TestSessionKey(t *testing.T) {
 		{"mcp session wins", h("Mcp-Session-Id", "s1", "Authorization", "Bearer k", "X-User", "u"), nil, "X-User", "s1"},
 		{"initialize joins the session it opened", h("Authorization", "Bearer k"), h("Mcp-Session-Id", "s2"), "", "s2"},
 		{"rules header before credentials", h("Authorization", "Bearer k", "X-User", "u"), nil, "X-User", "u"},
-		{"credentials hashed", h("Authorization", "Bearer k"), nil, "", "auth:" + hashHex("Bearer k")[:16]},
+		{"credentials hashed with the capture's key", h("Authorization", "Bearer k"), nil, "", "auth:" + rd.keyedHex("Bearer k")},
 		{"client address last", h(), nil, "X-User", "client:10.0.0.1"},
 	}
 	for _, c := range cases {
-		if got := sessionKey(c.req, c.resp, c.rule, "10.0.0.1"); got != c.want {
+		if got := sessionKey(c.req, c.resp, c.rule, "10.0.0.1", rd); got != c.want {
 			t.Errorf("%s: sessionKey = %q, want %q", c.name, got, c.want)
 		}
 	}

@@ -1,0 +1,122 @@
+package proxy
+
+import "bytes"
+
+// Well-known token shapes, found in any text by their fixed prefix: cheap
+// to search for (one bytes.Index pass per prefix) and rare enough in other
+// text that a match is a credential.
+type tokenShape struct {
+	prefix string
+	set    *[256]bool // characters of the token after the prefix
+	min    int        // fewest of them
+	max    int        // most of them; 0: no bound
+}
+
+var (
+	alnum       = charSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+	keyChars    = charSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+	patChars    = charSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+	upperDigits = charSet("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+	token68     = charSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+	jwtChars    = charSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+)
+
+func charSet(s string) *[256]bool {
+	var t [256]bool
+	for i := 0; i < len(s); i++ {
+		t[s[i]] = true
+	}
+	return &t
+}
+
+var tokenShapes = []tokenShape{
+	{prefix: "sk-", set: keyChars, min: 20},              // OpenAI, Anthropic (sk-ant-…), DeepSeek and others
+	{prefix: "AKIA", set: upperDigits, min: 16, max: 16}, // AWS access key id
+	{prefix: "ASIA", set: upperDigits, min: 16, max: 16}, // AWS temporary access key id
+	{prefix: "ghp_", set: alnum, min: 30},                // GitHub personal access token
+	{prefix: "gho_", set: alnum, min: 30},                // GitHub OAuth token
+	{prefix: "ghu_", set: alnum, min: 30},                // GitHub user-to-server token
+	{prefix: "ghs_", set: alnum, min: 30},                // GitHub server-to-server token
+	{prefix: "ghr_", set: alnum, min: 30},                // GitHub refresh token
+	{prefix: "github_pat_", set: patChars, min: 30},      // GitHub fine-grained token
+	{prefix: "xoxb-", set: keyChars, min: 10},            // Slack
+	{prefix: "xoxp-", set: keyChars, min: 10},
+	{prefix: "AIza", set: keyChars, min: 30}, // Google API key
+	{prefix: "hf_", set: alnum, min: 30},     // Hugging Face
+	{prefix: "eyJ", set: jwtChars, min: 20},  // JWT (checked for two dots below)
+}
+
+// findTokens appends an edit for every token shape in b, and for the
+// credentials after "Bearer ". truncated: b was cut, so a token running
+// into its end is redacted however short the cut left it.
+func findTokens(b []byte, truncated bool, edits []edit) []edit {
+	if len(b) < 8 {
+		return edits
+	}
+	for _, sh := range tokenShapes {
+		p := []byte(sh.prefix)
+		for at := 0; at < len(b); {
+			k := bytes.Index(b[at:], p)
+			if k < 0 {
+				break
+			}
+			s := at + k
+			at = s + len(p)
+			if s > 0 && (keyChars[b[s-1]] || b[s-1] == '.') {
+				continue // inside a longer word ("task-…")
+			}
+			e := at
+			for e < len(b) && sh.set[b[e]] {
+				e++
+			}
+			n := e - at
+			atEnd := e == len(b) && truncated
+			if n < sh.min && !(atEnd && n >= 4) {
+				continue
+			}
+			if sh.max > 0 && n > sh.max {
+				continue
+			}
+			if sh.prefix == "eyJ" && bytes.Count(b[s:e], []byte(".")) != 2 && !atEnd {
+				continue
+			}
+			edits = append(edits, edit{start: s, end: e})
+			at = e
+		}
+	}
+	return bearerTokens(b, truncated, edits)
+}
+
+// bearerTokens finds "Bearer <credentials>" (any case) and redacts the
+// credentials.
+func bearerTokens(b []byte, truncated bool, edits []edit) []edit {
+	for at := 0; at+7 < len(b); {
+		k := bytes.IndexAny(b[at:], "bB")
+		if k < 0 {
+			break
+		}
+		s := at + k
+		at = s + 1
+		if s+7 > len(b) || !bytes.EqualFold(b[s:s+6], []byte("bearer")) || (s > 0 && alnum[b[s-1]]) {
+			continue
+		}
+		t := s + 6
+		if t >= len(b) || (b[t] != ' ' && b[t] != '\t') {
+			continue
+		}
+		for t < len(b) && (b[t] == ' ' || b[t] == '\t') {
+			t++
+		}
+		e := t
+		for e < len(b) && token68[b[e]] {
+			e++
+		}
+		// Prose ("the bearer instruments") is not a credential: a token
+		// is long or has a digit or punctuation in it.
+		if e-t >= 16 || (e-t >= 8 && bytes.ContainsAny(b[t:e], "0123456789-._~+/=")) || (e == len(b) && truncated && e > t) {
+			edits = append(edits, edit{start: t, end: e})
+			at = e
+		}
+	}
+	return edits
+}
