@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,22 +23,9 @@ func FuzzReadTargets(f *testing.F) {
 			return
 		}
 		for _, s := range specs {
-			if _, _, err := boundOf(s); err != nil {
+			if _, err := s.Bound(); err != nil {
 				t.Errorf("accepted a target whose bound does not parse: %+v", s)
 			}
 		}
-	})
-}
-
-// run.json's think field: any JSON, no panic.
-func FuzzThinkSeconds(f *testing.F) {
-	for _, s := range []string{`{"uniform": ["2s", "5s"]}`, `{"exponential": 3}`, `{}`, `"1s"`, `{"uniform": [1]}`, `[]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if !json.Valid(b) {
-			return
-		}
-		thinkSeconds(json.RawMessage(b))
 	})
 }

@@ -4,102 +4,27 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // TargetSpec is one target as a profile or a --targets file writes it.
-// Max and Min are strings ("2s", "1%", "10") or numbers.
-type TargetSpec struct {
-	Scenario  string `json:"scenario" yaml:"scenario"`
-	Metric    string `json:"metric" yaml:"metric"`
-	Operation string `json:"operation,omitempty" yaml:"operation"`
-	Users     int    `json:"users,omitempty" yaml:"users"`
-	Stage     int    `json:"stage,omitempty" yaml:"stage"`
-	ErrorKind string `json:"error_kind,omitempty" yaml:"error_kind"`
-	Max       any    `json:"max,omitempty" yaml:"max"`
-	Min       any    `json:"min,omitempty" yaml:"min"`
-}
+type TargetSpec = runspec.Target
 
-// DefaultAcceptance is the plan's 80 % band.
-const DefaultAcceptance = 0.8
-
-// metricRe lists the metrics a target may name.
-var metricRe = regexp.MustCompile(`^(((ttft|ttfb|itl|tpot|send_lag)_)?(p50|p90|p95|p99|avg|min|max)|error_rate|rps|rpm|count)$`)
+// DefaultAcceptance is the share of a bound that still passes as
+// acceptable when a run's targets leave it unset.
+const DefaultAcceptance = runspec.DefaultAcceptance
 
 // checkTarget validates one spec; where names the file and position.
 func checkTarget(t TargetSpec, where string) error {
-	if t.Scenario == "" {
-		return badInputf("%s: target without a scenario", where)
-	}
-	if !metricRe.MatchString(t.Metric) {
-		return badInputf("%s: unknown target metric %q (want p50, p90, p95, p99, avg, min, max, ttft_p95 and the like, error_rate, rps, rpm or count)", where, t.Metric)
-	}
-	if (t.Max == nil) == (t.Min == nil) {
-		return badInputf("%s: target %s %s needs exactly one of max and min", where, t.Scenario, t.Metric)
-	}
-	if _, _, err := boundOf(t); err != nil {
-		return badInputf("%s: target %s %s: %v", where, t.Scenario, t.Metric, err)
+	if err := t.Validate(); err != nil {
+		return badInputf("%s: %v", where, err)
 	}
 	return nil
-}
-
-// boundOf returns the bound in the metric's unit (ms, %, req/s, count).
-func boundOf(t TargetSpec) (float64, string, error) {
-	raw := t.Max
-	if raw == nil {
-		raw = t.Min
-	}
-	unit := unitOf(t.Metric)
-	var s string
-	switch v := raw.(type) {
-	case string:
-		s = strings.TrimSpace(v)
-	case float64:
-		return v, unit, nil
-	case int:
-		return float64(v), unit, nil
-	case int64:
-		return float64(v), unit, nil
-	case uint64:
-		return float64(v), unit, nil
-	default:
-		return 0, unit, fmt.Errorf("bound %v: want a number or a string", raw)
-	}
-	switch unit {
-	case "ms":
-		if d, err := time.ParseDuration(s); err == nil {
-			return float64(d) / 1e6, unit, nil
-		}
-	case "%":
-		if f, ok := parseFloat(strings.TrimSuffix(s, "%")); ok {
-			return f, unit, nil
-		}
-	}
-	if f, ok := parseFloat(s); ok {
-		return f, unit, nil
-	}
-	return 0, unit, fmt.Errorf("bound %q: want a %s", s, map[string]string{"ms": "duration such as 2s or 500ms", "%": "percentage such as 1%", "req/s": "number", "requests": "number"}[unit])
-}
-
-func unitOf(metric string) string {
-	switch metric {
-	case "error_rate":
-		return "%"
-	case "rps":
-		return "req/s"
-	case "rpm":
-		return "req/min"
-	case "count":
-		return "requests"
-	}
-	return "ms"
 }
 
 // targetsFile is a --targets YAML file.
@@ -132,8 +57,8 @@ func ReadTargets(path string) ([]TargetSpec, float64, error) {
 			return nil, 0, err
 		}
 	}
-	if tf.Acceptance < 0 || tf.Acceptance > 1 {
-		return nil, 0, badInputf("%s: acceptance %v: want a share in (0, 1], such as 0.8", path, tf.Acceptance)
+	if err := runspec.ValidAcceptance(tf.Acceptance); err != nil {
+		return nil, 0, badInputf("%s: %v", path, err)
 	}
 	return tf.Targets, tf.Acceptance, nil
 }
@@ -202,8 +127,10 @@ func (st *Stage) countFor(op, errorKind string) int64 {
 // a profile scenario with no stage in the run (replay --scenario ran
 // others) is left out and named in leftOut: failing it would make every
 // run of one scenario at a time fail on the profile's other scenarios. A
-// scenario the profile does not know is a typo, and fails.
-func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage, profile map[string]ScenarioInfo) (out []TargetResult, leftOut []string) {
+// scenario the profile does not know is a typo, and fails. Bounds are
+// scaled by the run's time scale (runspec.Bound.Scaled), so that a run
+// compressed in time is judged as its full-length run would be.
+func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage, info *RunInfo) (out []TargetResult, leftOut []string) {
 	if acceptance <= 0 {
 		acceptance = DefaultAcceptance
 	}
@@ -213,41 +140,30 @@ func evaluateTargets(specs []TargetSpec, acceptance float64, stages []*Stage, pr
 	}
 	out = make([]TargetResult, 0, len(specs))
 	for _, t := range specs {
-		if _, known := profile[t.Scenario]; known && !ran[t.Scenario] {
-			leftOut = append(leftOut, t.label())
+		if _, known := info.Profile.Scenarios[t.Scenario]; known && !ran[t.Scenario] {
+			leftOut = append(leftOut, t.Label())
 			continue
 		}
-		out = append(out, evaluate(t, acceptance, stages))
+		out = append(out, evaluate(t, acceptance, info.Scale(), stages))
 	}
 	return out, leftOut
 }
 
-// label names the target as written: "rag p95 rag.query at 50 users".
-func (t TargetSpec) label() string {
-	s := t.Scenario + " " + t.Metric
-	if t.ErrorKind != "" {
-		s += "[" + t.ErrorKind + "]"
+func evaluate(t TargetSpec, acceptance, scale float64, stages []*Stage) TargetResult {
+	b, _ := t.Bound() // checked when read
+	bound := b.Value
+	if scaled := b.Scaled(scale).Value; scaled != bound {
+		bound = round(scaled, 6)
 	}
-	if t.Operation != "" && t.Operation != AllOps {
-		s += " " + t.Operation
-	}
-	switch {
-	case t.Stage > 0:
-		s += " stage " + strconv.Itoa(t.Stage)
-	case t.Users > 0:
-		s += " at " + strconv.Itoa(t.Users) + " users"
-	}
-	return s
-}
-
-func evaluate(t TargetSpec, acceptance float64, stages []*Stage) TargetResult {
-	bound, unit, _ := boundOf(t)
 	op := t.Operation
 	if op == "" {
 		op = AllOps
 	}
 	r := TargetResult{Scenario: t.Scenario, Metric: t.Metric, Operation: op, ErrorKind: t.ErrorKind,
-		Bound: bound, Unit: unit, Max: t.Max != nil, label: t.label()}
+		Bound: bound, Unit: b.Unit, Max: b.Max, label: t.Label()}
+	if bound != b.Value {
+		r.TimeScale = scale
+	}
 	if r.Max {
 		r.Acceptable = bound / acceptance
 	} else {
@@ -372,5 +288,5 @@ func (t TargetResult) Name() string {
 	if t.Stage != nil {
 		spec.Stage = *t.Stage
 	}
-	return spec.label()
+	return spec.Label()
 }

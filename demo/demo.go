@@ -133,7 +133,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: the seed plan's profile: %w", err)
 	}
-	scaleTargets(profile, scale)
 	if opts.Quick {
 		shortenStages(profile, QuickStages)
 	}

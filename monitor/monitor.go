@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -37,7 +36,7 @@ type Source interface {
 type SourceInfo struct {
 	Source   string // nvml, host, prom
 	URL      string // prom: the scrape URL
-	HostPort string // prom: the URL's host:port, to match it with a target
+	HostPort string // prom: runspec.HostPortOf the URL, to match it with a target
 }
 
 // Options configure a Sampler.
@@ -164,14 +163,4 @@ func (s *Sampler) Close() error {
 		}
 	})
 	return s.err
-}
-
-func hostPortOf(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
-	}
-	return net.JoinHostPort(u.Hostname(), "80")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -31,7 +32,7 @@ func newProm(u *url.URL, log func(string, ...any)) *promSource {
 }
 
 func (p *promSource) Info() SourceInfo {
-	return SourceInfo{Source: "prom", URL: p.u.String(), HostPort: hostPortOf(p.u)}
+	return SourceInfo{Source: "prom", URL: p.u.String(), HostPort: runspec.HostPortOf(p.u)}
 }
 
 func (p *promSource) Sample(ctx context.Context, t time.Time, out []captures.Sample) []captures.Sample {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // healthTimeout bounds each target's health check.
@@ -41,7 +43,7 @@ func probeHealth(ctx context.Context, client *http.Client, t *target, path strin
 	defer cancel()
 	if path == "" {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", hostPort(t))
+		c, err := d.DialContext(ctx, "tcp", runspec.HostPortOf(t.base))
 		if err != nil {
 			return err
 		}
@@ -63,16 +65,4 @@ func probeHealth(ctx context.Context, client *http.Client, t *target, path strin
 		return fmt.Errorf("GET %s answered %s", u.Path, resp.Status)
 	}
 	return nil
-}
-
-// hostPort is the target's host:port with the scheme's default port.
-func hostPort(t *target) string {
-	if t.base.Port() != "" {
-		return t.base.Host
-	}
-	port := "80"
-	if t.base.Scheme == "https" {
-		port = "443"
-	}
-	return net.JoinHostPort(t.base.Hostname(), port)
 }

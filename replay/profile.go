@@ -1,18 +1,17 @@
 package replay
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Modes of a scenario.
@@ -30,13 +29,13 @@ const SandboxProbe = "mcp.sandbox_probe"
 // not set max_in_flight.
 const DefaultMaxInFlight = 1000
 
-// Profile is a parsed profile file (DESIGN.md "Profile"). Targets and
-// Acceptance are not interpreted here: they travel into run.json untouched
-// for the analyser.
+// Profile is a parsed profile file (docs/profile.md). Targets are
+// checked here, before any request is sent, and evaluated by analyze from
+// the copy in run.json.
 type Profile struct {
 	Scenarios  map[string]*Scenario `yaml:"scenarios" json:"scenarios"`
 	Classify   []ClassifyRule       `yaml:"classify" json:"classify,omitempty"`
-	Targets    []map[string]any     `yaml:"targets" json:"targets,omitempty"`
+	Targets    []runspec.Target     `yaml:"targets" json:"targets,omitempty"`
 	Acceptance float64              `yaml:"acceptance" json:"acceptance,omitempty"`
 
 	// name is the file the profile came from, for error messages; src its
@@ -53,11 +52,15 @@ type Scenario struct {
 	SpawnRate   float64            `yaml:"spawn_rate" json:"spawn_rate,omitempty"` // users started per second; 0 = all at once
 	Think       Think              `yaml:"think" json:"think"`
 	Mix         map[string]float64 `yaml:"mix" json:"mix,omitempty"`
-	Arrivals    string             `yaml:"arrivals" json:"arrivals,omitempty"` // open mode: poisson (default) or constant
+	Arrivals    string             `yaml:"arrivals" json:"arrivals,omitempty"` // open mode: poisson (default), constant or as_recorded
+	Speed       float64            `yaml:"speed" json:"speed,omitempty"`       // arrivals as_recorded: 2 = twice as fast as recorded; default 1
 	MaxInFlight int                `yaml:"max_in_flight" json:"max_in_flight,omitempty"`
 	Workers     int                `yaml:"workers" json:"workers,omitempty"` // open mode: most requests sent at once; default DefaultOpenWorkers
 	Checks      []Check            `yaml:"checks" json:"checks,omitempty"`
 	Health      string             `yaml:"health" json:"health,omitempty"` // health path; default /health when the capture has it
+	// IncludeFailed keeps the exchanges that failed when recorded in the
+	// scenario's pool; they are then expected to fail the same way.
+	IncludeFailed bool `yaml:"include_failed" json:"include_failed,omitempty"`
 }
 
 // Stage is one step of a scenario: users (closed, sessions) or an arrival
@@ -69,14 +72,8 @@ type Stage struct {
 	Name     string   `yaml:"name" json:"name,omitempty"`
 }
 
-// Think is the pause a virtual user takes after each request. At most one
-// field is set; none means no pause.
-type Think struct {
-	Uniform     []Duration `yaml:"uniform" json:"uniform,omitempty"`         // [min, max]
-	Exponential Duration   `yaml:"exponential" json:"exponential,omitempty"` // mean
-	Constant    Duration   `yaml:"constant" json:"constant,omitempty"`
-	AsRecorded  bool       `yaml:"as_recorded" json:"as_recorded,omitempty"` // the gap the capture shows after the exchange
-}
+// Think is the pause a virtual user takes after each request.
+type Think = runspec.Think
 
 // Check is an assertion on responses of one operation (all when Operation is
 // empty). A response that fails any set field is an `assertion` error.
@@ -119,24 +116,7 @@ type ClassifyRule struct {
 }
 
 // Duration is a time.Duration written as "5m" in YAML and JSON.
-type Duration time.Duration
-
-// UnmarshalYAML accepts Go duration strings ("90s", "5m").
-func (d *Duration) UnmarshalYAML(b []byte) error {
-	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want a duration like 30s or 5m, got %q", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes the duration as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// D returns the time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+type Duration = runspec.Duration
 
 // LoadProfile reads and validates a profile file.
 func LoadProfile(path string) (*Profile, error) {
@@ -200,6 +180,11 @@ func (p *Profile) lineOf(path []string) int {
 	}
 	b := (&yaml.PathBuilder{}).Root()
 	for _, k := range path {
+		var i uint
+		if _, err := fmt.Sscanf(k, "[%d]", &i); err == nil {
+			b = b.Index(i)
+			continue
+		}
 		b = b.Child(k)
 	}
 	n, err := b.Build().FilterFile(f)
@@ -248,7 +233,11 @@ func (p *Profile) validate() error {
 			if st.Duration <= 0 {
 				return p.errAt(sa, "scenario %q stage %d: duration must be > 0", name, i+1)
 			}
-			if s.Mode == ModeOpen {
+			if s.Mode == ModeOpen && s.Arrivals == ArrivalsAsRecorded {
+				if st.Rate != 0 || st.Users != 0 {
+					return p.errAt(sa, "scenario %q stage %d: arrivals as_recorded take their times from the capture: want a duration and no rate or users", name, i+1)
+				}
+			} else if s.Mode == ModeOpen {
 				if st.Rate <= 0 || st.Users != 0 {
 					return p.errAt(sa, "scenario %q stage %d: open mode wants rate > 0 (arrivals per second) and no users", name, i+1)
 				}
@@ -259,10 +248,10 @@ func (p *Profile) validate() error {
 		if s.SpawnRate < 0 {
 			return p.errAt(at("spawn_rate"), "scenario %q: spawn_rate must be >= 0", name)
 		}
-		if err := s.Think.validate(); err != nil {
+		if err := s.Think.Validate(); err != nil {
 			return p.errAt(at("think"), "scenario %q: think: %v", name, err)
 		}
-		if s.Mode != ModeSessions && len(s.Mix) == 0 {
+		if s.Mode != ModeSessions && s.Arrivals != ArrivalsAsRecorded && len(s.Mix) == 0 {
 			return p.errAt(at(), "scenario %q: %s mode needs a mix of operation weights", name, s.Mode)
 		}
 		for _, op := range sortedKeys(s.Mix) {
@@ -274,8 +263,18 @@ func (p *Profile) validate() error {
 		case "":
 			s.Arrivals = "poisson"
 		case "poisson", "constant":
+		case ArrivalsAsRecorded:
+			if s.Mode != ModeOpen {
+				return p.errAt(at("arrivals"), "scenario %q: arrivals as_recorded is for open mode", name)
+			}
 		default:
-			return p.errAt(at("arrivals"), "scenario %q: arrivals %q, want poisson or constant", name, s.Arrivals)
+			return p.errAt(at("arrivals"), "scenario %q: arrivals %q, want poisson, constant or as_recorded", name, s.Arrivals)
+		}
+		if s.Speed < 0 || (s.Speed != 0 && s.Arrivals != ArrivalsAsRecorded) {
+			return p.errAt(at("speed"), "scenario %q: speed %v, want > 0 with arrivals as_recorded (2 = twice as fast)", name, s.Speed)
+		}
+		if s.Arrivals == ArrivalsAsRecorded && s.Speed == 0 {
+			s.Speed = 1
 		}
 		if s.Workers < 0 {
 			return p.errAt(at("workers"), "scenario %q: workers must be >= 0", name)
@@ -305,54 +304,59 @@ func (p *Profile) validate() error {
 			return p.errAt([]string{"classify"}, "classify rule %d: %v", i+1, err)
 		}
 	}
-	if p.Acceptance < 0 || p.Acceptance > 1 {
-		return p.errAt([]string{"acceptance"}, "acceptance %v, want a fraction in (0, 1]", p.Acceptance)
+	if err := runspec.ValidAcceptance(p.Acceptance); err != nil {
+		return p.errAt([]string{"acceptance"}, "%v", err)
 	}
-	// Targets are analyze's to evaluate, but a misspelt key or scenario is
-	// caught here, before the run rather than after it: `op: rag.index`
-	// would otherwise judge every operation.
+	return p.checkTargets()
+}
+
+// checkTargets refuses, with its line, a target that analyze could not
+// judge or would judge wrongly: targets are evaluated after the whole load
+// ran, so a misspelt metric, a negative bound or `op: rag.index` (ignored,
+// it would judge every operation) must stop the run before it starts.
+func (p *Profile) checkTargets() error {
+	kinds := map[string]bool{}
+	for _, k := range runspec.BuiltinKinds {
+		kinds[k] = true
+	}
+	for _, r := range p.Classify {
+		kinds[r.Kind] = true
+	}
 	for i, t := range p.Targets {
-		for k := range t {
-			if !targetKeys[k] {
-				return p.errAt([]string{"targets"}, "target %d: unknown key %q (want scenario, metric, operation, users, stage, error_kind, max or min)", i+1, k)
-			}
+		at := []string{"targets", fmt.Sprintf("[%d]", i)}
+		if err := t.Validate(); err != nil {
+			return p.errAt(at, "target %d: %v", i+1, err)
 		}
-		if sc, _ := t["scenario"].(string); p.Scenarios[sc] == nil {
-			return p.errAt([]string{"targets"}, "target %d: scenario %v is not in the profile (want one of %s)", i+1, t["scenario"], strings.Join(p.ScenarioNames(), ", "))
+		sc := p.Scenarios[t.Scenario]
+		if sc == nil {
+			return p.errAt(append(at, "scenario"), "target %d: scenario %q is not in the profile (want one of %s)", i+1, t.Scenario, strings.Join(p.ScenarioNames(), ", "))
+		}
+		if t.ErrorKind != "" && !kinds[t.ErrorKind] {
+			return p.errAt(append(at, "error_kind"), "target %d: error_kind %q is neither a kind replay assigns (%s) nor one a classify rule gives", i+1, t.ErrorKind, strings.Join(runspec.BuiltinKinds, ", "))
+		}
+		if op := t.Operation; op != "" && op != runspec.AllOps && sc.Mode != ModeSessions {
+			if _, ok := sc.Mix[op]; !ok {
+				return p.errAt(append(at, "operation"), "target %d: operation %q is not in scenario %q's mix (want all or one of %s)", i+1, op, t.Scenario, strings.Join(sortedKeys(sc.Mix), ", "))
+			}
 		}
 	}
 	return nil
 }
 
-// targetKeys are the keys of a target (analyze.TargetSpec).
-var targetKeys = map[string]bool{"scenario": true, "metric": true, "operation": true, "users": true,
-	"stage": true, "error_kind": true, "max": true, "min": true}
-
-func (t Think) validate() error {
-	set := 0
-	if len(t.Uniform) > 0 {
-		set++
-		if len(t.Uniform) != 2 || t.Uniform[0] < 0 || t.Uniform[1] < t.Uniform[0] {
-			return errors.New("uniform wants [min, max] with 0 <= min <= max")
+// CheckTargetOperations refuses a target whose operation the capture does
+// not hold for its scenario's service; ops lists a service's operations.
+// A sessions-mode scenario sends what its sessions recorded, so only the
+// capture can say which operations it has.
+func (p *Profile) CheckTargetOperations(ops func(service string) []string) error {
+	for i, t := range p.Targets {
+		sc := p.Scenarios[t.Scenario]
+		if sc == nil || t.Operation == "" || t.Operation == runspec.AllOps || sc.Mode != ModeSessions {
+			continue
 		}
-	}
-	if t.Exponential != 0 {
-		set++
-		if t.Exponential < 0 {
-			return errors.New("exponential mean must be > 0")
+		have := ops(sc.Service)
+		if !slices.Contains(have, t.Operation) {
+			return badInput(p.errAt([]string{"targets", fmt.Sprintf("[%d]", i), "operation"}, "target %d: operation %q is not in the capture of service %q (want all or one of %s)", i+1, t.Operation, sc.Service, strings.Join(have, ", ")))
 		}
-	}
-	if t.Constant != 0 {
-		set++
-		if t.Constant < 0 {
-			return errors.New("constant must be >= 0")
-		}
-	}
-	if t.AsRecorded {
-		set++
-	}
-	if set > 1 {
-		return errors.New("set only one of uniform, exponential, constant, as_recorded")
 	}
 	return nil
 }
@@ -418,14 +422,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-// MarshalYAML-free round trip: the profile goes into run.json as JSON.
-func (p *Profile) jsonValue() json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	if err := enc.Encode(p); err != nil {
-		return json.RawMessage("null")
-	}
-	return bytes.TrimSpace(buf.Bytes())
 }

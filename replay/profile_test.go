@@ -47,6 +47,7 @@ func TestSeedPlanProfileParses(t *testing.T) {
 
 func TestParseProfileErrors(t *testing.T) {
 	t.Parallel()
+	const tp = "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n"
 	cases := []struct {
 		name, yaml, want string
 	}{
@@ -60,8 +61,20 @@ func TestParseProfileErrors(t *testing.T) {
 		{"two thinks", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    think: {constant: 1s, exponential: 2s}\n    mix: {a: 1}\n", "only one"},
 		{"no mix", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n", "mix"},
 		{"no scenarios", "classify: []\n", "no scenarios"},
-		{"misspelt target key", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n  - {scenario: g, metric: p95, op: a, max: 1s}\n", `target 1: unknown key "op"`},
-		{"target of no scenario", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n  - {scenario: gg, metric: p95, max: 1s}\n", "scenario gg is not in the profile"},
+		{"misspelt target key", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n  - {scenario: g, metric: p95, op: a, max: 1s}\n", `unknown field "op"`},
+		{"target of no scenario", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\ntargets:\n  - {scenario: gg, metric: p95, max: 1s}\n", `scenario "gg" is not in the profile`},
+		{"unknown target metric", tp + "  - {scenario: g, metric: p96, max: 1s}\n", `unknown target metric "p96"`},
+		{"negative bound", tp + "  - {scenario: g, metric: p95, max: -1s}\n", "a bound of 0 or more"},
+		{"latency bound in percent", tp + "  - {scenario: g, metric: p95, max: 5%}\n", "want a duration"},
+		{"error rate over 100", tp + "  - {scenario: g, metric: error_rate, max: 120%}\n", "from 0% to 100%"},
+		{"two bounds", tp + "  - {scenario: g, metric: rps, min: 1, max: 3}\n", "exactly one of max and min"},
+		{"no bound", tp + "  - {scenario: g, metric: rps}\n", "exactly one of max and min"},
+		{"bound not a scalar", tp + "  - {scenario: g, metric: rps, min: [1]}\n", "want a number or a string"},
+		{"operation not in mix", tp + "  - {scenario: g, metric: p95, operation: b, max: 1s}\n", `operation "b" is not in scenario "g"'s mix`},
+		{"error kind nobody assigns", tp + "  - {scenario: g, metric: count, error_kind: db_conection, max: 0}\n", `error_kind "db_conection"`},
+		{"error kind on a latency", tp + "  - {scenario: g, metric: p95, error_kind: timeout, max: 1s}\n", "error_kind applies to error_rate and count"},
+		{"negative acceptance", tp + "  - {scenario: g, metric: p95, max: 1s}\nacceptance: -3\n", "(0, 1]"},
+		{"acceptance over 1", tp + "  - {scenario: g, metric: p95, max: 1s}\nacceptance: 80\n", "(0, 1]"},
 		{"classify without kind", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\nclassify:\n  - {body: x}\n", "kind"},
 	}
 	for _, c := range cases {

@@ -3,89 +3,78 @@ package replay
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"time"
 
 	"github.com/loadtape/loadtape/monitor"
+	"github.com/loadtape/loadtape/runspec"
 	"github.com/shirou/gopsutil/v4/mem"
 )
 
-// runJSON is run.json: what the analyser reads beside the result and sample
-// files. Keep the keys: analyze depends on them.
-type runJSON struct {
-	ID          string            `json:"id"`
-	Started     string            `json:"started"` // RFC3339
-	Ended       string            `json:"ended"`
-	Interrupted bool              `json:"interrupted"`
-	TimeScale   float64           `json:"time_scale"`
-	Seed        int64             `json:"seed"`
-	Shard       string            `json:"shard"` // "I/N"
-	Versions    map[string]string `json:"versions"`
-	Host        map[string]any    `json:"host"`
-	Targets     map[string]string `json:"targets"`
-	Profile     json.RawMessage   `json:"profile"`
-	Scenarios   []string          `json:"scenarios"` // the ones this run ran
-	Stages      []stageJSON       `json:"stages"`
-	Monitor     []monitorJSON     `json:"monitor"`
-	Requests    int64             `json:"requests"`
-	Errors      int64             `json:"errors"`
-}
-
-type stageJSON struct {
-	Scenario string  `json:"scenario"`
-	Stage    int     `json:"stage"`
-	Name     string  `json:"name"`
-	Users    int     `json:"users"`
-	Rate     float64 `json:"rate"`
-	Start    string  `json:"start"` // RFC3339Nano
-	End      string  `json:"end"`
-}
-
-type monitorJSON struct {
-	Source  string `json:"source"`
-	URL     string `json:"url,omitempty"`
-	Service string `json:"service,omitempty"` // the service whose target shares the scrape's host:port
-}
-
+// writeRunJSON writes run.json (runspec.Run, described in
+// runspec/RUNFILE.md): what the analyser reads beside the result and
+// sample files.
 func writeRunJSON(p *plan, rp *runState, info *RunInfo, sources []monitor.SourceInfo) error {
-	rj := runJSON{
+	rj := runspec.Run{
 		ID: info.ID, Started: info.Started.UTC().Format(time.RFC3339), Ended: info.Ended.UTC().Format(time.RFC3339),
-		Interrupted: info.Interrupted, TimeScale: p.scale, Seed: p.opts.Seed,
+		Interrupted: info.Interrupted, EndedBy: info.EndedBy, EndReason: info.EndReason, TimeScale: p.scale, Seed: p.opts.Seed,
 		Shard:    fmt.Sprintf("%d/%d", p.shard.i, p.shard.n),
 		Versions: versions(p.opts.Version), Host: hostInfo(),
-		Targets: map[string]string{}, Profile: p.profile.jsonValue(), Scenarios: p.scenarios,
-		Stages: []stageJSON{}, Monitor: []monitorJSON{}, Requests: info.Requests, Errors: info.Errors,
+		Targets: map[string]string{}, Profile: p.profile.record(), Scenarios: p.scenarios,
+		Stages: []runspec.Stage{}, Monitor: []runspec.Monitor{}, Requests: info.Requests, Errors: info.Errors,
+		LeftOut: p.pool.LeftOutFor(p.profile, p.scenarios),
 	}
 	for svc, t := range p.targets {
 		rj.Targets[svc] = t.base.String()
 	}
 	for _, s := range info.Stages {
-		rj.Stages = append(rj.Stages, stageJSON{Scenario: s.Scenario, Stage: s.Stage, Name: s.Name, Users: s.Users, Rate: s.Rate,
+		rj.Stages = append(rj.Stages, runspec.Stage{Scenario: s.Scenario, Stage: s.Stage, Name: s.Name, Users: s.Users, Rate: s.Rate,
 			Start: s.Start.UTC().Format(time.RFC3339Nano), End: s.End.UTC().Format(time.RFC3339Nano)})
 	}
 	for _, src := range sources {
-		m := monitorJSON{Source: src.Source, URL: src.URL}
+		m := runspec.Monitor{Source: src.Source, URL: src.URL}
 		if src.HostPort != "" {
 			for svc, t := range p.targets {
-				if hostPort(t) == src.HostPort {
+				if runspec.HostPortOf(t.base) == src.HostPort {
 					m.Service = svc
 				}
 			}
 		}
 		rj.Monitor = append(rj.Monitor, m)
 	}
-	b, err := json.MarshalIndent(rj, "", "  ")
+	return rj.Write(info.Dir)
+}
+
+// record is the profile as run.json holds it: every field, defaults
+// filled in; checks and classify rules as their JSON.
+func (p *Profile) record() runspec.Profile {
+	out := runspec.Profile{Scenarios: map[string]runspec.Scenario{}, Targets: p.Targets, Acceptance: p.Acceptance}
+	if len(p.Classify) > 0 {
+		out.Classify = rawJSON(p.Classify)
+	}
+	for name, s := range p.Scenarios {
+		think := s.Think
+		rs := runspec.Scenario{Service: s.Service, Mode: s.Mode, SpawnRate: s.SpawnRate, Think: &think, Mix: s.Mix,
+			Arrivals: s.Arrivals, MaxInFlight: s.MaxInFlight, Workers: s.Workers, Health: s.Health, IncludeFailed: s.IncludeFailed,
+			Stages: make([]runspec.ProfileStage, len(s.Stages))}
+		for i, st := range s.Stages {
+			rs.Stages[i] = runspec.ProfileStage{Users: st.Users, Rate: st.Rate, Duration: st.Duration, Name: st.Name}
+		}
+		if len(s.Checks) > 0 {
+			rs.Checks = rawJSON(s.Checks)
+		}
+		out.Scenarios[name] = rs
+	}
+	return out
+}
+
+func rawJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("run.json: %w", err)
+		return nil
 	}
-	path := filepath.Join(info.Dir, "run.json")
-	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("run.json: %w", err)
-	}
-	return os.Rename(path+".tmp", path)
+	return b
 }
 
 func versions(loadtape string) map[string]string {
