@@ -64,7 +64,7 @@ type stageAcc struct {
 	lastNS     int64
 	ops        map[string]*opAcc
 	trimmed    int64
-	busyNS     float64 // Σ durations of rows started in the window (Little's law)
+	busyNS     float64 // Σ of the time requests ran inside the window, whenever they started (Little's law)
 	iterations int64
 	vuLast     map[int32]int64
 	activeSum  float64
@@ -90,6 +90,7 @@ type collector struct {
 	runStart int64
 	stages   map[stageKey]*stageAcc
 	order    []stageKey
+	byScen   map[string][]*stageAcc // each scenario's stages, in run.json's order
 	timeline map[string]map[int64]*timeBucket
 	rng      *rand.Rand
 	runIDs   map[string]bool
@@ -102,6 +103,7 @@ func newCollector(info *RunInfo, warm WarmUp) *collector {
 	c := &collector{
 		info: info, warm: warm,
 		stages:   map[stageKey]*stageAcc{},
+		byScen:   map[string][]*stageAcc{},
 		timeline: map[string]map[int64]*timeBucket{},
 		rng:      rand.New(rand.NewPCG(1, 2)),
 		runIDs:   map[string]bool{},
@@ -130,6 +132,7 @@ func newCollector(info *RunInfo, warm WarmUp) *collector {
 		k := stageKey{s.Scenario, int32(s.Stage)}
 		c.stages[k] = acc
 		c.order = append(c.order, k)
+		c.byScen[s.Scenario] = append(c.byScen[s.Scenario], acc)
 	}
 	return c
 }
@@ -167,6 +170,9 @@ func (c *collector) add(r *captures.Result) bool {
 	if failed {
 		raw[r.ErrorKind]++
 	}
+	if r.ErrorKind != captures.ErrDropped && r.StartNS > 0 {
+		c.addBusy(r)
+	}
 	if t < st.ws || t >= st.we {
 		st.trimmed++
 		return true
@@ -180,13 +186,11 @@ func (c *collector) add(r *captures.Result) bool {
 		// In flight when the stage ended: it occupied its user, so it
 		// counts for Little's law, but it has no outcome.
 		op.cutOff++
-		st.busyNS += float64(r.DurationNS)
 		st.countIteration(r)
 		return true
 	}
 	op.count++
 	if r.ErrorKind != captures.ErrDropped {
-		st.busyNS += float64(r.DurationNS)
 		st.countIteration(r)
 		if r.StartNS > 0 && r.IntendedNS > 0 {
 			op.lag = append(op.lag, max(0, r.StartNS-r.IntendedNS))
@@ -234,6 +238,22 @@ func (c *collector) add(r *captures.Result) bool {
 		st.bucketN[b]++
 	}
 	return true
+}
+
+// addBusy adds the time a request ran inside each measured window of its
+// scenario: a request started in the warm-up, or in the stage before, keeps
+// its user busy in this window too, and one still running at the window's
+// end counts up to the end. Counting whole durations of the requests
+// started in the window instead would miss the users waiting in a queue
+// of the target across the window's start, and blame the load generator
+// for them.
+func (c *collector) addBusy(r *captures.Result) {
+	s, e := r.StartNS, r.StartNS+max(r.DurationNS, 0)
+	for _, st := range c.byScen[r.Scenario] {
+		if lo, hi := max(s, st.ws), min(e, st.we); hi > lo {
+			st.busyNS += float64(hi - lo)
+		}
+	}
 }
 
 // countIteration counts distinct (user, iteration) pairs: think time comes

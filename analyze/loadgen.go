@@ -29,18 +29,22 @@ func (t stageTrust) ok() bool { return t.lagP99MS == 0 && t.little == nil }
 func (t stageTrust) why() string {
 	var why []string
 	if t.lagP99MS > 0 {
-		why = append(why, fmt.Sprintf("send lag p99 %.1f ms", t.lagP99MS))
+		why = append(why, fmt.Sprintf("requests sent late: send lag p99 %.1f ms", t.lagP99MS))
 	}
 	if l := t.little; l != nil {
-		why = append(why, fmt.Sprintf("Little's law: %.1f users busy by X·(R+Z) against %.1f running (%.0f %% off)", l.predicted, l.n, l.offPct))
+		why = append(why, fmt.Sprintf("users idle outside their requests and think times: %.1f users busy by Little's law X·(R+Z) against %.1f running (%.0f %% off)", l.predicted, l.n, l.offPct))
 	}
 	return strings.Join(why, "; ")
 }
 
-// judgeTrust is the trust step: per stage, the replayer fell behind (send
-// lag p99 over 10 ms) or the users were not all busy as intended (Little's
-// law N = X·(R+Z) off by more than 10 %). Those stages are marked
-// untrustworthy; the capacity findings name them.
+// judgeTrust is the trust step, which judges the load generator by its own
+// records: per stage, it sent requests late (send lag p99 over 10 ms), or
+// its users were neither in a request nor thinking for a share of the time
+// (Little's law N = X·(R+Z) off by more than 10 %, with R the time requests
+// ran inside the window: a request waiting in the target across the
+// window's start or end keeps its user busy, so a queue in the target never
+// counts against the generator). Those stages are marked untrustworthy; the
+// capacity findings name them.
 func judgeTrust(sc *scenarioCtx) []stageTrust {
 	out := make([]stageTrust, len(sc.stages))
 	for i, st := range sc.stages {

@@ -45,6 +45,19 @@ type Model struct {
 	// from the service's own /metrics instead of NVML, as the demo's
 	// simulated gateway does.
 	PromGPU bool
+	// Lane, when set, sends a share of the requests to a narrower server
+	// of their own with its own queue, as operation Lane.Operation.
+	Lane *Lane
+}
+
+// Lane is a second, narrower server inside the target that a share of
+// the requests queue for: a tail lane, or one operation serialized while
+// the others scale.
+type Lane struct {
+	Share     float64
+	Servers   int
+	Service   func(r *rand.Rand) time.Duration
+	Operation string
 }
 
 // URL is the base URL run.json gives the model's service: a port of its
@@ -85,6 +98,7 @@ type event struct {
 }
 
 type request struct {
+	lane         bool
 	user, iter   int
 	intended     int64
 	start        int64
@@ -215,8 +229,12 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 			if m.Lag != nil {
 				lag = int64(m.Lag(users))
 			}
+			op := "op"
+			if req.lane {
+				op = m.Lane.Operation
+			}
 			rows = append(rows, captures.Result{Run: info.ID, Scenario: m.Name, Stage: int32(si + 1), StageUsers: int32(users),
-				VU: int32(req.user), Iteration: int64(req.iter), Operation: "op", Service: service,
+				VU: int32(req.user), Iteration: int64(req.iter), Operation: op, Service: service,
 				IntendedNS: req.intended, StartNS: req.start + lag, DurationNS: t - req.start, TTFBNS: (t - req.start) / 2,
 				Status: 200, ErrorKind: kind, Error: text, ActiveUsers: int32(users)})
 		}
@@ -225,6 +243,13 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 			inService[req] = true
 			d := int64(m.Service(rng, busy+len(queue), users))
 			heap.Push(&q, event{t: t + d, kind: 1, req: req})
+		}
+		laneBusy := 0
+		var laneQueue []*request
+		startLane := func(req *request, t int64) {
+			laneBusy++
+			inService[req] = true
+			heap.Push(&q, event{t: t + int64(m.Lane.Service(rng)), kind: 1, req: req})
 		}
 		for q.Len() > 0 {
 			e := heap.Pop(&q).(event)
@@ -235,6 +260,16 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 			case 0:
 				req := &request{user: e.user, iter: iter[e.user], intended: e.t, start: e.t}
 				iter[e.user]++
+				if m.Lane != nil && rng.Float64() < m.Lane.Share {
+					req.lane = true
+					if laneBusy < m.Lane.Servers {
+						startLane(req, e.t)
+					} else {
+						req.queued = true
+						laneQueue = append(laneQueue, req)
+					}
+					continue
+				}
 				if busy < m.Servers {
 					startService(req, e.t)
 				} else {
@@ -245,6 +280,19 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 					}
 				}
 			case 1:
+				if e.req.lane {
+					laneBusy--
+					delete(inService, e.req)
+					emit(e.req, e.t, "", "")
+					heap.Push(&q, event{t: e.t + drawThink(), kind: 0, user: e.req.user})
+					if len(laneQueue) > 0 {
+						next := laneQueue[0]
+						laneQueue = laneQueue[1:]
+						next.queued = false
+						startLane(next, e.t)
+					}
+					continue
+				}
 				busy--
 				delete(inService, e.req)
 				kind, text := "", ""
@@ -298,7 +346,7 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 		for req := range inService {
 			emit(req, end, captures.ErrCutOff, "")
 		}
-		for _, req := range queue {
+		for _, req := range append(queue, laneQueue...) {
 			emit(req, end, captures.ErrCutOff, "")
 		}
 	}
