@@ -9,6 +9,12 @@ import (
 const (
 	serialPEff = 1.6 // effective parallelism under this is one-at-a-time work
 	serialR2   = 0.8 // latency linear in users
+	// A single server's latency grows by its service time per user, so the
+	// one-user latency over the slope estimates its servers c: serialization
+	// needs c near 1. Work that grows faster than the queue (c far under 1)
+	// is not one server.
+	serialMinC = 0.5
+	serialMaxC = 1.6
 )
 
 // The capacity family names what limits a scenario's throughput from the
@@ -18,8 +24,10 @@ const (
 // keeps the most specific one.
 func init() {
 	register(detector{name: "capacity", detect: detectCapacity, kinds: []kindSpec{
-		{kind: KindSerialization, rank: 20, explains: 2, namesCause: true},
-		{kind: KindRetrograde, rank: 50, explains: 3},
+		// A curve that falls is retrograde even where it also looks like
+		// one request at a time: a single server's throughput stays.
+		{kind: KindRetrograde, rank: 50, explains: 2},
+		{kind: KindSerialization, rank: 20, explains: 3, namesCause: true},
 		{kind: KindThroughputPlateau, rank: 70, explains: 4},
 	}})
 }
@@ -68,19 +76,30 @@ func (sc *scenarioCtx) capEvidence() *CapacityEvidence {
 	return ev
 }
 
-// detectSerialization: latency linear in users, throughput flat, and the
-// peak throughput times the one-user latency (effective parallelism) ≈ 1.
+// detectSerialization: latency linear in users, throughput flat (not
+// fallen 15 % or more from its peak: that is retrograde), the peak
+// throughput times the one-user latency (effective parallelism) ≈ 1, and
+// the servers the latency slope implies ≈ 1.
 func detectSerialization(sc *scenarioCtx) *Finding {
 	c := sc.curve.cap
 	if !c.plateau || c.pEff > serialPEff || c.r2 < serialR2 || c.slope <= 0 {
 		return nil
 	}
-	top := sc.curve.clean[len(sc.curve.clean)-1]
+	top, peak := sc.curve.clean[len(sc.curve.clean)-1], sc.curve.clean[c.peak]
+	if top.X <= retrogradeDrop*peak.X {
+		return nil
+	}
+	servers := sc.curve.clean[0].RMS / c.slope
+	if servers < serialMinC || servers > serialMaxC {
+		return nil
+	}
+	ev := sc.capEvidence()
+	ev.ServersFromSlope = ptr(servers)
 	return &Finding{Kind: KindSerialization, Scenario: sc.name, Operation: AllOps, Severity: sc.severity(),
 		Summary: fmt.Sprintf("%s handles one request at a time: latency grows linearly with users (%.0f ms per user, R² %.2f) while throughput stays at %.1f req/s from %g users (effective parallelism %.2f).",
 			sc.name, c.slope, c.r2, top.X, sc.kneeUsers(), c.pEff) + sc.caveat(),
 		Action:   "Find the lock, single worker or single-threaded executor the requests queue on and let requests run concurrently (a worker pool, async handlers, or more replicas).",
-		Evidence: sc.capEvidence()}
+		Evidence: ev}
 }
 
 // detectRetrograde: throughput falls as users grow, with a USL coherency

@@ -118,6 +118,7 @@ func queueingCases() []modelCase {
 		{"a single worker serializes", serialized, []string{"serialization/mcp"}},
 		{"a pool with a wait timeout runs out", pool, []string{"pool_exhaustion/rag"}},
 		{"a server whose work grows with concurrency is retrograde", retrograde, []string{"retrograde/retro"}},
+		{"throughput that falls from its peak is retrograde, not serialization, however small the one-user latency", quadratic, []string{"retrograde/quad"}},
 		{"a batching server on a busy GPU saturates it", gpuBound, []string{"gpu_saturation/gateway"}},
 		{"a CPU-bound server with its GPU at 25 % plateaus, not GPU saturation", cpuBound, []string{"throughput_plateau/gateway"}},
 		{"CUDA out-of-memory errors are GPU memory pressure", oom, []string{"gpu_memory_pressure/gateway"}},

@@ -22,6 +22,7 @@ type CapacityEvidence struct {
 	LatencySlope           float64            `json:"latency_slope_ms_per_user"`
 	LatencyR2              float64            `json:"latency_r2"`
 	EffectiveParallelism   float64            `json:"effective_parallelism"`
+	ServersFromSlope       *float64           `json:"servers_from_slope,omitempty"` // one-user latency over the latency slope: 1 for a single server
 	LatencyGrowth          float64            `json:"latency_growth"`
 	KneeUsers              *float64           `json:"knee_users,omitempty"`
 	UntrustworthyUsers     []float64          `json:"untrustworthy_users,omitempty"`

@@ -13,6 +13,7 @@ var (
 	serialized = analyzetest.Serialized
 	pool       = analyzetest.Pool
 	retrograde = analyzetest.Retrograde
+	quadratic  = analyzetest.Quadratic
 	healthy    = analyzetest.Healthy
 	gpuBound   = analyzetest.GPUBound
 	cpuBound   = analyzetest.CPUBound

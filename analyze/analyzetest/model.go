@@ -375,6 +375,14 @@ var (
 		Service: func(r *rand.Rand, n, _ int) time.Duration {
 			return time.Duration(float64(50*time.Millisecond) * (1 + 0.08*float64(n-1)) * (0.9 + 0.2*r.Float64()))
 		}}
+	// Quadratic is a server whose work per request grows with the square
+	// of the requests in it: throughput peaks at 4 users and falls to a
+	// quarter of it while latency grows over 100×, and the one-user
+	// latency is small enough that peak throughput times it stays near 1.
+	Quadratic = Model{Name: "quad", Users: []int{1, 4, 8, 16, 32}, Servers: 1000, Think: 10 * time.Millisecond,
+		Service: func(r *rand.Rand, n, _ int) time.Duration {
+			return time.Duration(float64(4*time.Millisecond) * (1 + 0.15*float64(n*n)) * (0.9 + 0.2*r.Float64()))
+		}}
 	// Healthy is a wide server: no queueing at any load tried.
 	Healthy = Model{Name: "gateway", Users: []int{1, 5, 10, 20}, Servers: 1000, Think: 200 * time.Millisecond,
 		Service: Around(40*time.Millisecond, 10*time.Millisecond)}
