@@ -23,6 +23,12 @@ type recordFlags struct {
 	rules        string
 	keepSecrets  bool
 	drainTimeout time.Duration
+
+	forwardAllow     []string
+	forwardAuth      string
+	forwardTo        []string
+	firstByteTimeout time.Duration
+	idleTimeout      time.Duration
 }
 
 func init() {
@@ -55,6 +61,11 @@ in-flight exchanges finish (up to --drain-timeout) and closes the capture.`,
 	fl.StringVar(&f.rules, "rules", "", "YAML rules: service, operation and session matchers, extra redactions")
 	fl.BoolVar(&f.keepSecrets, "keep-secrets", false, "store credentials as they are instead of redacted:<hash>")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long Ctrl-C lets in-flight exchanges finish")
+	fl.StringSliceVar(&f.forwardAllow, "forward-allow", nil, "with --forward: client addresses that may use it (CIDR,...); needed, or --forward-auth, beyond loopback")
+	fl.StringVar(&f.forwardAuth, "forward-auth", "", "with --forward: require Basic proxy authentication as USER:PASS")
+	fl.StringSliceVar(&f.forwardTo, "forward-to", nil, "with --forward: the only destinations allowed (HOST:PORT,...), CONNECT included")
+	fl.DurationVar(&f.firstByteTimeout, "first-byte-timeout", proxy.DefaultFirstByteTimeout, "longest wait for an upstream's response headers before the client gets 504 (0: none)")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "longest silence between an upstream's body bytes before the response is broken off (0: none)")
 	_ = cmd.MarkFlagRequired("out")
 	rootCmd.AddCommand(cmd)
 }
@@ -87,6 +98,9 @@ func runRecord(ctx context.Context, f recordFlags) error {
 	if f.roll <= 0 || f.drainTimeout <= 0 {
 		return badInput(fmt.Errorf("record: --roll and --drain-timeout must be positive"))
 	}
+	if err := forwardPolicy(&opts, f); err != nil {
+		return badInput(err)
+	}
 	if f.rules != "" {
 		if opts.Rules, err = proxy.LoadRules(f.rules); err != nil {
 			return badInput(err)
@@ -116,6 +130,33 @@ func runRecord(ctx context.Context, f recordFlags) error {
 	fmt.Fprintf(os.Stderr, "record: stopping; draining for up to %s (Ctrl-C again to quit at once)\n", f.drainTimeout)
 	if _, err := rec.Shutdown(context.Background()); err != nil {
 		return err
+	}
+	return nil
+}
+
+// forwardPolicy fills the forward proxy's policy and the upstream timeouts
+// from the flags (a zero timeout means none).
+func forwardPolicy(opts *proxy.Options, f recordFlags) error {
+	if f.forward == "" && (len(f.forwardAllow) > 0 || f.forwardAuth != "" || len(f.forwardTo) > 0) {
+		return fmt.Errorf("record: --forward-allow, --forward-auth and --forward-to need --forward")
+	}
+	var err error
+	if opts.ForwardAllow, err = proxy.ParseCIDRs(f.forwardAllow); err != nil {
+		return fmt.Errorf("--forward-allow: %w", err)
+	}
+	if opts.ForwardTo, err = proxy.ParseDestinations(f.forwardTo); err != nil {
+		return fmt.Errorf("--forward-to: %w", err)
+	}
+	opts.ForwardAuth = f.forwardAuth
+	if f.firstByteTimeout < 0 || f.idleTimeout < 0 {
+		return fmt.Errorf("record: --first-byte-timeout and --idle-timeout must not be negative")
+	}
+	opts.FirstByteTimeout, opts.IdleTimeout = f.firstByteTimeout, f.idleTimeout
+	if f.firstByteTimeout == 0 {
+		opts.FirstByteTimeout = -1
+	}
+	if f.idleTimeout == 0 {
+		opts.IdleTimeout = -1
 	}
 	return nil
 }

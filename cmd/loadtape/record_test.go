@@ -37,6 +37,10 @@ func TestRecordBadInput(t *testing.T) {
 		{"unreadable rules", recordFlags{routes: []string{ok}, rules: "/nonexistent/rules.yaml"}, "/nonexistent/rules.yaml"},
 		{"bad rules", recordFlags{routes: []string{ok}, rules: badRules}, "methd"},
 		{"bad size", recordFlags{routes: []string{ok}, maxBody: "lots"}, "--max-body"},
+		{"open forward proxy", recordFlags{forward: "0.0.0.0:0"}, "--forward-allow"},
+		{"bad client range", recordFlags{forward: "127.0.0.1:0", forwardAllow: []string{"10.0.0.0/33"}}, "--forward-allow"},
+		{"bad destination", recordFlags{forward: "127.0.0.1:0", forwardTo: []string{"example.com"}}, "--forward-to"},
+		{"policy without forward", recordFlags{routes: []string{ok}, forwardAuth: "u:p"}, "need --forward"},
 	}
 	for _, c := range cases {
 		f := c.f
