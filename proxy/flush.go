@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // flushWriter flushes after every write of a response without a
@@ -29,6 +30,17 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 		f.Flush()
 	}
 	return n, err
+}
+
+// WriteHeader sends an event stream's headers at once: a server holding a
+// stream open with nothing to say yet (an MCP server's standalone GET
+// stream) would otherwise keep a client that waits for the headers waiting
+// until its first event.
+func (f *flushWriter) WriteHeader(code int) {
+	f.ResponseWriter.WriteHeader(code)
+	if strings.HasPrefix(f.Header().Get("Content-Type"), "text/event-stream") {
+		f.Flush()
+	}
 }
 
 func (f *flushWriter) Flush() {

@@ -10,20 +10,8 @@ import (
 	"strings"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
-
-// vectorTimeoutText is how Qdrant (and a RAG service passing its error
-// through) words a timeout: "Timeout error: ...", "operation timed out".
-var vectorTimeoutText = regexp.MustCompile(`(?i)timeout|timed out`)
-
-// vectorStoreText tells a vector store's timeout from any other 5xx with
-// "timeout" in it, such as a gateway's own 504.
-var vectorStoreText = regexp.MustCompile(`(?i)qdrant|vector|collection|points`)
-
-// databaseText marks a timeout as the database's, not the vector store's:
-// a RAG service's SQLAlchemy pool ("QueuePool limit ... connection timed
-// out") also answers a rag.* request with a 5xx that says "timed out".
-var databaseText = regexp.MustCompile(`(?i)sqlalchemy|queuepool|database|postgres|psycopg|asyncpg|sqlstate|too many connections`)
 
 // refusalText is how a tool server words a refused path when it answers
 // with a normal result instead of isError.
@@ -31,27 +19,41 @@ var refusalText = regexp.MustCompile(`(?i)denied|not allowed|outside|forbidden|p
 
 // judge sets r.ErrorKind and r.Error from a response that arrived (status,
 // body, protocol), then applies the scenario's checks and the profile's
-// classify rules. probe marks an mcp.sandbox_probe request.
-func judge(r *captures.Result, resp *response, checks []Check, rules []ClassifyRule, probe bool) {
+// classify rules. recorded is the status of the exchange replayed, 0 when
+// the request has none to compare with (a minimal initialize, the
+// initialized notification, a sandbox probe). probe marks an
+// mcp.sandbox_probe request.
+//
+// A response in the recorded status class is as expected, a recorded
+// failure failing again included (include_failed); any other class is a
+// status_mismatch, except a vector store's timeout, which keeps its own
+// kind. Without a recording, 4xx and 5xx are http_4xx and http_5xx.
+func judge(r *captures.Result, resp *response, recorded int32, checks []Check, rules []ClassifyRule, probe bool) {
 	if resp != nil && r.ErrorKind == "" {
+		sameClass := recorded > 0 && int32(resp.status)/100 == recorded/100
+		kind := runspec.ClassifyStatus(r.Operation, resp.status, resp.body)
 		switch {
 		case probe:
 			judgeProbe(r, resp)
-		case isVectorTimeout(r.Operation, resp):
-			r.ErrorKind, r.Error = captures.ErrVectorTimeout, httpError(resp.status, resp.body)
-		case resp.status >= 500:
-			r.ErrorKind, r.Error = captures.ErrHTTP5xx, httpError(resp.status, resp.body)
-		case resp.status >= 400:
-			r.ErrorKind, r.Error = captures.ErrHTTP4xx, httpError(resp.status, resp.body)
+		case sameClass && recorded >= 400:
+			// Failed when recorded and kept with include_failed: failing
+			// the same way is what the recording says to expect.
+		case kind == runspec.ErrVectorTimeout:
+			r.ErrorKind, r.Error = kind, httpError(resp.status, resp.body)
+		case recorded > 0 && !sameClass:
+			r.ErrorKind = runspec.ErrStatusMismatch
+			r.Error = fmt.Sprintf("HTTP %d where the recording had %d: %s", resp.status, recorded, prefix(bytes.TrimSpace(resp.body), errorPrefixLen))
+		case kind != "":
+			r.ErrorKind, r.Error = kind, httpError(resp.status, resp.body)
 		case resp.badJSON != "":
-			r.ErrorKind, r.Error = captures.ErrValidation, resp.badJSON
+			r.ErrorKind, r.Error = runspec.ErrValidation, resp.badJSON
 		case resp.sseError != "":
-			r.ErrorKind, r.Error = captures.ErrValidation, resp.sseError
+			r.ErrorKind, r.Error = runspec.ErrValidation, resp.sseError
 		case resp.wantRPC && resp.status/100 == 2 && resp.rpc == nil:
-			r.ErrorKind, r.Error = captures.ErrValidation, "no JSON-RPC answer to the request: "+prefix(resp.body, errorPrefixLen)
+			r.ErrorKind, r.Error = runspec.ErrValidation, "no JSON-RPC answer to the request: "+prefix(resp.body, errorPrefixLen)
 		default:
 			if msg := rpcError(resp.rpc); msg != "" {
-				r.ErrorKind, r.Error = captures.ErrValidation, msg
+				r.ErrorKind, r.Error = runspec.ErrValidation, msg
 			}
 		}
 		if r.ErrorKind == "" {
@@ -61,14 +63,14 @@ func judge(r *captures.Result, resp *response, checks []Check, rules []ClassifyR
 					continue
 				}
 				if msg := c.fails(resp); msg != "" {
-					r.ErrorKind, r.Error = captures.ErrAssertion, msg
+					r.ErrorKind, r.Error = runspec.ErrAssertion, msg
 					break
 				}
 			}
 		}
 	}
 	switch r.ErrorKind {
-	case "", captures.ErrCutOff, captures.ErrDropped, captures.ErrSandboxViolation:
+	case "", runspec.ErrCutOff, runspec.ErrDropped, runspec.ErrSandboxViolation:
 		return
 	}
 	for i := range rules {
@@ -77,23 +79,6 @@ func judge(r *captures.Result, resp *response, checks []Check, rules []ClassifyR
 			return
 		}
 	}
-}
-
-// isVectorTimeout: a 408, or a 5xx with timeout wording, from a RAG
-// operation or with vector-store wording (Qdrant's errors pass through),
-// unless the text names the database instead.
-func isVectorTimeout(op string, resp *response) bool {
-	if resp.status != 408 && resp.status < 500 {
-		return false
-	}
-	if databaseText.Match(resp.body) && !vectorStoreText.Match(resp.body) {
-		return false
-	}
-	fromStore := strings.HasPrefix(op, "rag.") || vectorStoreText.Match(resp.body)
-	if resp.status == 408 {
-		return fromStore
-	}
-	return fromStore && vectorTimeoutText.Match(resp.body)
 }
 
 // rpcError returns the JSON-RPC error of an MCP answer, "" when none.
@@ -136,7 +121,7 @@ func judgeProbe(r *captures.Result, resp *response) {
 			return
 		}
 	}
-	r.ErrorKind = captures.ErrSandboxViolation
+	r.ErrorKind = runspec.ErrSandboxViolation
 	r.Error = "sandbox probe succeeded: " + prefix(resp.rpc, errorPrefixLen)
 }
 

@@ -95,7 +95,7 @@ func TestErrorKinds(t *testing.T) {
 				o.rpcID = "1"
 			}
 			resp := send(context.Background(), client, 300*time.Millisecond, o, &r)
-			judge(&r, resp, checks, rules, false)
+			judge(&r, resp, 0, checks, rules, false)
 			if r.ErrorKind != c.kind || !strings.Contains(r.Error, c.errHas) {
 				t.Errorf("kind %q error %q, want %q containing %q", r.ErrorKind, r.Error, c.kind, c.errHas)
 			}
@@ -119,7 +119,7 @@ func TestStreamTiming(t *testing.T) {
 	defer srv.Close()
 	var r captures.Result
 	resp := send(context.Background(), &http.Client{Transport: newTransport()}, time.Second, &outgoing{method: "POST", url: srv.URL, header: http.Header{}}, &r)
-	judge(&r, resp, nil, nil, false)
+	judge(&r, resp, 0, nil, nil, false)
 	if r.ErrorKind != "" || len(r.ChunkOffsetsNS) != 5 {
 		t.Fatalf("kind %q offsets %v, want 5 events", r.ErrorKind, r.ChunkOffsetsNS)
 	}

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -20,6 +21,14 @@ type mcpState struct {
 	nextID  int64
 	ids     map[string]string // recorded id JSON → live id JSON
 	ready   bool
+	stream  *heldStream // the standalone GET stream, while it is open
+}
+
+// heldStream is an open standalone GET stream: what the server sends on it
+// is read and dropped until the session ends and the user closes it.
+type heldStream struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the reading goroutine has ended
 }
 
 // defaultInit is sent when the capture holds no initialize to copy.
@@ -97,13 +106,16 @@ func (v *vu) mcpHeaders(x *captures.Exchange) http.Header {
 // each. It copies the capture's initialize when there is one.
 func (v *vu) handshake(st *stageWindow, intended time.Time) (time.Time, bool) {
 	s := v.s
+	v.closeStream()
 	v.mcp = &mcpState{nextID: v.mcpNext()}
 	x := s.sp.mcpInit
 	body := defaultInit
 	var e *entry
+	var recorded int32
 	if x != nil {
 		body = x.ReqBody
 		e = &entry{ex: x}
+		recorded = x.Status
 	} else {
 		x = s.sp.probeOrAny()
 	}
@@ -111,7 +123,7 @@ func (v *vu) handshake(st *stageWindow, intended time.Time) (time.Time, bool) {
 	b, id := v.mcp.rewrite(body)
 	o := &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: b, rpcID: id}
 	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
-	judge(&r, resp, nil, s.rp.profile.Classify, false)
+	judge(&r, resp, recorded, nil, s.rp.profile.Classify, false)
 	ok := r.ErrorKind == ""
 	if ok {
 		v.mcp.session = resp.header.Get("Mcp-Session-Id")
@@ -131,7 +143,7 @@ func (v *vu) handshake(st *stageWindow, intended time.Time) (time.Time, bool) {
 	r = v.base(st, "mcp.notifications/initialized", nil, endOf(&r))
 	o = &outgoing{method: http.MethodPost, url: s.tgt.url(x), header: v.mcpHeaders(x), body: initializedNote}
 	resp = send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
-	judge(&r, resp, nil, s.rp.profile.Classify, false)
+	judge(&r, resp, 0, nil, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	v.mcp.ready = r.ErrorKind == ""
 	return endOf(&r), v.mcp.ready
@@ -177,7 +189,7 @@ func (v *vu) doMCP(st *stageWindow, op string, x *captures.Exchange, body []byte
 		}
 		resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
 		expired := resp != nil && resp.status == http.StatusNotFound && v.mcp.session != ""
-		judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, probe)
+		judge(&r, resp, x.Status, s.sc.Checks, s.rp.profile.Classify, probe)
 		if expired {
 			r.Error = "mcp session expired (404), re-initialising: " + r.Error
 		}
@@ -234,9 +246,73 @@ func (v *vu) endMCP(st *stageWindow, op string, e *entry, intended time.Time) ti
 	h.Del("Content-Type")
 	o := &outgoing{method: http.MethodDelete, url: s.tgt.url(e.ex), header: h}
 	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
-	judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, false)
+	judge(&r, resp, e.ex.Status, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
+	// The client closed its stream with the session (a server that ended
+	// the session has usually closed it already).
+	v.closeStream()
 	v.mcp.ready = false
 	v.mcp.session = ""
 	return endOf(&r)
+}
+
+// openStream replays a client's standalone GET stream on the user's live
+// session (initialising first when needed), with the live session id and
+// protocol version. Its row measures the opening: status and time to the
+// response headers (duration_ns = ttfb_ns), judged against the recording,
+// so a server that answered 405 (no stream offered) is expected to answer
+// 405 again. An opened stream is held, as the client held it, until the
+// session ends (its DELETE, a new initialize) or the user stops; a
+// recorded stream's length says nothing about the server, only about how
+// long the client's session lasted.
+func (v *vu) openStream(st *stageWindow, op string, e *entry, intended time.Time) time.Time {
+	s := v.s
+	if v.mcp == nil || !v.mcp.ready {
+		end, ok := v.handshake(st, intended)
+		if !ok {
+			return end
+		}
+		intended = end
+	}
+	v.closeStream()
+	r := v.base(st, op, e, intended)
+	h := v.mcpHeaders(e.ex)
+	h.Del("Content-Type")
+	h.Set("Accept", "text/event-stream")
+	o := &outgoing{method: http.MethodGet, url: s.tgt.url(e.ex), header: h}
+	ctx, cancel := context.WithCancelCause(v.ctx)
+	resp, body := sendHeld(ctx, cancel, v.ctx, s.rp.client, s.rp.timeout, o, &r)
+	judge(&r, resp, e.ex.Status, s.sc.Checks, s.rp.profile.Classify, false)
+	s.rp.sink.put(&r)
+	if body == nil {
+		cancel(nil)
+		return endOf(&r)
+	}
+	hs := &heldStream{cancel: cancel, done: make(chan struct{})}
+	v.mcp.stream = hs
+	go func() {
+		// Ends when the server ends the stream or the user closes it
+		// (closeStream, or the user's context at its stop).
+		defer close(hs.done)
+		defer body.Close()
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		for {
+			if _, err := body.Read(*bp); err != nil {
+				return
+			}
+		}
+	}()
+	return endOf(&r)
+}
+
+// closeStream closes the user's standalone stream, if one is open, and
+// waits for its reader to end.
+func (v *vu) closeStream() {
+	if v.mcp == nil || v.mcp.stream == nil {
+		return
+	}
+	v.mcp.stream.cancel(nil)
+	<-v.mcp.stream.done
+	v.mcp.stream = nil
 }

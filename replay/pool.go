@@ -3,20 +3,30 @@ package replay
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Pool holds the captured exchanges replay draws from, per service: by
 // operation for closed and open mode, by session for sessions mode. Order is
 // deterministic (start time, then id) so that a seed always picks the same
 // exchanges.
+//
+// Exchanges that failed when recorded (an HTTP error, an upstream failure,
+// a client that gave up) are left out of the default pools: replaying them
+// would only count the recording's failures against the live service. A
+// scenario with include_failed draws from pools that keep them, and they
+// are then expected to fail the same way.
 type Pool struct {
-	services  map[string]*servicePool
-	truncated map[string]int // "service\x00operation" → exchanges left out for a truncated request body
+	services   map[string]*servicePool // without the exchanges that failed when recorded
+	withFailed map[string]*servicePool // with them; the same pool where none failed
+	leftOut    map[string]map[leftOutKey]int
 }
 
 type servicePool struct {
@@ -33,33 +43,138 @@ type servicePool struct {
 type entry struct {
 	ex         *captures.Exchange
 	thinkAfter time.Duration
+	stream     bool // an MCP client's standalone GET stream
 }
+
+// Reasons an exchange is left out of a pool.
+const (
+	reasonUpstream  = "upstream error"
+	reasonAborted   = "client aborted"
+	reasonTruncated = "truncated request body"
+	reasonProbe     = "refused before any session" // an SDK's pre-initialize probe
+)
+
+type leftOutKey struct{ op, reason string }
+
+// LeftOut counts captured exchanges a scenario's pool left out, and why.
+type LeftOut = runspec.LeftOut
 
 // NewPool indexes exchanges. It keeps pointers into xs.
 func NewPool(xs []captures.Exchange) *Pool {
-	p := &Pool{services: map[string]*servicePool{}, truncated: map[string]int{}}
-	bySession := map[string]map[string][]*entry{} // service → session → entries
+	p := &Pool{services: map[string]*servicePool{}, withFailed: map[string]*servicePool{}, leftOut: map[string]map[leftOutKey]int{}}
+	mcpPaths := map[string]map[string]bool{} // service → paths MCP messages were posted to
+	for i := range xs {
+		if x := &xs[i]; x.RPCMethod != "" {
+			if mcpPaths[x.Service] == nil {
+				mcpPaths[x.Service] = map[string]bool{}
+			}
+			mcpPaths[x.Service][x.Path] = true
+		}
+	}
+	ok := map[string][]*entry{}  // service → entries that did not fail when recorded
+	all := map[string][]*entry{} // service → every entry worth sending
+	failed := map[string]bool{}
 	for i := range xs {
 		x := &xs[i]
-		if isRefusedProbe(x) {
-			continue
+		e := &entry{ex: x, stream: isMCPStream(x, mcpPaths[x.Service])}
+		if _, seen := ok[x.Service]; !seen {
+			ok[x.Service], all[x.Service] = nil, nil
 		}
+		reason := failedWhenRecorded(e)
+		switch {
 		// A request body cut at the recorder's --max-body would only be
 		// refused by the target as malformed: it is not load worth sending.
-		if x.ReqTruncated {
-			p.truncated[x.Service+"\x00"+x.Operation]++
+		case x.ReqTruncated:
+			p.leave(x, reasonTruncated)
+			continue
+		case isRefusedProbe(x):
+			p.leave(x, reasonProbe)
+			continue
+		case reason != "":
+			p.leave(x, reason)
+			all[x.Service] = append(all[x.Service], e)
+			failed[x.Service] = true
 			continue
 		}
-		sp := p.services[x.Service]
-		if sp == nil {
-			sp = &servicePool{ops: map[string][]*entry{}}
-			p.services[x.Service] = sp
-			bySession[x.Service] = map[string][]*entry{}
+		ok[x.Service] = append(ok[x.Service], e)
+		all[x.Service] = append(all[x.Service], e)
+	}
+	for svc, es := range ok {
+		p.services[svc] = newServicePool(es)
+		p.withFailed[svc] = p.services[svc]
+		if failed[svc] {
+			// Entries carry the pause to the next exchange of their
+			// session, which differs between the two pools: copy them.
+			cp := make([]*entry, len(all[svc]))
+			for i, e := range all[svc] {
+				c := *e
+				cp[i] = &c
+			}
+			p.withFailed[svc] = newServicePool(cp)
 		}
-		e := &entry{ex: x}
+	}
+	return p
+}
+
+func (p *Pool) leave(x *captures.Exchange, reason string) {
+	m := p.leftOut[x.Service]
+	if m == nil {
+		m = map[leftOutKey]int{}
+		p.leftOut[x.Service] = m
+	}
+	m[leftOutKey{x.Operation, reason}]++
+}
+
+// service is the pool a scenario draws from.
+func (p *Pool) service(name string, includeFailed bool) *servicePool {
+	if includeFailed {
+		return p.withFailed[name]
+	}
+	return p.services[name]
+}
+
+// failedWhenRecorded says why an exchange failed when it was recorded, ""
+// when it did not. An MCP client's standalone GET stream is the exception
+// twice over: the client ends it by going away, and a server without one
+// answers 405, which the client takes as "no stream here".
+func failedWhenRecorded(e *entry) string {
+	x := e.ex
+	switch {
+	case e.stream && (x.Status == http.StatusMethodNotAllowed || x.Status/100 == 2):
+		return ""
+	case x.Status >= 400:
+		return "HTTP " + strconv.Itoa(int(x.Status))
+	case x.Status == 0 || x.Error != "":
+		return reasonUpstream
+	case x.ClientAborted:
+		return reasonAborted
+	}
+	return ""
+}
+
+// isMCPStream recognises the standalone GET stream an MCP client opens on
+// the endpoint it posts its messages to, for the server's own messages.
+func isMCPStream(x *captures.Exchange, mcpPaths map[string]bool) bool {
+	if x.Method != http.MethodGet || !mcpPaths[x.Path] {
+		return false
+	}
+	for _, h := range x.ReqHeaders {
+		if strings.EqualFold(h.Name, "Accept") && strings.Contains(h.Value, "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}
+
+// newServicePool indexes one service's entries by operation and by session.
+func newServicePool(es []*entry) *servicePool {
+	sp := &servicePool{ops: map[string][]*entry{}}
+	bySession := map[string][]*entry{}
+	for _, e := range es {
+		x := e.ex
 		sp.ops[x.Operation] = append(sp.ops[x.Operation], e)
 		sp.count++
-		bySession[x.Service][x.Session] = append(bySession[x.Service][x.Session], e)
+		bySession[x.Session] = append(bySession[x.Session], e)
 		if x.Path == "/health" && sp.health == "" {
 			sp.health = "/health"
 		}
@@ -67,45 +182,74 @@ func NewPool(xs []captures.Exchange) *Pool {
 			sp.mcpInit = x
 		}
 	}
-	for svc, sp := range p.services {
-		for _, es := range sp.ops {
-			sort.Slice(es, func(i, j int) bool { return less(es[i].ex, es[j].ex) })
-		}
-		var gaps []time.Duration
-		for _, es := range bySession[svc] {
-			sort.Slice(es, func(i, j int) bool {
-				if es[i].ex.Seq != es[j].ex.Seq {
-					return es[i].ex.Seq < es[j].ex.Seq
-				}
-				return less(es[i].ex, es[j].ex)
-			})
-			for k := 0; k+1 < len(es); k++ {
-				end := es[k].ex.StartNS + es[k].ex.DurationNS
-				g := time.Duration(es[k+1].ex.StartNS - end)
+	for _, es := range sp.ops {
+		sort.Slice(es, func(i, j int) bool { return less(es[i].ex, es[j].ex) })
+	}
+	var gaps []time.Duration
+	for _, es := range bySession {
+		sort.Slice(es, func(i, j int) bool {
+			if es[i].ex.Seq != es[j].ex.Seq {
+				return es[i].ex.Seq < es[j].ex.Seq
+			}
+			return less(es[i].ex, es[j].ex)
+		})
+		for _, part := range splitSessions(es) {
+			for k := 0; k+1 < len(part); k++ {
+				end := part[k].ex.StartNS + part[k].ex.DurationNS
+				g := time.Duration(part[k+1].ex.StartNS - end)
 				if g < 0 {
 					g = 0
 				}
-				es[k].thinkAfter = g
+				part[k].thinkAfter = g
 				gaps = append(gaps, g)
 			}
-			sp.sessions = append(sp.sessions, es)
+			sp.sessions = append(sp.sessions, part)
 		}
-		// The last exchange of a session has no recorded pause after it: give
-		// it the median pause of the service so as_recorded stays realistic.
-		med := median(gaps)
-		for _, es := range sp.sessions {
-			es[len(es)-1].thinkAfter = med
-		}
-		sort.Slice(sp.sessions, func(i, j int) bool { return less(sp.sessions[i][0].ex, sp.sessions[j][0].ex) })
-		sp.probe = findProbeTemplate(sp)
 	}
-	return p
+	// The last exchange of a session has no recorded pause after it: give
+	// it the median pause of the service so as_recorded stays realistic.
+	med := median(gaps)
+	for _, es := range sp.sessions {
+		es[len(es)-1].thinkAfter = med
+	}
+	sort.Slice(sp.sessions, func(i, j int) bool { return less(sp.sessions[i][0].ex, sp.sessions[j][0].ex) })
+	sp.probe = findProbeTemplate(sp)
+	return sp
+}
+
+// splitSessions cuts a recorded session before each MCP initialize when the
+// server issued no session id: the recorder then keys the session by the
+// client's credentials or address, so several client runs against a
+// stateless server arrive as one session. A session id on any request
+// means the server kept one session, which stays whole.
+func splitSessions(es []*entry) [][]*entry {
+	for _, e := range es {
+		for _, h := range e.ex.ReqHeaders {
+			if strings.EqualFold(h.Name, "Mcp-Session-Id") {
+				return [][]*entry{es}
+			}
+		}
+	}
+	var out [][]*entry
+	start, inits := 0, 0
+	for k, e := range es {
+		if e.ex.RPCMethod != "initialize" {
+			continue
+		}
+		if inits > 0 {
+			out = append(out, es[start:k])
+			start = k
+		}
+		inits++
+	}
+	return append(out, es[start:])
 }
 
 // isRefusedProbe recognises an MCP message a client sent before any session
 // existed and the server refused with a 4xx (an SDK's server/discover
 // version probe, say). It carried no load worth replaying and would only
-// fail again, so pools leave it out.
+// fail again, so pools leave it out, include_failed or not: replayed inside
+// a live session it would not even be refused.
 func isRefusedProbe(x *captures.Exchange) bool {
 	if x.RPCMethod == "" || x.RPCMethod == "initialize" || x.Status < 400 || x.Status >= 500 {
 		return false
@@ -147,10 +291,13 @@ func (p *Pool) Operations(service string) []string {
 
 // check reports, as bad input, what a scenario needs that the capture lacks.
 func (p *Pool) check(name string, s *Scenario) error {
-	sp := p.services[s.Service]
-	if sp == nil || sp.count == 0 {
+	sp := p.service(s.Service, s.IncludeFailed)
+	if sp == nil {
 		return fmt.Errorf("scenario %q: the capture has no exchanges of service %q (it has: %s)",
 			name, s.Service, strings.Join(p.Services(), ", "))
+	}
+	if sp.count == 0 {
+		return fmt.Errorf("scenario %q: no exchange of service %q is left to replay: %s", name, s.Service, p.leftOutText(s.Service, ""))
 	}
 	for _, op := range sortedKeys(s.Mix) {
 		if op == SandboxProbe {
@@ -161,14 +308,97 @@ func (p *Pool) check(name string, s *Scenario) error {
 			continue
 		}
 		if len(sp.ops[op]) == 0 {
-			if n := p.truncated[s.Service+"\x00"+op]; n > 0 {
-				return fmt.Errorf("scenario %q: every captured %q exchange (%d) has a truncated request body; record again with a larger --max-body", name, op, n)
+			if why := p.leftOutText(s.Service, op); why != "" {
+				hint := "set include_failed: true to replay failed ones as expected failures"
+				if strings.Contains(why, reasonTruncated) {
+					hint = "record again with a larger --max-body"
+				}
+				return fmt.Errorf("scenario %q: every captured %q exchange is left out (%s); %s", name, op, why, hint)
 			}
 			return fmt.Errorf("scenario %q: mix operation %q is not in the capture of service %q (it has: %s)",
 				name, op, s.Service, strings.Join(p.Operations(s.Service), ", "))
 		}
 	}
 	return nil
+}
+
+// LeftOut lists what the pools of service left out, most first, then by
+// operation and reason.
+func (p *Pool) LeftOut(service string) []LeftOut {
+	var out []LeftOut
+	for k, n := range p.leftOut[service] {
+		out = append(out, LeftOut{Service: service, Operation: k.op, Reason: k.reason, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Operation != b.Operation {
+			return a.Operation < b.Operation
+		}
+		return a.Reason < b.Reason
+	})
+	return out
+}
+
+// leftOutText says what was left out of one service (of one operation when
+// op is set): "3 × HTTP 404 chat.completions, 1 × upstream error rag.query".
+func (p *Pool) leftOutText(service, op string) string {
+	var parts []string
+	for _, l := range p.LeftOut(service) {
+		if op == "" || l.Operation == op {
+			parts = append(parts, fmt.Sprintf("%d × %s %s", l.Count, l.Reason, l.Operation))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// LeftOutFor is what each scenario of a run left out of its pool: the
+// exchanges of its service that failed when recorded (unless it keeps them
+// with include_failed) and those never replayed (truncated request bodies,
+// refused probes).
+func (p *Pool) LeftOutFor(prof *Profile, scenarios []string) []LeftOut {
+	var out []LeftOut
+	for _, name := range scenarios {
+		sc := prof.Scenarios[name]
+		for _, l := range p.LeftOut(sc.Service) {
+			if sc.IncludeFailed && l.Reason != reasonTruncated && l.Reason != reasonProbe {
+				continue
+			}
+			l.Scenario = name
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// FailedLines are the lines replay prints at its start about the exchanges
+// that failed when recorded and were left out, one per scenario that left
+// some out: "scenario gateway: left out 4 exchanges that failed when
+// recorded: 3 × HTTP 404 chat.completions, 1 × upstream error models.list".
+func FailedLines(ls []LeftOut) []string {
+	var lines []string
+	for i := 0; i < len(ls); {
+		j, n := i, 0
+		var parts []string
+		for ; j < len(ls) && ls[j].Scenario == ls[i].Scenario; j++ {
+			if l := ls[j]; l.Reason != reasonTruncated && l.Reason != reasonProbe {
+				n += l.Count
+				parts = append(parts, fmt.Sprintf("%d × %s %s", l.Count, l.Reason, l.Operation))
+			}
+		}
+		if n > 0 {
+			noun := "exchanges"
+			if n == 1 {
+				noun = "exchange"
+			}
+			lines = append(lines, fmt.Sprintf("scenario %s: left out %d %s that failed when recorded: %s (include_failed: true keeps them, expected to fail the same way)",
+				ls[i].Scenario, n, noun, strings.Join(parts, ", ")))
+		}
+		i = j
+	}
+	return lines
 }
 
 // probeTemplate is a captured tools/call whose argument ArgKey names a file;

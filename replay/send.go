@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // maxKeep bounds how much of a response body is kept in memory for
@@ -78,7 +79,7 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, o *ou
 	req, err := http.NewRequestWithContext(rctx, o.method, o.url, bytes.NewReader(o.body))
 	if err != nil {
 		r.StartNS = time.Now().UnixNano()
-		r.ErrorKind, r.Error = captures.ErrConnection, err.Error()
+		r.ErrorKind, r.Error = runspec.ErrConnection, err.Error()
 		return nil
 	}
 	if len(o.body) == 0 {
@@ -109,21 +110,57 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, o *ou
 	return out
 }
 
+// sendHeld sends o under ctx, a stream's own context that cancel ends, and
+// measures it into r up to the response headers (DurationNS = TTFBNS): the
+// body of a 2xx answer is returned for the caller to hold open and close
+// by cancelling ctx; any other answer's body is read (it is short) and
+// nil returned. The request timeout applies to the headers only. parent
+// is the user's context, telling a cut-off from a timeout.
+func sendHeld(ctx context.Context, cancel context.CancelCauseFunc, parent context.Context, client *http.Client, timeout time.Duration, o *outgoing, r *captures.Result) (*response, io.ReadCloser) {
+	req, err := http.NewRequestWithContext(ctx, o.method, o.url, http.NoBody)
+	if err != nil {
+		r.StartNS = time.Now().UnixNano()
+		r.ErrorKind, r.Error = runspec.ErrConnection, err.Error()
+		return nil, nil
+	}
+	req.Header = o.header
+	if h := o.header.Get("Host"); h != "" {
+		req.Host = h
+	}
+	start := time.Now()
+	r.StartNS = start.UnixNano()
+	tm := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
+	resp, err := client.Do(req)
+	tm.Stop()
+	r.TTFBNS = int64(time.Since(start))
+	r.DurationNS = r.TTFBNS
+	if err != nil {
+		r.TTFBNS = 0
+		failTransport(ctx, parent, err, r)
+		return nil, nil
+	}
+	r.Status = int32(resp.StatusCode)
+	out := &response{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode/100 == 2 {
+		return out, resp.Body
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxKeep))
+	resp.Body.Close()
+	out.body = b
+	r.BytesIn = int64(len(b))
+	r.DurationNS = int64(time.Since(start))
+	return out, nil
+}
+
 // failTransport names a failure that left no usable response.
 func failTransport(rctx, parent context.Context, err error, r *captures.Result) {
 	switch {
 	case parent.Err() != nil:
-		r.ErrorKind, r.Error = captures.ErrCutOff, "cut off: "+context.Cause(parent).Error()
+		r.ErrorKind, r.Error = runspec.ErrCutOff, "cut off: "+context.Cause(parent).Error()
 	case errors.Is(context.Cause(rctx), errRequestTimeout):
-		r.ErrorKind, r.Error = captures.ErrTimeout, "request timeout"
+		r.ErrorKind, r.Error = runspec.ErrTimeout, "request timeout"
 	default:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			r.ErrorKind = captures.ErrTimeout
-		} else {
-			r.ErrorKind = captures.ErrConnection
-		}
-		r.Error = err.Error()
+		r.ErrorKind, r.Error = runspec.ClassifyTransport(err), err.Error()
 	}
 }
 

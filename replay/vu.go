@@ -252,13 +252,16 @@ func (v *vu) do(st *stageWindow, ctx context.Context, op string, e *entry, inten
 	if x.RPCMethod != "" {
 		return v.doMCP(st, op, x, x.ReqBody, intended, false)
 	}
+	if e.stream {
+		return v.openStream(st, op, e, intended)
+	}
 	if isMCPDelete(x) {
 		return v.endMCP(st, op, e, intended)
 	}
 	r := v.base(st, op, e, intended)
 	o := &outgoing{method: x.Method, url: s.tgt.url(x), header: headers(x, s.rp.headers), body: x.ReqBody}
 	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
-	judge(&r, resp, s.sc.Checks, s.rp.profile.Classify, false)
+	judge(&r, resp, x.Status, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	return endOf(&r)
 }
