@@ -38,6 +38,17 @@ const maxITL = 1 << 20
 // latency is not still climbing at its end.
 const steadyBuckets = 10
 
+// timeSlices is how many slices a stage window is cut into for the trend
+// detectors: enough points for a rank test to be significant, few enough
+// that each slice of a short stage holds several requests.
+const timeSlices = 30
+
+// timeSlice is what one slice of a stage window measured.
+type timeSlice struct {
+	ok, errors int64
+	sumNS      float64 // durations of the successes
+}
+
 type stageKey struct {
 	scenario string
 	stage    int32
@@ -72,6 +83,7 @@ type stageAcc struct {
 	activeN    int64
 	bucketSum  [steadyBuckets]float64
 	bucketN    [steadyBuckets]int64
+	overTime   [timeSlices]timeSlice // the window in equal slices, for trends over time
 	errDurs    map[string][]int64
 	oom        int64
 	oomText    string
@@ -196,6 +208,9 @@ func (c *collector) add(r *captures.Result) bool {
 			op.lag = append(op.lag, max(0, r.StartNS-r.IntendedNS))
 		}
 	}
+	if r.ErrorKind != captures.ErrDropped {
+		st.addSlice(t, r.DurationNS, failed)
+	}
 	if failed {
 		op.errors[r.ErrorKind]++
 		if _, ok := op.errText[r.ErrorKind]; !ok && r.Error != "" {
@@ -238,6 +253,22 @@ func (c *collector) add(r *captures.Result) bool {
 		st.bucketN[b]++
 	}
 	return true
+}
+
+// addSlice counts a measured request in the slice of the window it
+// started in. A window without an end (interrupted) has no slices.
+func (st *stageAcc) addSlice(t, durNS int64, failed bool) {
+	if st.we == math.MaxInt64 || st.we <= st.ws {
+		return
+	}
+	b := int((t - st.ws) * timeSlices / (st.we - st.ws))
+	sl := &st.overTime[min(max(b, 0), timeSlices-1)]
+	if failed {
+		sl.errors++
+		return
+	}
+	sl.ok++
+	sl.sumNS += float64(durNS)
 }
 
 // addBusy adds the time a request ran inside each measured window of its

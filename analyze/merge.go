@@ -46,6 +46,11 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 		st.bucketSum[i] += o.bucketSum[i]
 		st.bucketN[i] += o.bucketN[i]
 	}
+	for i, sl := range o.overTime {
+		st.overTime[i].ok += sl.ok
+		st.overTime[i].errors += sl.errors
+		st.overTime[i].sumNS += sl.sumNS
+	}
 	for k, d := range o.errDurs {
 		st.errDurs[k] = append(st.errDurs[k], d...)
 	}

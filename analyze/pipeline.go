@@ -72,6 +72,9 @@ type stageFacts struct {
 	oomSample string
 	errDurs   map[string][]int64 // error kind → durations, for the timeout estimate
 	little    littleCheck
+	// overTime is the measured window in timeSlices equal slices, in
+	// order: how latency and errors moved at the stage's constant load.
+	overTime []timeSlice
 }
 
 // stageData is one stage as detectors see it: its statistics and facts.
@@ -88,7 +91,7 @@ func ingest(info *RunInfo, c *collector) ([]*Stage, []*stageFacts) {
 	for i, st := range stages {
 		acc := c.stages[stageKey{st.Scenario, int32(st.Stage)}]
 		facts[i] = &stageFacts{inFlight: acc.activeMax, oomErrors: acc.oom, oomSample: acc.oomText,
-			errDurs: acc.errDurs, little: acc.little(info.ThinkMean(st.Scenario), st)}
+			errDurs: acc.errDurs, little: acc.little(info.ThinkMean(st.Scenario), st), overTime: acc.overTime[:]}
 	}
 	return stages, facts
 }

@@ -45,6 +45,11 @@ type Model struct {
 	// from the service's own /metrics instead of NVML, as the demo's
 	// simulated gateway does.
 	PromGPU bool
+	// Drift, when set, changes the service over a stage's time at its
+	// constant load, as a leak or a growing collection does: service
+	// times are multiplied by slowdown and a share errorShare of the
+	// requests fail (http_5xx), since being the time since the stage began.
+	Drift func(since time.Duration, users int) (slowdown, errorShare float64)
 	// Lane, when set, sends a share of the requests to a narrower server
 	// of their own with its own queue, as operation Lane.Operation.
 	Lane *Lane
@@ -242,6 +247,10 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 			busy++
 			inService[req] = true
 			d := int64(m.Service(rng, busy+len(queue), users))
+			if m.Drift != nil {
+				slow, _ := m.Drift(time.Duration(t-start), users)
+				d = int64(float64(d) * slow)
+			}
 			heap.Push(&q, event{t: t + d, kind: 1, req: req})
 		}
 		laneBusy := 0
@@ -298,6 +307,11 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 				kind, text := "", ""
 				if m.Fail != nil {
 					kind, text = m.Fail(rng, users)
+				}
+				if m.Drift != nil {
+					if _, share := m.Drift(time.Duration(e.t-start), users); rng.Float64() < share {
+						kind, text = captures.ErrHTTP5xx, "HTTP 500: internal error"
+					}
 				}
 				emit(e.req, e.t, kind, text)
 				e.req.done = true
