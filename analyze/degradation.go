@@ -1,0 +1,195 @@
+package analyze
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// KindDegradation: latency or the error rate grows with time inside a
+// stage whose load stays the same, as a leak, a collection that grows or a
+// cache that fills shows in a long stress stage.
+const KindDegradation Kind = "degradation"
+
+// Thresholds of the degradation detector; docs/analyze.md explains each.
+const (
+	degradeP         = 0.001 // one-sided Mann-Kendall p-value of a trend: one stage in a thousand of a stationary service
+	degradeGrowth    = 0.25  // and latency grew at least this share of its median over the window
+	degradeErrRise   = 0.02  // or the error rate rose at least 2 points from the first third to the last
+	degradeMinPoints = 12    // slices with enough requests for the test
+	degradeMinOK     = 3     // successes a slice needs for its mean latency
+	degradeMinReqs   = 5     // requests a slice needs for its error rate
+)
+
+// DegradationEvidence backs degradation: the stage, the trend's slope per
+// minute and its significance.
+type DegradationEvidence struct {
+	Stage          int     `json:"stage"`
+	Users          int     `json:"users"`
+	Metric         string  `json:"metric"`           // mean_latency_ms or error_rate_pct
+	SlopePerMinute float64 `json:"slope_per_minute"` // Theil–Sen slope of the metric, its unit per minute
+	First          float64 `json:"first"`            // the metric over the first third of the window
+	Last           float64 `json:"last"`             // and over the last third
+	MannKendallZ   float64 `json:"mann_kendall_z"`
+	PValue         float64 `json:"p_value"` // one-sided: the chance of so strong a rise without a trend
+	Slices         int     `json:"slices"`
+	WindowS        float64 `json:"window_s"`
+	StagesAffected []int   `json:"stages_affected"` // users of every stage with a trend
+}
+
+func (*DegradationEvidence) evidence() {}
+
+func init() {
+	register(detector{name: "degradation", detect: func(sc *scenarioCtx) detected { return found(detectDegradation(sc)) },
+		kinds: []kindSpec{{kind: KindDegradation, rank: 75}}})
+}
+
+// detectDegradation tests each stage's slices for a rising trend of mean
+// latency and of the error rate (Mann-Kendall, a rank test that needs no
+// distribution and shrugs off outliers), and keeps those that are both
+// significant and large enough to matter. The stage with the strongest
+// trend is the finding's; the others are listed.
+func detectDegradation(sc *scenarioCtx) *Finding {
+	var best *DegradationEvidence
+	var affected []int
+	for _, st := range sc.stages {
+		ev := stageTrend(st)
+		if ev == nil {
+			continue
+		}
+		affected = append(affected, st.Users)
+		if best == nil || ev.PValue < best.PValue || (ev.PValue == best.PValue && ev.Last/ev.First > best.Last/best.First) {
+			best = ev
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	best.StagesAffected = affected
+	what := fmt.Sprintf("mean latency grew from %.0f ms to %.0f ms (%+.1f ms per minute)", best.First, best.Last, best.SlopePerMinute)
+	if best.Metric == "error_rate_pct" {
+		what = fmt.Sprintf("the error rate grew from %.1f %% to %.1f %% (%+.2f points per minute)", best.First, best.Last, best.SlopePerMinute)
+	}
+	return &Finding{Kind: KindDegradation, Scenario: sc.name, Operation: AllOps, Severity: SeverityMedium,
+		Summary: fmt.Sprintf("%s degrades with time at constant load: in the %d-user stage %s over %.0f s (Mann-Kendall p = %.2g).",
+			sc.name, best.Users, what, best.WindowS, best.PValue),
+		Action:   "Look for state that grows while the load stays the same: a memory or connection leak, a collection or index that grows with every request, a cache that fills, log or temp files; rerun a long stage and watch the service's memory and queue lengths.",
+		Evidence: best}
+}
+
+// stageTrend is the stage's trend, or nil when it has none worth a finding.
+// Latency is tried first: a leak slows requests before it fails them.
+func stageTrend(st stageData) *DegradationEvidence {
+	n := len(st.overTime)
+	if n == 0 || st.WindowS <= 0 {
+		return nil
+	}
+	slice := st.WindowS / float64(n)
+	var t, lat, te, rate []float64
+	for i, sl := range st.overTime {
+		mid := (float64(i) + 0.5) * slice
+		if sl.ok >= degradeMinOK {
+			t, lat = append(t, mid), append(lat, sl.sumNS/float64(sl.ok)/1e6)
+		}
+		if all := sl.ok + sl.errors; all >= degradeMinReqs {
+			te, rate = append(te, mid), append(rate, 100*float64(sl.errors)/float64(all))
+		}
+	}
+	ev := func(metric string, t, y []float64, z, p float64) *DegradationEvidence {
+		k := max(1, len(y)/3)
+		return &DegradationEvidence{Stage: st.Stage.Stage, Users: st.Users, Metric: metric, SlopePerMinute: 60 * theilSen(t, y),
+			First: mean(y[:k]), Last: mean(y[len(y)-k:]), MannKendallZ: z, PValue: p, Slices: len(y), WindowS: st.WindowS}
+	}
+	if len(lat) >= degradeMinPoints {
+		z, p := mannKendall(lat)
+		grew := theilSen(t, lat) * (t[len(t)-1] - t[0])
+		if p < degradeP && grew >= degradeGrowth*median(lat) {
+			return ev("mean_latency_ms", t, lat, z, p)
+		}
+	}
+	if len(rate) >= degradeMinPoints {
+		z, p := mannKendall(rate)
+		e := ev("error_rate_pct", te, rate, z, p)
+		if p < degradeP && e.Last-e.First >= 100*degradeErrRise && e.Last >= 2*e.First {
+			return e
+		}
+	}
+	return nil
+}
+
+// mannKendall is the Mann-Kendall trend test of y in order: the statistic
+// S = Σ_{i<j} sgn(y_j − y_i), its normal score Z (continuity-corrected,
+// the variance corrected for ties) and the one-sided p-value of a rise.
+func mannKendall(y []float64) (z, p float64) {
+	n := len(y)
+	var s float64
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			switch {
+			case y[j] > y[i]:
+				s++
+			case y[j] < y[i]:
+				s--
+			}
+		}
+	}
+	nf := float64(n)
+	v := nf * (nf - 1) * (2*nf + 5)
+	sorted := slices.Clone(y)
+	slices.Sort(sorted)
+	for i := 0; i < n; {
+		j := i
+		for j < n && sorted[j] == sorted[i] {
+			j++
+		}
+		if tf := float64(j - i); tf > 1 {
+			v -= tf * (tf - 1) * (2*tf + 5)
+		}
+		i = j
+	}
+	v /= 18
+	if v <= 0 {
+		return 0, 1
+	}
+	switch {
+	case s > 0:
+		z = (s - 1) / math.Sqrt(v)
+	case s < 0:
+		z = (s + 1) / math.Sqrt(v)
+	}
+	return z, 0.5 * math.Erfc(z/math.Sqrt2)
+}
+
+// theilSen is the median of the pairwise slopes of y against t: a slope
+// that outliers do not move.
+func theilSen(t, y []float64) float64 {
+	var sl []float64
+	for i := range t {
+		for j := i + 1; j < len(t); j++ {
+			if t[j] != t[i] {
+				sl = append(sl, (y[j]-y[i])/(t[j]-t[i]))
+			}
+		}
+	}
+	if len(sl) == 0 {
+		return 0
+	}
+	return median(sl)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mean(v []float64) float64 {
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
+}

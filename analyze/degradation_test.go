@@ -1,0 +1,100 @@
+package analyze
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// A leak shows as latency, or errors, that grow with time inside a stage
+// at constant load; a stationary stage with noise, whatever the seed and
+// the queueing, raises nothing.
+func TestDegradationOverTime(t *testing.T) {
+	t.Parallel()
+	long := func(m model) model { // one long stress stage after a short ramp
+		m.Users = []int{1, 5, 10}
+		m.StageLen = 60 * time.Second
+		return m
+	}
+	leak := long(healthy)
+	leak.Drift = func(since time.Duration, users int) (float64, float64) {
+		if users < 10 {
+			return 1, 0
+		}
+		return 1 + since.Minutes()*1.5, 0 // 2.5× slower by the stage's end
+	}
+	failing := long(healthy)
+	failing.Drift = func(since time.Duration, users int) (float64, float64) {
+		if users < 10 {
+			return 1, 0
+		}
+		return 1, 0.2 * since.Minutes() // 0 → 20 % errors over the minute
+	}
+	slight := long(healthy) // 5 % slower by the end: real, but not worth a finding
+	slight.Drift = func(since time.Duration, _ int) (float64, float64) { return 1 + 0.05*since.Minutes(), 0 }
+	noisy := long(healthy) // heavy-tailed noise, no trend
+	noisy.Service = func(r *rand.Rand, _, _ int) time.Duration {
+		return time.Duration(float64(40*time.Millisecond) * math.Exp(r.NormFloat64()))
+	}
+	for _, tc := range []struct {
+		name   string
+		m      model
+		metric string // "" for no finding
+	}{
+		{"latency growing 150 % per minute", leak, "mean_latency_ms"},
+		{"errors growing to 20 %", failing, "error_rate_pct"},
+		{"a 5 % drift", slight, ""},
+		{"stationary, lognormal noise", noisy, ""},
+		{"stationary wide server", long(healthy), ""},
+		{"stationary single worker (queueing)", long(serialized), ""},
+		{"stationary GPU batch server", long(gpuBound), ""},
+		{"stationary pool with timeouts", long(pool), ""},
+	} {
+		for seed := uint64(1); seed <= 4; seed++ {
+			info, rows, samples := simulate(tc.m, seed)
+			s, err := Summarize(info, rows, samples, nil, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *Finding
+			for i, f := range s.Findings {
+				if f.Kind == KindDegradation {
+					got = &s.Findings[i]
+				}
+			}
+			if (got != nil) != (tc.metric != "") {
+				t.Errorf("%s seed %d: degradation %v, want %v\n%s", tc.name, seed, got != nil, tc.metric != "", describe(s))
+				continue
+			}
+			if got == nil {
+				continue
+			}
+			ev := got.Evidence.(*DegradationEvidence)
+			if ev.Metric != tc.metric || ev.Users != 10 || !slices.Equal(ev.StagesAffected, []int{10}) || ev.SlopePerMinute <= 0 || ev.PValue >= degradeP {
+				t.Errorf("%s seed %d: evidence %+v, want %s rising in the 10-user stage only", tc.name, seed, ev, tc.metric)
+			}
+		}
+	}
+}
+
+// The test statistic against cases worked by hand.
+func TestMannKendall(t *testing.T) {
+	t.Parallel()
+	// 1..10 rising: S = 45, Var = 10·9·25/18 = 125, Z = 44/√125.
+	up := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if z, p := mannKendall(up); math.Abs(z-44/math.Sqrt(125)) > 1e-12 || p > 1e-4 {
+		t.Errorf("rising: z %v p %v, want z %v", z, p, 44/math.Sqrt(125))
+	}
+	if _, p := mannKendall([]float64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}); p < 0.99 {
+		t.Errorf("falling: p %v, want near 1 (one-sided for a rise)", p)
+	}
+	// All tied: no information, no trend.
+	if z, p := mannKendall([]float64{0, 0, 0, 0, 0}); z != 0 || p != 1 {
+		t.Errorf("all tied: z %v p %v, want 0 and 1", z, p)
+	}
+	if got := theilSen([]float64{0, 1, 2, 3, 4}, []float64{0, 2, 4, 100, 8}); got != 2 {
+		t.Errorf("Theil-Sen slope %v, want 2 whatever the outlier", got)
+	}
+}
