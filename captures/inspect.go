@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -34,6 +35,21 @@ type Inventory struct {
 	FailedWhenRecorded int64 `json:"failed_when_recorded"`
 	// Errors holds one line per file that could not be read.
 	Errors []string `json:"errors"`
+	// Recoverable lists the write-ahead logs in the directories named:
+	// rows on disk that a crashed writer never rolled into a file.
+	Recoverable []WALSummary `json:"recoverable,omitempty"`
+}
+
+// WALSummary describes one write-ahead log (see WALInfo).
+type WALSummary struct {
+	Path      string `json:"path"`
+	Kind      Kind   `json:"kind,omitempty"`
+	Rows      int64  `json:"rows"`
+	Bytes     int64  `json:"bytes"`
+	TornBytes int64  `json:"torn_bytes,omitempty"`
+	Live      bool   `json:"live,omitempty"`
+	Rolled    bool   `json:"rolled,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // FileSummary describes one file.
@@ -241,6 +257,18 @@ func Inspect(paths []string) (*Inventory, error) {
 	for k := range sessions {
 		inv.Sessions[k[0]]++
 	}
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			wals, _ := WALs(p)
+			for _, wi := range wals {
+				ws := WALSummary{Path: wi.Path, Kind: wi.Kind, Rows: wi.Rows, Bytes: wi.Bytes, TornBytes: wi.TornBytes, Live: wi.Live, Rolled: wi.Rolled}
+				if wi.Err != nil {
+					ws.Error = wi.Err.Error()
+				}
+				inv.Recoverable = append(inv.Recoverable, ws)
+			}
+		}
+	}
 	for _, o := range ops {
 		o.Recorded.close()
 		o.Replayed.close()
@@ -366,6 +394,22 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 	line("samples", inv.Metrics)
 	if len(incomplete) > 0 {
 		fmt.Fprintf(w, "%d incomplete file(s): still being written, or left by a writer that crashed\n", len(incomplete))
+	}
+	for _, l := range inv.Recoverable {
+		switch {
+		case l.Error != "":
+			fmt.Fprintf(w, "write-ahead log %s: %s\n", l.Path, l.Error)
+		case l.Live:
+			fmt.Fprintf(w, "write-ahead log %s: %d %s rows so far, its writer is running\n", l.Path, l.Rows, l.Kind)
+		case l.Rolled:
+			fmt.Fprintf(w, "write-ahead log %s: its rows are already in the .parquet file; the next writer deletes it\n", l.Path)
+		default:
+			torn := ""
+			if l.TornBytes > 0 {
+				torn = fmt.Sprintf("; a torn tail of %s is dropped", humanBytes(l.TornBytes))
+			}
+			fmt.Fprintf(w, "write-ahead log %s: %d %s rows recoverable%s; the next writer into this directory (loadtape record) recovers them\n", l.Path, l.Rows, l.Kind, torn)
+		}
 	}
 	for _, e := range inv.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)

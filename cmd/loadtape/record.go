@@ -20,6 +20,7 @@ type recordFlags struct {
 	mitmCA       string
 	maxBody      string
 	roll         time.Duration
+	flush        time.Duration
 	rules        string
 	keepSecrets  bool
 	drainTimeout time.Duration
@@ -41,7 +42,11 @@ func init() {
 NAME as its service; --forward runs an HTTP proxy for clients that set
 HTTP_PROXY (with --mitm-ca, HTTPS is intercepted with a CA made on first use).
 Traffic passes through unchanged and streaming. Ctrl-C stops accepting, lets
-in-flight exchanges finish (up to --drain-timeout) and closes the capture.`,
+in-flight exchanges finish (up to --drain-timeout) and closes the capture.
+Rows are on disk within --flush (a write-ahead log beside each open file);
+after a crash, the next record into the same directory turns what reached
+disk into Parquet files. A full disk or another write error never stops
+the traffic: rows are counted as failed until writes succeed again.`,
 		Example: `  loadtape record --out captures/ \
     --route gateway@127.0.0.1:18000=http://127.0.0.1:8000 \
     --route rag@127.0.0.1:18002=http://127.0.0.1:8002 \
@@ -57,7 +62,8 @@ in-flight exchanges finish (up to --drain-timeout) and closes the capture.`,
 	fl.StringVar(&f.forward, "forward", "", "listen address of a forward HTTP proxy")
 	fl.StringVar(&f.mitmCA, "mitm-ca", "", "with --forward: intercept HTTPS using the CA in this directory (made on first use)")
 	fl.StringVar(&f.maxBody, "max-body", "1MiB", "body bytes recorded per side; the client still gets everything")
-	fl.DurationVar(&f.roll, "roll", proxy.DefaultRoll, "capture file roll interval")
+	fl.DurationVar(&f.roll, "roll", proxy.DefaultRoll, "capture file roll interval: how often new rows become readable Parquet files")
+	fl.DurationVar(&f.flush, "flush", proxy.DefaultFlush, "most time a row waits before it is on disk in the write-ahead log: what a crash can lose")
 	fl.StringVar(&f.rules, "rules", "", "YAML rules: service, operation and session matchers, extra redactions")
 	fl.BoolVar(&f.keepSecrets, "keep-secrets", false, "store credentials as they are instead of redacted:<hash>")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long Ctrl-C lets in-flight exchanges finish")
@@ -76,6 +82,7 @@ func runRecord(ctx context.Context, f recordFlags) error {
 		Forward:      f.forward,
 		MITMCADir:    f.mitmCA,
 		Roll:         f.roll,
+		Flush:        f.flush,
 		KeepSecrets:  f.keepSecrets,
 		DrainTimeout: f.drainTimeout,
 		Log:          os.Stderr,
@@ -95,8 +102,8 @@ func runRecord(ctx context.Context, f recordFlags) error {
 		return badInput(fmt.Errorf("--max-body: %w", err))
 	}
 	opts.MaxBody = mb
-	if f.roll <= 0 || f.drainTimeout <= 0 {
-		return badInput(fmt.Errorf("record: --roll and --drain-timeout must be positive"))
+	if f.roll <= 0 || f.drainTimeout <= 0 || f.flush <= 0 {
+		return badInput(fmt.Errorf("record: --roll, --flush and --drain-timeout must be positive"))
 	}
 	if err := forwardPolicy(&opts, f); err != nil {
 		return badInput(err)

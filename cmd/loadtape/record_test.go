@@ -37,6 +37,7 @@ func TestRecordBadInput(t *testing.T) {
 		{"unreadable rules", recordFlags{routes: []string{ok}, rules: "/nonexistent/rules.yaml"}, "/nonexistent/rules.yaml"},
 		{"bad rules", recordFlags{routes: []string{ok}, rules: badRules}, "methd"},
 		{"bad size", recordFlags{routes: []string{ok}, maxBody: "lots"}, "--max-body"},
+		{"no flush interval", recordFlags{routes: []string{ok}, flush: -time.Second}, "--flush"},
 		{"open forward proxy", recordFlags{forward: "0.0.0.0:0"}, "--forward-allow"},
 		{"bad client range", recordFlags{forward: "127.0.0.1:0", forwardAllow: []string{"10.0.0.0/33"}}, "--forward-allow"},
 		{"bad destination", recordFlags{forward: "127.0.0.1:0", forwardTo: []string{"example.com"}}, "--forward-to"},
@@ -49,6 +50,9 @@ func TestRecordBadInput(t *testing.T) {
 			f.maxBody = "1MiB"
 		}
 		f.roll, f.drainTimeout = time.Second, time.Second
+		if f.flush == 0 {
+			f.flush = time.Second
+		}
 		err := runRecord(t.Context(), f)
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.code != exitBadInput || !strings.Contains(err.Error(), c.want) {
@@ -72,7 +76,7 @@ func TestRecordEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- runRecord(ctx, recordFlags{routes: []string{"gateway@" + addr + "=" + up.URL}, out: out, maxBody: "1MiB", roll: time.Second, drainTimeout: 2 * time.Second})
+		done <- runRecord(ctx, recordFlags{routes: []string{"gateway@" + addr + "=" + up.URL}, out: out, maxBody: "1MiB", roll: time.Second, flush: time.Second, drainTimeout: 2 * time.Second})
 	}()
 	var resp *http.Response
 	var err error
