@@ -39,12 +39,74 @@ func detectCapacity(sc *scenarioCtx) detected {
 		// silence read as "scales fine".
 		d.marks = append(d.marks, stageMark{sc.stages[0].Stage, fmt.Sprintf("%s has %d clean user count(s): serialization, plateau, retrograde and GPU saturation need three (a 1-user baseline first)", sc.name, n)})
 	}
+	op, growth := sc.bottleneckOp()
 	for _, f := range []*Finding{detectSerialization(sc), detectRetrograde(sc), detectThroughputPlateau(sc)} {
-		if f != nil {
-			d.findings = append(d.findings, *f)
+		if f == nil {
+			continue
 		}
+		if op != AllOps {
+			others := 0.0
+			for name, g := range growth {
+				if name != op {
+					others = math.Max(others, g)
+				}
+			}
+			f.Operation = op
+			f.Summary += fmt.Sprintf(" The growth is in operation %s alone: its mean latency grew %.1f× up to %g users while the others' grew at most %.1f×.",
+				op, growth[op], sc.curve.clean[len(sc.curve.clean)-1].Users, others)
+			f.Evidence.(*CapacityEvidence).OperationLatencyGrowth = growth
+		}
+		d.findings = append(d.findings, *f)
 	}
 	return d
+}
+
+// opMinOK is the successes an operation needs in a stage for its mean
+// latency to say how it grew.
+const opMinOK = 20
+
+// bottleneckOp names the one operation whose mean latency grew with users
+// (by latencyGrowth or more, from the fewest users of the curve at which
+// it had opMinOK successes to the most) while every other operation's did not: the limit is in that
+// operation (a store RAG queries share, a lock one tool takes), not in the
+// service as a whole. AllOps when the scenario has one operation, or more
+// than one grew. growth is every operation's, for the evidence.
+func (sc *scenarioCtx) bottleneckOp() (op string, growth map[string]float64) {
+	cv := sc.curve.clean
+	if len(cv) < 3 {
+		return AllOps, nil
+	}
+	top := sc.stageOf(cv[len(cv)-1].Stage)
+	growth = map[string]float64{}
+	for name, o := range top.Operations {
+		if name == AllOps || len(o.Durations) < opMinOK {
+			continue
+		}
+		// From the fewest users at which the operation had enough
+		// successes: a rare one has few at one user.
+		for _, p := range cv[:len(cv)-1] {
+			if b := sc.stageOf(p.Stage).Operations[name]; b != nil && len(b.Durations) >= opMinOK && b.LatencyMS.Avg > 0 {
+				growth[name] = o.LatencyMS.Avg / b.LatencyMS.Avg
+				break
+			}
+		}
+	}
+	if len(growth) < 2 {
+		return AllOps, nil
+	}
+	op = AllOps
+	for name, g := range growth {
+		if g >= latencyGrowth {
+			if op != AllOps {
+				return AllOps, nil // two grew: the service as a whole
+			}
+			op = name
+		}
+	}
+	if op == AllOps {
+		return AllOps, nil
+	}
+	return op, growth
 }
 
 // capEvidence is the evidence every capacity finding shares.

@@ -406,3 +406,43 @@ func TestOpenModeLagNamesWorkers(t *testing.T) {
 		}
 	}
 }
+
+// When one operation's latency grows with users and the others' do not,
+// the capacity finding names that operation; with one operation, or all
+// growing, it stays on the scenario as a whole.
+func TestCapacityNamesTheOneSlowOperation(t *testing.T) {
+	t.Parallel()
+	serialOp := laneModel(0.3, 1, 60*time.Millisecond) // 30 % of requests share one server
+	serialOp.StageLen = 20 * time.Second
+	for _, tc := range []struct {
+		name string
+		m    model
+		op   string
+	}{
+		{"one operation serialized while the other scales", serialOp, "slow"},
+		{"a single-operation scenario", serialized, AllOps},
+	} {
+		for seed := uint64(1); seed <= 3; seed++ {
+			info, rows, samples := simulate(tc.m, seed)
+			s, err := Summarize(info, rows, samples, nil, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var capacity *Finding
+			for i, f := range s.Findings {
+				if e := kindSpecs[f.Kind].explains; e != 0 {
+					capacity = &s.Findings[i]
+				}
+			}
+			if capacity == nil {
+				t.Fatalf("%s seed %d: no capacity finding: %v\n%s", tc.name, seed, kinds(s.Findings), describe(s))
+			}
+			if capacity.Operation != tc.op {
+				t.Errorf("%s seed %d: %s names operation %q, want %q: %s", tc.name, seed, capacity.Kind, capacity.Operation, tc.op, capacity.Summary)
+			}
+			if g := capacity.Evidence.(*CapacityEvidence).OperationLatencyGrowth; (len(g) > 0) != (tc.op != AllOps) {
+				t.Errorf("%s seed %d: operation growth %v", tc.name, seed, g)
+			}
+		}
+	}
+}

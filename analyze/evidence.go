@@ -37,6 +37,9 @@ type CapacityEvidence struct {
 	GPUUtilByUsers         map[string]float64 `json:"gpu_util_by_users,omitempty"`
 	CPUUtilMeanPct         *float64           `json:"cpu_util_mean_pct,omitempty"`
 	ConcurrentTargetMisses []string           `json:"concurrent_target_misses,omitempty"`
+	// OperationLatencyGrowth is each operation's mean latency at the most
+	// users over that at the fewest, when one operation alone grew.
+	OperationLatencyGrowth map[string]float64 `json:"operation_latency_growth,omitempty"`
 }
 
 // GPUMemoryEvidence backs gpu_memory_pressure.

@@ -214,6 +214,7 @@ func figuresFor(f analyze.Finding, figs []Figure) []Figure {
 		analyze.KindTailAmplification: {"cdf", "latency"},
 		analyze.KindLoadGenSaturated:  {"latency"},
 		analyze.KindSandboxViolation:  {"errors"},
+		analyze.KindDegradation:       {"timeline"},
 	}[f.Kind]
 	var out []Figure
 	for _, k := range want {
