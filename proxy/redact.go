@@ -54,7 +54,7 @@ var secretSuffixes = []string{"apikey", "apitoken", "secret", "password", "acces
 
 // secretName reports whether a field, parameter or header name reads like
 // a credential.
-func secretName(name string) bool {
+func secretName[T string | []byte](name T) bool {
 	if len(name) < 3 || len(name) > 64 {
 		return false
 	}
@@ -71,12 +71,11 @@ func secretName(name string) bool {
 		b[n] = c
 		n++
 	}
-	s := string(b[:n])
-	if secretNames[s] {
+	if secretNames[string(b[:n])] { // no allocation: the compiler sees the lookup
 		return true
 	}
 	for _, suf := range secretSuffixes {
-		if strings.HasSuffix(s, suf) {
+		if n >= len(suf) && string(b[n-len(suf):n]) == suf {
 			return true
 		}
 	}
@@ -236,7 +235,7 @@ func (rd *redactor) text(s string, rawQuery string) string {
 
 // tokens redacts token shapes in a string.
 func (rd *redactor) tokens(s string) string {
-	if len(s) < 8 {
+	if len(s) < 8 || !mayHoldToken(s) {
 		return s
 	}
 	edits := findTokens([]byte(s), false, nil)
@@ -403,12 +402,19 @@ func (j *jsonScan) value(i int, secret bool, depth int) int {
 			if ke > len(b) {
 				return len(b)
 			}
-			key := j.decode(ks, ke)
+			named := secret
+			if !named {
+				if raw := b[ks+1 : ke-1]; bytes.IndexByte(raw, '\\') < 0 {
+					named = secretName(raw)
+				} else {
+					named = secretName(j.decode(ks, ke))
+				}
+			}
 			i = skipWS(b, ke)
 			if i >= len(b) || b[i] != ':' {
 				return len(b)
 			}
-			i = j.value(skipWS(b, i+1), secret || secretName(key), depth+1)
+			i = j.value(skipWS(b, i+1), named, depth+1)
 			i = skipWS(b, i)
 			if i < len(b) && b[i] == ',' {
 				i = skipWS(b, i+1)

@@ -1,6 +1,9 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // Well-known token shapes, found in any text by their fixed prefix: cheap
 // to search for (one bytes.Index pass per prefix) and rare enough in other
@@ -87,36 +90,50 @@ func findTokens(b []byte, truncated bool, edits []edit) []edit {
 	return bearerTokens(b, truncated, edits)
 }
 
-// bearerTokens finds "Bearer <credentials>" (any case) and redacts the
-// credentials.
+// bearerTokens finds "Bearer <credentials>" (as "Bearer", "bearer" or
+// "BEARER") and redacts the credentials.
 func bearerTokens(b []byte, truncated bool, edits []edit) []edit {
-	for at := 0; at+7 < len(b); {
-		k := bytes.IndexAny(b[at:], "bB")
-		if k < 0 {
-			break
-		}
-		s := at + k
-		at = s + 1
-		if s+7 > len(b) || !bytes.EqualFold(b[s:s+6], []byte("bearer")) || (s > 0 && alnum[b[s-1]]) {
-			continue
-		}
-		t := s + 6
-		if t >= len(b) || (b[t] != ' ' && b[t] != '\t') {
-			continue
-		}
-		for t < len(b) && (b[t] == ' ' || b[t] == '\t') {
-			t++
-		}
-		e := t
-		for e < len(b) && token68[b[e]] {
-			e++
-		}
-		// Prose ("the bearer instruments") is not a credential: a token
-		// is long or has a digit or punctuation in it.
-		if e-t >= 16 || (e-t >= 8 && bytes.ContainsAny(b[t:e], "0123456789-._~+/=")) || (e == len(b) && truncated && e > t) {
-			edits = append(edits, edit{start: t, end: e})
-			at = e
+	for _, word := range []string{"Bearer", "bearer", "BEARER"} {
+		w := []byte(word)
+		for at := 0; at+len(w) < len(b); {
+			k := bytes.Index(b[at:], w)
+			if k < 0 {
+				break
+			}
+			s := at + k
+			at = s + len(w)
+			if s > 0 && alnum[b[s-1]] {
+				continue
+			}
+			t := at
+			if b[t] != ' ' && b[t] != '\t' {
+				continue
+			}
+			for t < len(b) && (b[t] == ' ' || b[t] == '\t') {
+				t++
+			}
+			e := t
+			for e < len(b) && token68[b[e]] {
+				e++
+			}
+			// Prose ("the bearer instruments") is not a credential: a token
+			// is long or has a digit or punctuation in it.
+			if e-t >= 16 || (e-t >= 8 && bytes.ContainsAny(b[t:e], "0123456789-._~+/=")) || (e == len(b) && truncated && e > t) {
+				edits = append(edits, edit{start: t, end: e})
+				at = e
+			}
 		}
 	}
 	return edits
+}
+
+// mayHoldToken is a cheap test, without allocating, that s might hold a
+// token shape; most header values and paths do not.
+func mayHoldToken(s string) bool {
+	for _, sh := range tokenShapes {
+		if strings.Contains(s, sh.prefix) {
+			return true
+		}
+	}
+	return strings.Contains(s, "earer") || strings.Contains(s, "EARER")
 }
