@@ -366,6 +366,7 @@ func (l *fileLoop[T]) roll() {
 	l.w.stats.Logged -= l.synced
 	l.w.stats.Files++
 	l.w.stats.Bytes += st.Size()
+	l.w.rolled = append(l.w.rolled, rolledFile{final, rows, st.Size()})
 	orphans := len(l.w.orphans)
 	l.w.mu.Unlock()
 	l.reset()

@@ -128,15 +128,19 @@ func rolledPath(wal string) string { return strings.TrimSuffix(wal, WALExt) + Ex
 // dropped, the metadata last logged plus loadtape.recovered. The log and
 // the unreadable .inprogress file are deleted only after the new file is
 // renamed into place; a crash during recovery leaves the log for the next
-// try. A log whose .parquet file exists is deleted.
+// try. A log whose .parquet file exists is deleted. A compaction that a
+// crash interrupted is finished or undone first (CompactExt).
 func Recover(dir string) ([]Recovered, error) {
+	var errs []error
+	if err := finishCompactions(dir); err != nil {
+		errs = append(errs, fmt.Errorf("captures: finishing an interrupted compaction: %w", err))
+	}
 	paths, err := filepath.Glob(filepath.Join(dir, "*"+WALExt))
 	if err != nil {
 		return nil, err
 	}
 	slices.Sort(paths)
 	var out []Recovered
-	var errs []error
 	for _, p := range paths {
 		rc, err := recoverWAL(p, nil)
 		if err != nil {

@@ -104,6 +104,12 @@ func TestTornWAL(t *testing.T) {
 				if err != nil || len(wals) != 1 || wals[0].Rows != int64(tc.wantRows) || wals[0].TornBytes != tc.wantTorn || wals[0].Live {
 					t.Fatalf("WALs = %+v, %v; want %d rows, %d torn bytes", wals, err, tc.wantRows, tc.wantTorn)
 				}
+				inv, _ := captures.Inspect([]string{d})
+				var text strings.Builder
+				inv.WriteText(&text)
+				if len(inv.Recoverable) != 1 || inv.Recoverable[0].Rows != int64(tc.wantRows) || !strings.Contains(text.String(), fmt.Sprintf("%d exchanges rows recoverable", tc.wantRows)) {
+					t.Errorf("Inspect: %+v\n%s", inv.Recoverable, text.String())
+				}
 			}
 			rcs, err := captures.Recover(d)
 			if err != nil {
@@ -298,5 +304,94 @@ func TestDiskFull(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(dir, "*"+ext)); len(left) > 0 {
 			t.Errorf("left behind: %v", left)
 		}
+	}
+}
+
+// TestCompactOnClose: the small files of frequent rolls become one file on
+// Close, holding every row, naming the files it replaces.
+func TestCompactOnClose(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 5 {
+		w.Write(exchanges(k*50, 50, 100)...)
+		n := int64(k + 1)
+		waitFor(t, "a roll", func() bool { return w.Stats().Files >= n })
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := captures.List(dir)
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("List = %+v, %v; want one merged file", infos, err)
+	}
+	if st := w.Stats(); st.Files != 1 || st.Rows != 250 || infos[0].Rows != 250 {
+		t.Errorf("Stats %+v, file %+v; want one file of 250 rows", st, infos[0])
+	}
+	if from := strings.Fields(infos[0].Metadata[captures.MetaCompactedFrom]); len(from) < 5 {
+		t.Errorf("%s = %v, want the 5 or more files it replaced", captures.MetaCompactedFrom, from)
+	}
+	rows := readAll[captures.Exchange](t, []string{dir}, captures.ReaderOptions{Columns: []string{"seq"}})
+	for i, r := range rows {
+		if r.Seq != int64(i) {
+			t.Fatalf("row %d has seq %d: the merge changed the order", i, r.Seq)
+		}
+	}
+	if len(rows) != 250 {
+		t.Fatalf("read %d rows, want 250", len(rows))
+	}
+}
+
+// TestInterruptedCompaction: a crash after the merged file was renamed
+// leaves its sources to delete; before, the half-written merge is deleted
+// and the sources stay.
+func TestInterruptedCompaction(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: 20 * time.Millisecond, CompactBelow: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 3 {
+		w.Write(exchanges(k*10, 10, 10)...)
+		n := int64(k + 1)
+		waitFor(t, "a roll", func() bool { return w.Stats().Files >= n })
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := filepath.Glob(filepath.Join(dir, "*"+captures.Ext))
+	if len(src) != 3 {
+		t.Fatalf("files %v, want 3", src)
+	}
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Renamed, sources not yet deleted: merged "m" stands for src[1] and src[2].
+	m := filepath.Join(dir, "exchanges-merged-000009")
+	copyFile(src[1], m+captures.Ext)
+	os.WriteFile(m+captures.CompactExt, []byte(filepath.Base(src[1])+"\n"+filepath.Base(src[2])+"\n"), 0o644)
+	// Not yet renamed: "n" would replace src[0].
+	n := filepath.Join(dir, "exchanges-merged-000010")
+	copyFile(src[0], n+captures.InProgressExt)
+	os.WriteFile(n+captures.CompactExt, []byte(filepath.Base(src[0])+"\n"), 0o644)
+	if _, err := captures.Recover(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := filepath.Glob(filepath.Join(dir, "*"))
+	want := []string{src[0], m + captures.Ext}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after Recover: %v, want %v", got, want)
 	}
 }

@@ -69,6 +69,11 @@ type WriterOptions struct {
 	// goroutine; 0 means GOMAXPROCS.
 	Files int
 
+	// CompactBelow: on Close, files this writer rolled that are smaller
+	// are merged (up to MaxRows rows each); 0 means DefaultCompactBelow,
+	// negative: never.
+	CompactBelow int64
+
 	// RowGroupBytes cuts row groups by compressed size; 0 means DefaultRowGroupBytes.
 	RowGroupBytes int64
 	// Allocator for Arrow buffers; nil means the Go allocator. Tests pass a
@@ -133,6 +138,7 @@ type Writer[T Row] struct {
 	accepted int64 // rows taken by Write
 	stats    WriterStats
 	orphans  map[string]int64 // logs of given-up files → rows they hold
+	rolled   []rolledFile     // files rolled, for compaction
 	recov    []Recovered      // logs of earlier writers recovered by NewWriter
 	recovErr error
 	seq      int            // last file sequence number used
@@ -161,6 +167,9 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 	}
 	if opts.Flush == 0 {
 		opts.Flush = DefaultFlush
+	}
+	if opts.CompactBelow == 0 {
+		opts.CompactBelow = DefaultCompactBelow
 	}
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = DefaultMaxRows
@@ -333,7 +342,8 @@ func (w *Writer[T]) Stats() WriterStats {
 func (w *Writer[T]) Recovered() ([]Recovered, error) { return w.recov, w.recovErr }
 
 // Close writes buffered rows, rolls the last files, turns the logs of files
-// given up after write errors into Parquet files, and stops the writer. It
+// given up after write errors into Parquet files, merges the small files it
+// rolled (CompactBelow), and stops the writer. It
 // returns an error if any row was lost or is left in a log. It is safe to
 // call more than once; later calls return the first result.
 func (w *Writer[T]) Close() error {
@@ -349,6 +359,7 @@ func (w *Writer[T]) Close() error {
 		close(w.chunks)
 		w.running.Wait()
 		w.recoverOrphans()
+		w.compact()
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		var errs []error
@@ -404,6 +415,7 @@ func (w *Writer[T]) recoverOrphans() {
 		if rc.Path != "" {
 			w.stats.Files++
 			w.stats.Bytes += size
+			w.rolled = append(w.rolled, rolledFile{rc.Path, rc.Rows, size})
 		}
 		w.mu.Unlock()
 	}
