@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test bench lint node-fixtures demo clean
+.PHONY: build test bench lint node-fixtures demo diagnose clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -27,6 +27,12 @@ test: node-fixtures build
 
 demo: build
 	./bin/loadtape demo
+
+# The diagnosis benchmark (diagnose/README.md): planted bottlenecks driven
+# through record, replay and analyze, one target after another, about 13
+# minutes; DIAGNOSE_FLAGS='-quick' or '-only pool,retrograde' for less.
+diagnose: build
+	go run ./diagnose/cmd/diagnose -loadtape bin/loadtape -out out/diagnose $(DIAGNOSE_FLAGS)
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
