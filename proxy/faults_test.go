@@ -46,6 +46,28 @@ func rawUpstream(t *testing.T, serve func(c net.Conn, req *http.Request, done <-
 	return "http://" + ln.Addr().String()
 }
 
+// nodeGet fetches url with Node's http module and reports whether Node
+// saw the response complete; "" without node on PATH.
+func nodeGet(t *testing.T, url string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return ""
+	}
+	const script = `const http = require('http');
+const req = http.get(process.argv[1], (res) => {
+  res.on('data', () => {});
+  res.on('aborted', () => console.log('aborted'));
+  res.on('close', () => { console.log('complete=' + res.complete); process.exit(0); });
+});
+req.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });`
+	out, err := exec.Command(node, "-e", script, url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v %s", err, out)
+	}
+	return string(out)
+}
+
 // breakOffs are upstream responses that end before their body does.
 var breakOffs = []struct {
 	name    string
@@ -68,7 +90,8 @@ var breakOffs = []struct {
 
 // TestBreakOffReachesClient: an upstream that breaks off mid-body is a
 // break-off for the client too (Go's client gets an error after the bytes
-// that arrived, curl exits 18), never a clean end; the row keeps the bytes
+// that arrived, curl exits 18, Node's response is not complete), never a
+// clean end; the row keeps the bytes
 // that arrived and the error.
 func TestBreakOffReachesClient(t *testing.T) {
 	t.Parallel()
@@ -100,6 +123,9 @@ func TestBreakOffReachesClient(t *testing.T) {
 				if !errors.As(err, &ee) || ee.ExitCode() != 18 {
 					t.Errorf("curl: %v %s, want exit 18 (partial transfer)", err, out)
 				}
+			}
+			if out := nodeGet(t, base+"/v1/x"); out != "" && !strings.Contains(out, "complete=false") {
+				t.Errorf("node saw %q, want an incomplete response", out)
 			}
 			rows := stop()
 			if len(rows) == 0 {
@@ -136,6 +162,9 @@ func TestCleanEndStaysClean(t *testing.T) {
 		if out, err := exec.Command(curl, "-sS", "-N", "-o", "/dev/null", base+"/v1/x").CombinedOutput(); err != nil {
 			t.Errorf("curl: %v %s, want exit 0", err, out)
 		}
+	}
+	if out := nodeGet(t, base+"/v1/x"); out != "" && !strings.Contains(out, "complete=true") {
+		t.Errorf("node saw %q, want a complete response", out)
 	}
 	for _, e := range stop() {
 		if e.Error != "" || e.ClientAborted {
