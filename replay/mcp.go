@@ -264,7 +264,8 @@ func (v *vu) endMCP(st *stageWindow, op string, e *entry, intended time.Time) ti
 // 405 again. An opened stream is held, as the client held it, until the
 // session ends (its DELETE, a new initialize) or the user stops; a
 // recorded stream's length says nothing about the server, only about how
-// long the client's session lasted.
+// long the client's session lasted. The user waits for the headers, as
+// an SDK's GET does before it reads events.
 func (v *vu) openStream(st *stageWindow, op string, e *entry, intended time.Time) time.Time {
 	s := v.s
 	if v.mcp == nil || !v.mcp.ready {
@@ -284,6 +285,12 @@ func (v *vu) openStream(st *stageWindow, op string, e *entry, intended time.Time
 	resp, body := sendHeld(ctx, cancel, v.ctx, s.rp.client, s.rp.timeout, o, &r)
 	judge(&r, resp, e.ex.Status, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
+	if body != nil && v.idx < 0 {
+		// An open-mode arrival is one request with no session to close
+		// the stream with: it is closed once opened.
+		body.Close()
+		body = nil
+	}
 	if body == nil {
 		cancel(nil)
 		return endOf(&r)

@@ -178,7 +178,9 @@ func newServicePool(es []*entry) *servicePool {
 		if x.Path == "/health" && sp.health == "" {
 			sp.health = "/health"
 		}
-		if x.RPCMethod == "initialize" && (sp.mcpInit == nil || less(x, sp.mcpInit)) {
+		// The live handshake copies a recorded initialize that worked: one
+		// that failed (kept by include_failed) would open no session.
+		if x.RPCMethod == "initialize" && x.Status/100 == 2 && (sp.mcpInit == nil || less(x, sp.mcpInit)) {
 			sp.mcpInit = x
 		}
 	}
