@@ -6,6 +6,8 @@
 // results of every run as one JSON line.
 //
 //   node mcp-sdk-client.mjs http://127.0.0.1:PORT/mcp [runs]
+//
+// The SDK is the one server-everything depends on in the lockfile.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
