@@ -197,3 +197,52 @@ func TestForwardTo(t *testing.T) {
 		t.Errorf("refused row: path %q error %q", rows[1].Path, rows[1].Error)
 	}
 }
+
+// TestForwardToInsideTunnel: a tunnel CONNECT opened to a listed
+// destination cannot carry requests for another host: intercepted requests
+// are checked by their own Host.
+func TestForwardToInsideTunnel(t *testing.T) {
+	t.Parallel()
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer ok.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a refused destination was reached through a tunnel")
+	}))
+	defer other.Close()
+	okHost, otherHost := strings.TrimPrefix(ok.URL, "http://"), strings.TrimPrefix(other.URL, "http://")
+	to, _ := ParseDestinations([]string{okHost})
+	r, _, stop := recorder(t, "", Options{Forward: "127.0.0.1:0", ForwardTo: to, MITMCADir: t.TempDir()})
+	c, err := net.Dial("tcp", r.Addrs()["forward"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", okHost, okHost)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT to the listed destination: %v %v", resp, err)
+	}
+	// Plain HTTP inside the tunnel (the interception reads it as is).
+	for _, host := range []string{okHost, otherHost} {
+		fmt.Fprintf(c, "GET /in HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		want := http.StatusOK
+		if host == otherHost {
+			want = http.StatusForbidden
+		}
+		if resp.StatusCode != want {
+			t.Errorf("Host %s inside a tunnel to %s: %d, want %d", host, okHost, resp.StatusCode, want)
+		}
+	}
+	c.Close()
+	rows := stop()
+	if len(rows) != 2 || rows[1].Error == "" || rows[0].Error != "" {
+		t.Errorf("rows %+v, want the served request and the refused one", rows)
+	}
+}
