@@ -83,7 +83,7 @@ func gatewayCapture(sessions, perSession int) []captures.Exchange {
 				ID: fmt.Sprintf("s%d-%d", s, q), Service: "gateway", Session: fmt.Sprintf("s%d", s), Seq: int64(q),
 				StartNS: t0 + int64(s)*int64(time.Minute) + int64(q)*int64(3*time.Second), DurationNS: int64(time.Second),
 				Scheme: "http", Host: "recorded.invalid:9", Status: 200,
-				ReqHeaders: []captures.Header{{Name: "Content-Type", Value: "application/json"}, {Name: "Authorization", Value: "redacted:1a2b3c4d"}},
+				ReqHeaders: []captures.Header{{Name: "Content-Type", Value: "application/json"}},
 			}
 			switch q % 3 {
 			case 0:

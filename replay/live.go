@@ -1,12 +1,8 @@
 package replay
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"sort"
 	"sync"
@@ -14,44 +10,36 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
-// liveEvery is how often the live view redraws or logs.
 const (
-	liveEvery    = time.Second
-	logEvery     = 10 * time.Second
-	recentKeep   = 4096 // durations kept per stage for the live p95
-	metricsGrace = 2 * time.Second
+	liveEvery  = time.Second      // how often the live view redraws
+	logEvery   = 10 * time.Second // how often it logs off a terminal
+	recentKeep = 4096             // durations kept per stage for the live p95
 )
 
-// live is the run's live view and metrics. It is fed by the sink's
-// goroutine (observe) and read by its own ticker goroutine, so sending
-// never waits for it.
+// live is the run's live view: progress bars on a terminal, plain lines
+// every logEvery otherwise. It is fed by the sink's goroutine (observe) and
+// drawn by its own ticker goroutine, so sending never waits for it. A nil
+// *live shows nothing.
 type live struct {
-	out    io.Writer
-	tty    bool
-	mu     sync.Mutex
-	stats  map[string]*liveStage // "scenario/stage"
-	series map[obsKey]*obsSeries
-	runs   []*scenarioRun
-
-	requests, errors, cutOff atomic.Int64
-
-	reg      *prometheus.Registry
-	reqs     *prometheus.CounterVec
-	dur      *prometheus.HistogramVec
-	lag      *prometheus.HistogramVec
-	users    *prometheus.GaugeVec
-	stageNow *prometheus.GaugeVec
+	out   io.Writer
+	tty   bool
+	mu    sync.Mutex
+	stats map[stageKey]*liveStage
+	runs  []*scenarioRun
 
 	stopCh chan struct{}
 	done   chan struct{}
 	logMu  sync.Mutex
 	prog   atomic.Pointer[mpb.Progress] // while bars are shown, lines go above them
+}
+
+type stageKey struct {
+	scenario string
+	stage    int32 // 1-based
 }
 
 type liveStage struct {
@@ -61,70 +49,38 @@ type liveStage struct {
 	next        int
 }
 
-func newLive(out io.Writer, p *plan) *live {
-	l := &live{out: out, stats: map[string]*liveStage{}, reg: prometheus.NewRegistry()}
+// newLive returns the live view writing to out; nil when out is nil.
+func newLive(out io.Writer) *live {
+	if out == nil {
+		return nil
+	}
+	l := &live{out: out, stats: map[stageKey]*liveStage{}}
 	if f, ok := out.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			l.tty = true
 		}
 	}
-	l.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loadtape_requests_total", Help: "Requests sent, by scenario, operation and error kind (empty: success)."}, []string{"scenario", "operation", "error_kind"})
-	l.dur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "loadtape_request_duration_seconds", Help: "Request duration to the last byte.",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"scenario", "operation"})
-	l.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "loadtape_send_lag_seconds", Help: "Actual minus intended send time.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"scenario"})
-	l.users = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "loadtape_active_users", Help: "Virtual users active now (this shard)."}, []string{"scenario"})
-	l.stageNow = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "loadtape_stage", Help: "1-based stage now running."}, []string{"scenario"})
-	l.reg.MustRegister(l.reqs, l.dur, l.lag, l.users, l.stageNow)
 	return l
-}
-
-// obsKey and obsSeries cache the per-row lookups of observe: formatting a
-// key and resolving Prometheus label values for every row would cost more
-// than the rest of the bookkeeping.
-type obsKey struct {
-	scenario, operation, kind string
-	stage                     int32
-}
-
-type obsSeries struct {
-	stage *liveStage
-	reqs  prometheus.Counter
-	dur   prometheus.Observer
-	lag   prometheus.Observer
 }
 
 // observe takes a batch of written rows (sink goroutine).
 func (l *live) observe(rows []captures.Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.series == nil {
-		l.series = map[obsKey]*obsSeries{}
-	}
-	var errs int64
+	var key stageKey
+	var ls *liveStage
 	for i := range rows {
 		r := &rows[i]
-		k := obsKey{r.Scenario, r.Operation, r.ErrorKind, r.Stage}
-		se := l.series[k]
-		if se == nil {
-			key := fmt.Sprintf("%s/%d", r.Scenario, r.Stage)
-			ls := l.stats[key]
-			if ls == nil {
+		if k := (stageKey{r.Scenario, r.Stage}); ls == nil || k != key {
+			key = k
+			if ls = l.stats[k]; ls == nil {
 				ls = &liveStage{recent: make([]float64, 0, 256)}
-				l.stats[key] = ls
+				l.stats[k] = ls
 			}
-			se = &obsSeries{stage: ls, reqs: l.reqs.WithLabelValues(r.Scenario, r.Operation, r.ErrorKind),
-				dur: l.dur.WithLabelValues(r.Scenario, r.Operation), lag: l.lag.WithLabelValues(r.Scenario)}
-			l.series[k] = se
 		}
-		ls := se.stage
 		ls.count++
 		if r.ErrorKind != "" {
 			ls.errs++
-			errs++
-			if r.ErrorKind == captures.ErrCutOff {
-				l.cutOff.Add(1)
-			}
 		}
 		sec := float64(r.DurationNS) / 1e9
 		if len(ls.recent) < recentKeep {
@@ -133,19 +89,12 @@ func (l *live) observe(rows []captures.Result) {
 			ls.recent[ls.next%recentKeep] = sec
 			ls.next++
 		}
-		se.reqs.Inc()
-		if r.ErrorKind != captures.ErrDropped {
-			se.dur.Observe(sec)
-			se.lag.Observe(float64(r.StartNS-r.IntendedNS) / 1e9)
-		}
 	}
-	l.requests.Add(int64(len(rows)))
-	l.errors.Add(errs)
 }
 
 // logf prints a plain line, above the bars on a terminal.
 func (l *live) logf(format string, args ...any) {
-	if l.out == nil {
+	if l == nil {
 		return
 	}
 	if p := l.prog.Load(); p != nil {
@@ -162,7 +111,7 @@ func (l *live) logf(format string, args ...any) {
 // and p95 in seconds.
 func (l *live) snapshot(scenario string, stage int) (count, errs, delta int64, p95 float64) {
 	l.mu.Lock()
-	ls := l.stats[fmt.Sprintf("%s/%d", scenario, stage)]
+	ls := l.stats[stageKey{scenario, int32(stage)}]
 	if ls == nil {
 		l.mu.Unlock()
 		return 0, 0, 0, 0
@@ -180,21 +129,22 @@ func (l *live) snapshot(scenario string, stage int) (count, errs, delta int64, p
 
 // start begins the display goroutine; it ends on stop.
 func (l *live) start(runs []*scenarioRun) {
-	l.runs = runs
-	for _, s := range runs {
-		l.users.WithLabelValues(s.name).Set(0)
-		l.stageNow.WithLabelValues(s.name).Set(1)
+	if l == nil {
+		return
 	}
+	l.runs = runs
 	l.stopCh, l.done = make(chan struct{}), make(chan struct{})
 	go l.loop()
 }
 
-func (l *live) stop() {
-	if l.stopCh == nil {
-		return
+// stop draws the last state and waits for the display goroutine.
+func (l *live) stop() error {
+	if l == nil || l.stopCh == nil {
+		return nil
 	}
 	close(l.stopCh)
 	<-l.done
+	return nil
 }
 
 func (l *live) loop() {
@@ -203,7 +153,7 @@ func (l *live) loop() {
 	bars := map[string]*mpb.Bar{}
 	texts := map[string]*atomic.Value{} // read by mpb's goroutine
 	logged := map[string]bool{}
-	if l.out != nil && l.tty {
+	if l.tty {
 		prog = mpb.New(mpb.WithOutput(l.out), mpb.WithWidth(30), mpb.WithRefreshRate(liveEvery/2))
 		l.prog.Store(prog)
 	}
@@ -223,7 +173,6 @@ func (l *live) loop() {
 		last = now
 		logNow := now.Sub(lastLog) >= logEvery || stopping
 		for _, s := range l.runs {
-			l.users.WithLabelValues(s.name).Set(float64(s.active.Load()))
 			for k := range s.stages {
 				st := &s.stages[k]
 				if now.Before(st.start) {
@@ -234,9 +183,6 @@ func (l *live) loop() {
 				count, errs, delta, p95 := l.snapshot(s.name, k+1)
 				if delta == 0 && finished && bars[key] == nil && prog != nil && count > 0 {
 					continue
-				}
-				if !finished {
-					l.stageNow.WithLabelValues(s.name).Set(float64(k + 1))
 				}
 				left := max(time.Until(st.end), 0).Round(time.Second)
 				load := fmt.Sprintf("users %d", st.shardUsers)
@@ -298,26 +244,4 @@ func (l *live) loop() {
 			return
 		}
 	}
-}
-
-// serveMetrics serves /metrics at addr until the returned stop is called,
-// which gives a last scrape a moment.
-func (l *live) serveMetrics(addr string) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, badInput(fmt.Errorf("--metrics-addr %s: %w", addr, err))
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			l.logf("metrics: %v", err)
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), metricsGrace)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
 }

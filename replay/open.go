@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -17,17 +18,16 @@ import (
 // sends arrivals I-1, I-1+N, ..., so the shards together send exactly the
 // unsharded schedule. An arrival finding max_in_flight requests already
 // out is written as `dropped`, never silently skipped. It returns when the
-// last stage ends and its requests are done or cut off.
+// last stage ends and its requests are done or cut off. Arrivals as
+// recorded take their times from the capture instead (arrivals.go).
 func (s *scenarioRun) runOpen() {
-	var inflight atomic.Int32
-	var wg sync.WaitGroup
-	workers := newWorkers(s.sc.workerLimit(), s.sc.MaxInFlight+1)
-	defer workers.close()
-	states := &mcpPool{}
+	o := s.newOpenRun()
+	defer o.wait()
+	if s.sc.Arrivals == ArrivalsAsRecorded {
+		s.runAsRecorded(o)
+		return
+	}
 	shard, of := s.rp.shard.i-1, s.rp.shard.n
-	// Arrivals are independent of stages: one in flight at a stage's end
-	// runs on, and only the scenario's (or the run's) end cuts it off.
-	reqCtx := s.stages[len(s.stages)-1].ctx
 	for k := range s.stages {
 		st := &s.stages[k]
 		h := fnv.New64a()
@@ -56,39 +56,9 @@ func (s *scenarioRun) runOpen() {
 			if int(i%int64(of)) != shard {
 				continue
 			}
-			v := &vu{s: s, idx: -1, iter: i}
-			if !sleepUntil(st.ctx, at) {
-				if time.Now().Before(at) {
-					break // not due yet: the run was stopped
-				}
-				// Due inside the stage, but this goroutine got to it only
-				// after the stage ended (a busy CPU): one row all the same.
-				s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrCutOff, "cut off: the stage ended before it could be sent"))
-				continue
+			if !o.arrive(st, i, at, op, e, probeIdx) {
+				break
 			}
-			n := inflight.Add(1)
-			if n > int32(s.sc.MaxInFlight) {
-				inflight.Add(-1)
-				v.inflight = n - 1
-				s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrDropped, "dropped: max_in_flight reached"))
-				continue
-			}
-			v.inflight = n
-			wg.Add(1)
-			at := at // the loop moves on before the job runs
-			job := func() {
-				defer wg.Done()
-				defer inflight.Add(-1)
-				if e != nil && e.ex.RPCMethod == "" {
-					v.do(st, reqCtx, op, e, at, probeIdx)
-					return
-				}
-				// MCP in open mode: borrow an idle live session, or start one.
-				v.mcp = states.get()
-				v.do(st, reqCtx, op, e, at, probeIdx)
-				states.put(v.mcp)
-			}
-			workers.run(job)
 		}
 		// Wait for the stage's end even when the schedule ran out early.
 		<-st.ctx.Done()
@@ -96,7 +66,68 @@ func (s *scenarioRun) runOpen() {
 			break
 		}
 	}
-	wg.Wait()
+}
+
+// openRun is what the arrivals of one open-mode scenario share.
+type openRun struct {
+	s        *scenarioRun
+	inflight atomic.Int32
+	wg       sync.WaitGroup
+	workers  *workers
+	states   *mcpPool
+	// Arrivals are independent of stages: one in flight at a stage's end
+	// runs on, and only the scenario's (or the run's) end cuts it off.
+	reqCtx context.Context
+}
+
+func (s *scenarioRun) newOpenRun() *openRun {
+	return &openRun{s: s, workers: newWorkers(s.sc.workerLimit(), s.sc.MaxInFlight+1), states: &mcpPool{},
+		reqCtx: s.stages[len(s.stages)-1].ctx}
+}
+
+// wait returns when every arrival's request is done or cut off.
+func (o *openRun) wait() {
+	o.wg.Wait()
+	o.workers.close()
+}
+
+// arrive waits for arrival i's time at, then hands it to a worker, or
+// writes its row when it cannot be sent (due after its stage ended, or
+// max_in_flight reached). false when the run stopped before it was due.
+func (o *openRun) arrive(st *stageWindow, i int64, at time.Time, op string, e *entry, probeIdx int) bool {
+	s := o.s
+	v := &vu{s: s, idx: -1, iter: i}
+	if !sleepUntil(st.ctx, at) {
+		if time.Now().Before(at) {
+			return false // not due yet: the run was stopped
+		}
+		// Due inside the stage, but this goroutine got to it only
+		// after the stage ended (a busy CPU): one row all the same.
+		s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrCutOff, "cut off: the stage ended before it could be sent"))
+		return true
+	}
+	n := o.inflight.Add(1)
+	if n > int32(s.sc.MaxInFlight) {
+		o.inflight.Add(-1)
+		v.inflight = n - 1
+		s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrDropped, "dropped: max_in_flight reached"))
+		return true
+	}
+	v.inflight = n
+	o.wg.Add(1)
+	o.workers.run(func() {
+		defer o.wg.Done()
+		defer o.inflight.Add(-1)
+		if e != nil && e.ex.RPCMethod == "" {
+			v.do(st, o.reqCtx, op, e, at, probeIdx)
+			return
+		}
+		// MCP in open mode: borrow an idle live session, or start one.
+		v.mcp = o.states.get()
+		v.do(st, o.reqCtx, op, e, at, probeIdx)
+		o.states.put(v.mcp)
+	})
+	return true
 }
 
 // mcpPool keeps idle live MCP sessions for open-mode arrivals.

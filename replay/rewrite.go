@@ -10,9 +10,9 @@ import (
 )
 
 // RedactedPrefix starts every secret the proxy redacted ("redacted:1a2b3c4d").
-// Replay never sends such a value: the header or query parameter is dropped
-// unless --header supplies a fresh one.
-const RedactedPrefix = "redacted:"
+// Replay never sends such a value: credentials.go puts the --header or
+// --secret of its name in its place, or refuses the run.
+const RedactedPrefix = captures.PlaceholderPrefix
 
 // dropHeaders are recorded headers replay never copies: hop-by-hop ones, the
 // ones Go computes (Host, Content-Length), Accept-Encoding (replay asks for
@@ -64,6 +64,20 @@ func ParseHeaders(flags []string) (http.Header, error) {
 		h.Set(k, strings.TrimSpace(v))
 	}
 	return h, nil
+}
+
+// ParseSecrets parses NAME=VALUE flags: the live values of redacted query
+// parameters and body fields, by name.
+func ParseSecrets(flags []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, f := range flags {
+		name, v, ok := strings.Cut(f, "=")
+		if !ok || name == "" || v == "" || strings.ContainsAny(name, " \t") {
+			return nil, badInput(fmt.Errorf("--secret %q: want NAME=VALUE, the query parameter or body field NAME and its live value", strings.SplitN(f, "=", 2)[0]+"=..."))
+		}
+		m[name] = v
+	}
+	return m, nil
 }
 
 // url joins the target's base with the recorded path and query, dropping

@@ -1,0 +1,123 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metricsGrace is how long the endpoint stays up after the run, so that a
+// scrape in progress can finish.
+const metricsGrace = 2 * time.Second
+
+// metrics is the run's Prometheus endpoint (--metrics-addr): counters and
+// histograms fed with the written rows by the sink's goroutine, gauges
+// read from the scenarios when scraped.
+type metrics struct {
+	reg  *prometheus.Registry
+	reqs *prometheus.CounterVec
+	dur  *prometheus.HistogramVec
+	lag  *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	series map[metricKey]*metricSeries
+}
+
+// metricKey and metricSeries cache the label lookups of observe: resolving
+// Prometheus label values for every row would cost more than the rest of
+// the bookkeeping.
+type metricKey struct{ scenario, operation, kind string }
+
+type metricSeries struct {
+	reqs prometheus.Counter
+	dur  prometheus.Observer
+	lag  prometheus.Observer
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), series: map[metricKey]*metricSeries{}}
+	m.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loadtape_requests_total", Help: "Requests sent, by scenario, operation and error kind (empty: success)."}, []string{"scenario", "operation", "error_kind"})
+	m.dur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "loadtape_request_duration_seconds", Help: "Request duration to the last byte.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"scenario", "operation"})
+	m.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "loadtape_send_lag_seconds", Help: "Actual minus intended send time.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"scenario"})
+	m.reg.MustRegister(m.reqs, m.dur, m.lag)
+	return m
+}
+
+// track registers the per-scenario gauges, computed at each scrape.
+func (m *metrics) track(runs []*scenarioRun) {
+	for _, s := range runs {
+		labels := prometheus.Labels{"scenario": s.name}
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loadtape_active_users", Help: "Virtual users active now (this shard).", ConstLabels: labels},
+				func() float64 { return float64(s.active.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loadtape_stage", Help: "1-based stage now running.", ConstLabels: labels},
+				func() float64 { return float64(s.stageAt(time.Now())) }))
+	}
+}
+
+// stageAt is the 1-based stage running at t: the last one started by then.
+func (s *scenarioRun) stageAt(t time.Time) int {
+	n := 1
+	for k := range s.stages {
+		if t.Before(s.stages[k].start) {
+			break
+		}
+		n = k + 1
+	}
+	return n
+}
+
+// observe takes a batch of written rows (sink goroutine).
+func (m *metrics) observe(rows []captures.Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range rows {
+		r := &rows[i]
+		k := metricKey{r.Scenario, r.Operation, r.ErrorKind}
+		se := m.series[k]
+		if se == nil {
+			se = &metricSeries{reqs: m.reqs.WithLabelValues(r.Scenario, r.Operation, r.ErrorKind),
+				dur: m.dur.WithLabelValues(r.Scenario, r.Operation), lag: m.lag.WithLabelValues(r.Scenario)}
+			m.series[k] = se
+		}
+		se.reqs.Inc()
+		if r.ErrorKind != captures.ErrDropped {
+			se.dur.Observe(float64(r.DurationNS) / 1e9)
+			se.lag.Observe(float64(r.StartNS-r.IntendedNS) / 1e9)
+		}
+	}
+}
+
+// serve serves /metrics at addr until the returned stop is called, which
+// gives a last scrape metricsGrace. Serving errors go to logf.
+func (m *metrics) serve(addr string, logf func(string, ...any)) (stop func() error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("--metrics-addr %s: %w", addr, err))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Ends when stop shuts the server down.
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logf("metrics: %v", err)
+		}
+	}()
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), metricsGrace)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		return nil
+	}, nil
+}
