@@ -65,7 +65,7 @@ the traffic: rows are counted as failed until writes succeed again.`,
 	fl.DurationVar(&f.roll, "roll", proxy.DefaultRoll, "capture file roll interval: how often new rows become readable Parquet files")
 	fl.DurationVar(&f.flush, "flush", proxy.DefaultFlush, "most time a row waits before it is on disk in the write-ahead log: what a crash can lose")
 	fl.StringVar(&f.rules, "rules", "", "YAML rules: service, operation and session matchers, extra redactions")
-	fl.BoolVar(&f.keepSecrets, "keep-secrets", false, "store credentials as they are instead of redacted:<hash>")
+	fl.BoolVar(&f.keepSecrets, "keep-secrets", false, "store credentials (headers, query parameters, body fields, token shapes) as they are instead of keyed redacted:<hmac> placeholders")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long Ctrl-C lets in-flight exchanges finish")
 	fl.StringSliceVar(&f.forwardAllow, "forward-allow", nil, "with --forward: client addresses that may use it (CIDR,...); needed, or --forward-auth, beyond loopback")
 	fl.StringVar(&f.forwardAuth, "forward-auth", "", "with --forward: require Basic proxy authentication as USER:PASS")
