@@ -13,11 +13,12 @@ import (
 
 func init() {
 	var (
-		capturesPaths, targets, headers, scenarios, monitors []string
-		profile, out, shard, metricsAddr                     string
-		seed                                                 int64
-		timeScale                                            float64
-		requestTimeout, maxRun, monitorEvery                 time.Duration
+		capturesPaths, targets, headers, secrets, scenarios, monitors []string
+		profile, out, shard, metricsAddr                              string
+		force, allowMissing                                           bool
+		seed                                                          int64
+		timeScale                                                     float64
+		requestTimeout, maxRun, monitorEvery                          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "replay --captures PATH --profile FILE --target NAME=URL ... --out DIR",
@@ -27,7 +28,11 @@ open mode), sends them to the --target of each scenario's service, and writes on
 row per request to DIR/results-*.parquet, monitor samples to DIR/samples-*.parquet and the
 run's profile, targets and stage timeline to DIR/run.json. All selected scenarios run at
 the same time, each against its own service. SIGINT or SIGTERM ends the run at once:
-requests in flight are recorded as cut off and run.json says interrupted.`,
+requests in flight are recorded as cut off and run.json says interrupted.
+
+DIR must be new or empty (--force reuses it, removing the earlier run's files first).
+A recorded credential is redacted in the capture and never sent: give the live one with
+--header (headers) or --secret (query parameters and body fields), or the run is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tm, err := replay.ParseTargets(targets)
@@ -38,13 +43,18 @@ requests in flight are recorded as cut off and run.json says interrupted.`,
 			if err != nil {
 				return badInput(err)
 			}
+			sec, err := replay.ParseSecrets(secrets)
+			if err != nil {
+				return badInput(err)
+			}
 			// The first signal cuts the run off and flushes; a second one
 			// (after stop restores the default) kills the process.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			go func() { <-ctx.Done(); stop() }()
 			info, err := replay.Run(ctx, replay.Options{
-				Captures: capturesPaths, ProfilePath: profile, Targets: tm, Headers: hs, Out: out,
+				Captures: capturesPaths, ProfilePath: profile, Targets: tm, Headers: hs, Out: out, Force: force,
+				Secrets: sec, AllowMissingCredentials: allowMissing,
 				Scenarios: scenarios, Seed: seed, Shard: shard, TimeScale: timeScale,
 				RequestTimeout: requestTimeout, MaxRun: maxRun, Monitor: monitors, MonitorEvery: monitorEvery,
 				MetricsAddr: metricsAddr, Progress: cmd.ErrOrStderr(), Version: version,
@@ -57,7 +67,7 @@ requests in flight are recorded as cut off and run.json says interrupted.`,
 			}
 			state := "finished"
 			if info.Interrupted {
-				state = "interrupted"
+				state = "interrupted (" + info.EndReason + ")"
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "run %s %s: %d requests, %d errors (%d cut off), %s in %s\n",
 				info.ID, state, info.Requests, info.Errors, info.CutOff, info.Ended.Sub(info.Started).Round(time.Second), info.Dir)
@@ -66,16 +76,19 @@ requests in flight are recorded as cut off and run.json says interrupted.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&capturesPaths, "captures", nil, "capture files, directories or globs (repeatable)")
-	f.StringVar(&profile, "profile", "", "profile YAML (see `loadtape profile init`)")
+	f.StringVar(&profile, "profile", "", "profile YAML `FILE` (loadtape profile init writes one)")
 	f.StringArrayVar(&targets, "target", nil, "NAME=URL: where service NAME's requests go (one per service; required)")
-	f.StringVar(&out, "out", "", "run directory to write (created)")
+	f.StringVar(&out, "out", "", "run directory to write (created; must be empty unless --force)")
+	f.BoolVar(&force, "force", false, "reuse a non-empty --out, removing its earlier results, samples and run.json first")
 	f.StringArrayVar(&scenarios, "scenario", nil, "scenario to run (repeatable or comma list; default: all, concurrently)")
-	f.StringArrayVar(&headers, "header", nil, "'Name: value' set on every request, replacing the recorded one")
+	f.StringArrayVar(&headers, "header", nil, "'Name: value' set on every request, replacing the recorded one (and a redacted credential)")
+	f.StringArrayVar(&secrets, "secret", nil, "NAME=VALUE: the live value of redacted query parameters and body fields named NAME (repeatable)")
+	f.BoolVar(&allowMissing, "allow-missing-credentials", false, "send requests whose redacted credentials no --header or --secret supplies, without them")
 	f.Int64Var(&seed, "seed", 1, "seed of every random choice (users, mixes, think times)")
 	f.StringVar(&shard, "shard", "1/1", "run the I-th of N disjoint slices of every stage's users")
 	f.Float64Var(&timeScale, "time-scale", 1, "multiply every duration and think time by F")
 	f.DurationVar(&requestTimeout, "request-timeout", replay.DefaultRequestTimeout, "per-request timeout")
-	f.DurationVar(&maxRun, "max-run", 0, "hard limit on the whole run (0: none)")
+	f.DurationVar(&maxRun, "max-run", 0, "hard limit on the whole run, capture reading included; in-flight requests are cut off (0: none)")
 	f.StringArrayVar(&monitors, "monitor", nil, "resource source: nvml, host, prom=URL (repeatable or comma list)")
 	f.DurationVar(&monitorEvery, "monitor-every", replay.DefaultMonitorEvery, "monitor sampling interval")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve live Prometheus metrics at ADDR/metrics")
