@@ -39,7 +39,7 @@ type GenOptions struct {
 
 // genColumns are the exchange columns a generated profile reads.
 var genColumns = []string{"start_ns", "duration_ns", "service", "operation", "session", "seq",
-	"method", "path", "status", "req_headers", "req_truncated", "rpc_method", "error"}
+	"method", "path", "status", "req_headers", "req_truncated", "rpc_method", "error", "client_aborted"}
 
 // ProfileFromCaptures reads the exchanges of paths (files, directories,
 // globs) and returns GenerateProfile's YAML for them.
@@ -75,18 +75,6 @@ type serviceStats struct {
 	first, end int64
 }
 
-// recordedFailure names why an exchange failed when it was recorded, or ""
-// when it did not: replay leaves such exchanges out of its pools.
-func recordedFailure(x *captures.Exchange) string {
-	switch {
-	case x.Error != "" || x.Status == 0:
-		return "no response"
-	case x.Status >= 400:
-		return fmt.Sprint(x.Status)
-	}
-	return ""
-}
-
 // GenerateProfile writes a profile with one scenario per recorded service:
 // the recorded operation shares as the mix (closed mode), or sessions mode
 // where the service spoke MCP with sessions; the recorded pauses between a
@@ -102,6 +90,15 @@ func GenerateProfile(xs []captures.Exchange, opts GenOptions) ([]byte, error) {
 		return nil, badInput(fmt.Errorf("--think %q, want %s or %s", opts.Think, ThinkFit, ThinkAsRecorded))
 	}
 	services := map[string]*serviceStats{}
+	mcpPaths := map[string]map[string]bool{} // service → paths MCP messages were posted to
+	for i := range xs {
+		if x := &xs[i]; x.RPCMethod != "" {
+			if mcpPaths[x.Service] == nil {
+				mcpPaths[x.Service] = map[string]bool{}
+			}
+			mcpPaths[x.Service][x.Path] = true
+		}
+	}
 	var first, last int64
 	for i := range xs {
 		x := &xs[i]
@@ -120,12 +117,17 @@ func GenerateProfile(xs []captures.Exchange, opts GenOptions) ([]byte, error) {
 		if x.RPCMethod != "" || hasHeader(x.ReqHeaders, "Mcp-Session-Id") {
 			s.mcp = true
 		}
-		if f := recordedFailure(x); f != "" {
-			s.failed[f]++
-			continue
-		}
-		if x.ReqTruncated {
+		// Left out as the replay pool leaves them out (NewPool), so that
+		// the mix names only operations it can draw from.
+		switch f := failedWhenRecorded(&entry{ex: x, stream: isMCPStream(x, mcpPaths[x.Service])}); {
+		case x.ReqTruncated:
 			s.truncated++
+			continue
+		case isRefusedProbe(x):
+			s.failed[reasonProbe]++
+			continue
+		case f != "":
+			s.failed[f]++
 			continue
 		}
 		s.ops[x.Operation]++

@@ -182,7 +182,7 @@ func TestGenerateProfileFromMixedCapture(t *testing.T) {
 	if gw.Mode != ModeClosed || gw.Health != "/healthz" || len(gw.Think.Uniform) != 2 {
 		t.Errorf("gateway: mode %s, health %q, think %+v; want closed, /healthz, uniform", gw.Mode, gw.Health, gw.Think)
 	}
-	if !strings.Contains(string(y), "2 failed when recorded (404 x1, no response x1)") {
+	if !strings.Contains(string(y), "2 failed when recorded (HTTP 404 x1, upstream error x1)") {
 		t.Errorf("the profile does not say which recorded failures it left out:\n%s", y)
 	}
 	if m := p.Scenarios["mcp"]; m.Mode != ModeSessions || m.Think.Constant.D() != 499*time.Millisecond {

@@ -106,7 +106,7 @@ func TestProfileInitFromCapture(t *testing.T) {
 	if mcp.Mode != replay.ModeSessions {
 		t.Errorf("mcp mode %s, want sessions", mcp.Mode)
 	}
-	if !strings.Contains(out, "1 failed when recorded (404 x1)") {
+	if !strings.Contains(out, "1 failed when recorded (HTTP 404 x1)") {
 		t.Errorf("the left-out 404 is not named:\n%s", out)
 	}
 
