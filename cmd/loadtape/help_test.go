@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/loadtape/loadtape/replay"
 )
 
 // useToken is one word of a Use line after the command name: a flag, an
@@ -120,5 +124,40 @@ func TestCompletionDescriptions(t *testing.T) {
 		if strings.Contains(out, "`") {
 			t.Errorf("completion of %v shows a backtick:\n%s", path, out)
 		}
+	}
+}
+
+// TestCompletionValues: --scenario completes the profile's scenarios,
+// --monitor its sources (inside a comma list too), --think its choices.
+// Not parallel: the root command is shared.
+func TestCompletionValues(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(prof, replay.SeedPlanProfile(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"replay", "--profile", prof, "--scenario", ""}, []string{"gateway\tservice gateway, closed mode", "mcp\t", "rag\t"}},
+		{[]string{"replay", "--profile", prof, "--scenario", "gateway,"}, []string{"gateway,mcp\t", "gateway,rag\t"}},
+		{[]string{"replay", "--monitor", "nvml,"}, []string{"nvml,host\t", "nvml,prom=\t"}},
+		{[]string{"profile", "init", "--think", ""}, []string{"fit\t", "as_recorded\t"}},
+	}
+	for _, c := range cases {
+		out := execute(t, append([]string{cobra.ShellCompRequestCmd}, c.args...)...)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("completion of %v lacks %q:\n%s", c.args, w, out)
+			}
+		}
+	}
+	// Flag values outlive Execute in one process; a shell starts afresh.
+	if c, _, err := rootCmd.Find([]string{"replay"}); err == nil {
+		_ = c.Flags().Set("profile", "")
+	}
+	out := execute(t, cobra.ShellCompRequestCmd, "replay", "--scenario", "")
+	if !strings.Contains(out, "give --profile FILE first") {
+		t.Errorf("--scenario without --profile: %s", out)
 	}
 }
