@@ -12,12 +12,14 @@ import (
 // userMemory is the memory one virtual user can take at its worst: its
 // goroutine and one kept-alive connection of its own (the transport's two
 // goroutines and buffers), with the garbage the run's GOGC=400 lets pile
-// up. Measured by BenchmarkMemoryPerUser (capacity_bench_test.go): peak RSS
-// of the replaying process alone (the upstream in another process) with
-// every user waiting on a response at once, 1,000 against 4,000 users, on
-// the 2-core development machine: 28–31 KiB per user. Rounded up to leave
-// room for larger recorded bodies.
-const userMemory = 40 << 10
+// up. Measured by BenchmarkMemoryPerUser (capacity_bench_test.go): the
+// peak RSS of the replaying process alone (the upstream in another
+// process) with every user waiting on its own response at once, 4,000
+// users against 1,000, on the 2-core development machine at 19:33 UTC on
+// 1 Dec 2026: 50.1, 51.2 and 56.8 KiB per user in three fresh processes
+// (peak RSS 102 MB at 1,000 users, 251–268 MB at 4,000). Rounded up to
+// 64 KiB for larger recorded bodies and MCP sessions.
+const userMemory = 64 << 10
 
 // Reserves kept out of what users may take: the results and samples
 // writers, the monitor, the metrics endpoint, standard streams and DNS need
