@@ -1,14 +1,12 @@
 package analyze
 
 import (
-	"fmt"
+	"errors"
 	"math"
 	"os"
 	"strings"
 
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
+	"github.com/loadtape/loadtape/internal/yamlx"
 	"github.com/loadtape/loadtape/runspec"
 )
 
@@ -34,76 +32,42 @@ type targetsFile struct {
 }
 
 // ReadTargets reads a --targets file: `targets:` as in a profile and an
-// optional `acceptance:`. Errors name the file and line.
+// optional `acceptance:`. Errors name the file, line and column.
 func ReadTargets(path string) ([]TargetSpec, float64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, badInputf("--targets: %v", err)
 	}
 	var tf targetsFile
-	if err := unmarshalYAML(b, &tf); err != nil {
-		return nil, 0, badInputf("%s: %s", path, strings.ReplaceAll(yaml.FormatError(err, false, false), "\n", " "))
+	if err := yamlx.Decode(path, b, &tf); err != nil {
+		return nil, 0, badInputf("%v", err)
 	}
+	doc := yamlx.Parse(path, b)
 	if len(tf.Targets) == 0 {
-		return nil, 0, badInputf("%s: no targets (want a `targets:` list)", path)
+		return nil, 0, badInputf("%v", doc.Errorf(nil, "no targets (want a `targets:` list)"))
 	}
-	file, _ := parseYAML(b)
 	for i, t := range tf.Targets {
-		where := fmt.Sprintf("%s: targets[%d]", path, i)
-		if line := yamlLine(file, fmt.Sprintf("$.targets[%d].metric", i)); line > 0 {
-			where = fmt.Sprintf("%s:%d", path, line)
-		}
-		if err := checkTarget(t, where); err != nil {
-			return nil, 0, err
+		if err := t.Validate(); err != nil {
+			return nil, 0, badInputf("%v", doc.Errorf(targetPath(i, t, err), "%v", err))
 		}
 	}
 	if err := runspec.ValidAcceptance(tf.Acceptance); err != nil {
-		return nil, 0, badInputf("%s: %v", path, err)
+		return nil, 0, badInputf("%v", doc.Errorf([]any{"acceptance"}, "%v", err))
 	}
 	return tf.Targets, tf.Acceptance, nil
 }
 
-// unmarshalYAML is yaml.Unmarshal that turns a panic inside go-yaml (a
-// tag with nothing after it makes v1.19.2 dereference nil; found by
-// FuzzReadTargets) into an error.
-func unmarshalYAML(b []byte, v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("not valid YAML (%v)", p)
-		}
-	}()
-	// Unknown keys are errors: `op: rag.index` ignored would judge every
-	// operation.
-	return yaml.UnmarshalWithOptions(b, v, yaml.DisallowUnknownField())
-}
-
-func parseYAML(b []byte) (f *ast.File, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			f, err = nil, fmt.Errorf("not valid YAML (%v)", p)
-		}
-	}()
-	return parser.ParseBytes(b, 0)
-}
-
-func yamlLine(file *ast.File, path string) (line int) {
-	defer func() {
-		if recover() != nil {
-			line = 0 // a position is a courtesy; never fail over it
-		}
-	}()
-	if file == nil {
-		return 0
+// targetPath is where in a targets file the error err of target i is.
+func targetPath(i int, t TargetSpec, err error) []any {
+	switch {
+	case errors.Is(err, runspec.ErrUnknownMetric):
+		return []any{"targets", i, "metric"}
+	case errors.Is(err, runspec.ErrBound) && t.Min != "":
+		return []any{"targets", i, "min"}
+	case errors.Is(err, runspec.ErrBound):
+		return []any{"targets", i, "max"}
 	}
-	p, err := yaml.PathString(path)
-	if err != nil {
-		return 0
-	}
-	n, err := p.FilterFile(file)
-	if err != nil || n == nil || n.GetToken() == nil || n.GetToken().Position == nil {
-		return 0
-	}
-	return n.GetToken().Position.Line
+	return []any{"targets", i}
 }
 
 // countFor counts a stage's requests of op (or all) with errorKind (or any

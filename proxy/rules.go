@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
+	"github.com/loadtape/loadtape/internal/yamlx"
 )
 
 // Rules is the --rules file: matchers that name a service, an operation or a
@@ -67,31 +67,26 @@ func LoadRules(file string) (*Rules, error) {
 	return ParseRules(file, data)
 }
 
-// ParseRules parses rules YAML; name is used in error messages.
-func ParseRules(name string, data []byte) (_ *Rules, err error) {
-	// goccy/go-yaml v1.19.2 panics on some malformed input (found by
-	// FuzzParseRules; the case is kept in testdata/fuzz): report it as bad
-	// input like any other YAML error.
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("rules %s: not valid YAML (%v)", name, p)
-		}
-	}()
+// ParseRules parses rules YAML; name is used in error messages, which
+// read `NAME:LINE:COL: what was expected`.
+func ParseRules(name string, data []byte) (*Rules, error) {
 	var rs Rules
-	if err := yaml.UnmarshalWithOptions(data, &rs, yaml.DisallowUnknownField()); err != nil {
-		return nil, fmt.Errorf("rules %s: %s", name, oneLine(yaml.FormatError(err, false, false)))
+	if err := yamlx.Decode(name, data, &rs); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
 	}
+	doc := yamlx.Parse(name, data)
 	for i, r := range rs.Rules {
 		m := r.Match
+		at := []any{"rules", i}
 		if m.Method == "" && m.Path == "" && m.Host == "" && len(m.Header) == 0 && len(m.JSON) == 0 {
-			return nil, fmt.Errorf("rules %s: rule %d: match needs at least one of method, path, host, header, json", name, i+1)
+			return nil, fmt.Errorf("rules: %w", doc.Errorf(append(at, "match"), "rule %d: match needs at least one of method, path, host, header, json", i+1))
 		}
 		if r.Service == "" && r.Operation == "" && r.SessionHeader == "" {
-			return nil, fmt.Errorf("rules %s: rule %d: sets nothing; want service, operation or session_header", name, i+1)
+			return nil, fmt.Errorf("rules: %w", doc.Errorf(at, "rule %d: sets nothing; want service, operation or session_header", i+1))
 		}
 		for _, g := range append([]string{m.Method, m.Path, m.Host}, values(m.Header, m.JSON)...) {
 			if _, err := path.Match(g, ""); err != nil {
-				return nil, fmt.Errorf("rules %s: rule %d: bad pattern %q: %v", name, i+1, g, err)
+				return nil, fmt.Errorf("rules: %w", doc.Errorf(append(at, "match"), "rule %d: bad pattern %q: %v", i+1, g, err))
 			}
 		}
 	}
@@ -106,10 +101,6 @@ func values(ms ...map[string]string) []string {
 		}
 	}
 	return out
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
 // match returns the first rule matching the request, or nil. body is the

@@ -9,8 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/parser"
+	"github.com/loadtape/loadtape/internal/yamlx"
 	"github.com/loadtape/loadtape/runspec"
 )
 
@@ -42,6 +41,7 @@ type Profile struct {
 	// bytes, to find the line of a semantic error.
 	name string
 	src  []byte
+	doc  *yamlx.Doc
 }
 
 // Scenario is one load shape aimed at one service.
@@ -130,68 +130,28 @@ func LoadProfile(path string) (*Profile, error) {
 // ParseProfile parses and validates profile YAML; name labels error messages.
 // Unknown fields are refused with their line.
 func ParseProfile(data []byte, name string) (*Profile, error) {
-	p := &Profile{name: name, src: data}
-	if err := yaml.UnmarshalWithOptions(data, p, yaml.DisallowUnknownField()); err != nil {
-		return nil, badInput(fmt.Errorf("%s: %s", name, oneLine(err)))
+	p := &Profile{}
+	if err := yamlx.Decode(name, data, p); err != nil {
+		return nil, badInput(err)
 	}
+	p.name, p.src = name, data // after decoding: an empty document zeroes *p
 	if err := p.validate(); err != nil {
 		return nil, badInput(err)
 	}
 	return p, nil
 }
 
-// oneLine turns goccy's multi-line error (with a source excerpt) into
-// "line:col: message".
-func oneLine(err error) string {
-	var se yaml.Error
-	if errors.As(err, &se) {
-		tok := se.GetToken()
-		msg := se.GetMessage()
-		if tok != nil {
-			return fmt.Sprintf("line %d column %d: %s", tok.Position.Line, tok.Position.Column, msg)
-		}
-		return msg
-	}
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
-}
-
-// errAt names the file and, when the YAML path resolves, the line.
-func (p *Profile) errAt(path []string, format string, args ...any) error {
-	where := p.name
-	if line := p.lineOf(path); line > 0 {
-		where = fmt.Sprintf("%s: line %d", p.name, line)
-	}
-	return fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...))
-}
-
-// lineOf finds the line of a mapping path like scenarios.gateway.mix; 0 when
-// it cannot (a profile built in code has no source).
-func (p *Profile) lineOf(path []string) int {
+// errAt is an error at the line and column of a YAML path (mapping keys
+// and sequence indexes); a profile built in code has no source and gets
+// the bare message.
+func (p *Profile) errAt(path []any, format string, args ...any) error {
 	if len(p.src) == 0 {
-		return 0
+		return fmt.Errorf("%s: %s", p.name, fmt.Sprintf(format, args...))
 	}
-	f, err := parser.ParseBytes(p.src, 0)
-	if err != nil {
-		return 0
+	if p.doc == nil {
+		p.doc = yamlx.Parse(p.name, p.src)
 	}
-	b := (&yaml.PathBuilder{}).Root()
-	for _, k := range path {
-		var i uint
-		if _, err := fmt.Sscanf(k, "[%d]", &i); err == nil {
-			b = b.Index(i)
-			continue
-		}
-		b = b.Child(k)
-	}
-	n, err := b.Build().FilterFile(f)
-	if err != nil || n == nil || n.GetToken() == nil {
-		return 0
-	}
-	return n.GetToken().Position.Line
+	return p.doc.Errorf(path, format, args...)
 }
 
 // ScenarioNames returns the scenario names in a stable (sorted) order.
@@ -210,7 +170,7 @@ func (p *Profile) validate() error {
 	}
 	for _, name := range p.ScenarioNames() {
 		s := p.Scenarios[name]
-		at := func(k ...string) []string { return append([]string{"scenarios", name}, k...) }
+		at := func(k ...any) []any { return append([]any{"scenarios", name}, k...) }
 		if s == nil {
 			return p.errAt(at(), "scenario %q is empty", name)
 		}
@@ -229,7 +189,7 @@ func (p *Profile) validate() error {
 			return p.errAt(at(), "scenario %q: no stages", name)
 		}
 		for i, st := range s.Stages {
-			sa := at("stages")
+			sa := at("stages", i)
 			if st.Duration <= 0 {
 				return p.errAt(sa, "scenario %q stage %d: duration must be > 0", name, i+1)
 			}
@@ -295,17 +255,17 @@ func (p *Profile) validate() error {
 		}
 		for i := range s.Checks {
 			if err := s.Checks[i].compile(); err != nil {
-				return p.errAt(at("checks"), "scenario %q check %d: %v", name, i+1, err)
+				return p.errAt(at("checks", i), "scenario %q check %d: %v", name, i+1, err)
 			}
 		}
 	}
 	for i := range p.Classify {
 		if err := p.Classify[i].compile(); err != nil {
-			return p.errAt([]string{"classify"}, "classify rule %d: %v", i+1, err)
+			return p.errAt([]any{"classify", i}, "classify rule %d: %v", i+1, err)
 		}
 	}
 	if err := runspec.ValidAcceptance(p.Acceptance); err != nil {
-		return p.errAt([]string{"acceptance"}, "%v", err)
+		return p.errAt([]any{"acceptance"}, "%v", err)
 	}
 	return p.checkTargets()
 }
@@ -323,9 +283,18 @@ func (p *Profile) checkTargets() error {
 		kinds[r.Kind] = true
 	}
 	for i, t := range p.Targets {
-		at := []string{"targets", fmt.Sprintf("[%d]", i)}
+		at := []any{"targets", i}
 		if err := t.Validate(); err != nil {
-			return p.errAt(at, "target %d: %v", i+1, err)
+			where := at
+			switch {
+			case errors.Is(err, runspec.ErrUnknownMetric):
+				where = append(at, "metric")
+			case errors.Is(err, runspec.ErrBound) && t.Min != "":
+				where = append(at, "min")
+			case errors.Is(err, runspec.ErrBound):
+				where = append(at, "max")
+			}
+			return p.errAt(where, "target %d: %v", i+1, err)
 		}
 		sc := p.Scenarios[t.Scenario]
 		if sc == nil {
@@ -355,7 +324,7 @@ func (p *Profile) CheckTargetOperations(ops func(service string) []string) error
 		}
 		have := ops(sc.Service)
 		if !slices.Contains(have, t.Operation) {
-			return badInput(p.errAt([]string{"targets", fmt.Sprintf("[%d]", i), "operation"}, "target %d: operation %q is not in the capture of service %q (want all or one of %s)", i+1, t.Operation, sc.Service, strings.Join(have, ", ")))
+			return badInput(p.errAt([]any{"targets", i, "operation"}, "target %d: operation %q is not in the capture of service %q (want all or one of %s)", i+1, t.Operation, sc.Service, strings.Join(have, ", ")))
 		}
 	}
 	return nil

@@ -51,8 +51,8 @@ func TestParseProfileErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"unknown field names its line", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\n    thinkk: {constant: 1s}\n", "line 5"},
-		{"unknown stage field", "scenarios:\n  g:\n    stages:\n      - {users: 1, duration: 1s, user: 3}\n    mix: {a: 1}\n", "line 4"},
+		{"unknown field names its line", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 1}\n    thinkk: {constant: 1s}\n", "p.yaml:5:5: unknown field \"thinkk\""},
+		{"unknown stage field", "scenarios:\n  g:\n    stages:\n      - {users: 1, duration: 1s, user: 3}\n    mix: {a: 1}\n", "p.yaml:4:34: unknown field \"user\""},
 		{"zero weight", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: 0}\n", "weight"},
 		{"negative weight", "scenarios:\n  g:\n    stages: [{users: 1, duration: 1s}]\n    mix: {a: -2}\n", "want > 0"},
 		{"bad duration", "scenarios:\n  g:\n    stages: [{users: 1, duration: five}]\n    mix: {a: 1}\n", "duration"},

@@ -4,12 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/lexer"
-	"github.com/goccy/go-yaml/parser"
+	"github.com/loadtape/loadtape/internal/yamlx"
 )
 
 // Config sets every mechanism of the suite. The YAML keys are the tags;
@@ -261,17 +260,12 @@ func ParseConfig(name string, data []byte) (Config, error) {
 // parseOver reads YAML over base.
 func parseOver(base Config, name string, data []byte) (Config, error) {
 	cfg := base
-	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
-		msg := oneLine(err)
-		if !strings.HasPrefix(err.Error(), "[") {
-			// Some decode errors (a bad duration) come without a position:
-			// find the offending value among the tokens.
-			msg = fmt.Sprintf("%d: %s", lineOfValue(data, err.Error()), msg)
-		}
-		return Config{}, fmt.Errorf("%w: %s:%s", ErrConfig, name, msg)
+	if err := yamlx.Decode(name, data, &cfg); err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if field, msg := cfg.check(); field != "" {
-		return Config{}, fmt.Errorf("%w: %s:%d: %s: %s", ErrConfig, name, lineOf(data, field), field, msg)
+		err := yamlx.Parse(name, data).Errorf(fieldPath(field), "%s: %s", field, msg)
+		return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	return cfg, nil
 }
@@ -284,59 +278,22 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// oneLine turns goccy's "[3:5] unknown field ..." plus source excerpt into
-// "3:5: unknown field ...".
-func oneLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if strings.HasPrefix(s, "[") {
-		if j := strings.IndexByte(s, ']'); j > 0 {
-			s = s[1:j] + ":" + s[j+1:]
-		}
-	}
-	return s
-}
-
-// lineOf finds the line of a YAML path such as "gateway.batch_slots";
-// 0 when the key is not in the file (the bad value was a default).
-func lineOf(data []byte, field string) int {
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return 0
-	}
-	for p := field; p != ""; {
-		path, err := yaml.PathString("$." + p)
-		if err == nil {
-			if n, err := path.FilterFile(f); err == nil && n != nil {
-				return n.GetToken().Position.Line
+// fieldPath splits a check's field name ("gateway.models[0].load") into
+// the keys and indexes of its YAML path.
+func fieldPath(field string) []any {
+	var out []any
+	for _, part := range strings.Split(field, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		out = append(out, key)
+		for rest != "" {
+			num, after, _ := strings.Cut(rest, "]")
+			if i, err := strconv.Atoi(num); err == nil {
+				out = append(out, i)
 			}
-		}
-		i := strings.LastIndexByte(p, '.')
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
-}
-
-// lineOfValue returns the line of the first scalar quoted in msg, such as
-// "soon" in `time: invalid duration "soon"`; 0 when none matches.
-func lineOfValue(data []byte, msg string) int {
-	i := strings.IndexByte(msg, '"')
-	j := strings.LastIndexByte(msg, '"')
-	if i < 0 || j <= i {
-		return 0
-	}
-	val := msg[i+1 : j]
-	for _, tk := range lexer.Tokenize(string(data)) {
-		if tk.Value == val && tk.Position != nil {
-			return tk.Position.Line
+			_, rest, _ = strings.Cut(after, "[")
 		}
 	}
-	return 0
+	return out
 }
 
 // check returns the YAML path of the first bad value and why.

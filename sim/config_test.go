@@ -64,14 +64,14 @@ func TestLoadConfigErrorsNameTheLine(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "gateway:\n  batch_slots: 4\n  batch_slotz: 5\n", "sim.yaml:3"},
-		{"unknown top-level key", "time_scale: 1\nrags: {}\n", "sim.yaml:2"},
-		{"wrong type", "rag:\n  vector_pool:\n    size: many\n", "sim.yaml:3"},
-		{"bad duration", "mcp:\n  tool_time:\n    read_file: soon\n", "sim.yaml:3"},
-		{"negative pool", "rag:\n  db:\n    pool_size: -1\n", "sim.yaml:3: rag.db.pool_size"},
-		{"zero time scale", "\n\ntime_scale: 0\n", "sim.yaml:3: time_scale"},
-		{"bad load mode", "gateway:\n  models:\n    - name: chat-7b\n      load: lazy\n", "sim.yaml:4: gateway.models[0].load"},
-		{"alias to nothing", "gateway:\n  aliases:\n    gpt-4: llama\n", "sim.yaml:3: gateway.aliases.gpt-4"},
+		{"unknown key", "gateway:\n  batch_slots: 4\n  batch_slotz: 5\n", "sim.yaml:3:"},
+		{"unknown top-level key", "time_scale: 1\nrags: {}\n", "sim.yaml:2:"},
+		{"wrong type", "rag:\n  vector_pool:\n    size: many\n", "sim.yaml:3:"},
+		{"bad duration", "mcp:\n  tool_time:\n    read_file: soon\n", "sim.yaml:3:"},
+		{"negative pool", "rag:\n  db:\n    pool_size: -1\n", "sim.yaml:3:5: rag.db.pool_size"},
+		{"zero time scale", "\n\ntime_scale: 0\n", "sim.yaml:3:1: time_scale"},
+		{"bad load mode", "gateway:\n  models:\n    - name: chat-7b\n      load: lazy\n", "sim.yaml:4:7: gateway.models[0].load"},
+		{"alias to nothing", "gateway:\n  aliases:\n    gpt-4: llama\n", "sim.yaml:3:5: gateway.aliases.gpt-4"},
 		{"not YAML", "gateway: [\n", "sim.yaml:"},
 	}
 	for _, c := range cases {

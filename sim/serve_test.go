@@ -31,7 +31,7 @@ func TestServeRejectsBadInput(t *testing.T) {
 			t.Errorf("%+v: err %v, want ErrConfig", opts, err)
 		}
 	}
-	if err := Serve(context.Background(), ServeOptions{Addrs: anyPorts, ConfigPath: bad}, &bytes.Buffer{}); !strings.Contains(err.Error(), "sim.yaml:2: mcp.executor_concurrency") {
+	if err := Serve(context.Background(), ServeOptions{Addrs: anyPorts, ConfigPath: bad}, &bytes.Buffer{}); !strings.Contains(err.Error(), "sim.yaml:2:3: mcp.executor_concurrency") {
 		t.Errorf("error %q does not name the line and key", err)
 	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
