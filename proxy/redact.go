@@ -50,7 +50,8 @@ var secretNames = map[string]bool{
 // secretSuffixes catch compound names (openai_api_key, db_password,
 // webhook_secret, x_auth_token). Plain "...tokens" (usage counts) and
 // "...token" in general (page tokens) are not among them.
-var secretSuffixes = []string{"apikey", "apitoken", "secret", "password", "accesstoken", "refreshtoken", "authtoken", "sessiontoken", "secretkey", "privatekey"}
+var secretSuffixes = []string{"apikey", "apitoken", "secret", "password", "accesstoken", "refreshtoken", "authtoken", "sessiontoken",
+	"securitytoken", "secretkey", "privatekey", "subscriptionkey", "credential"}
 
 // secretName reports whether a field, parameter or header name reads like
 // a credential.

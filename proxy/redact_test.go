@@ -63,7 +63,8 @@ func TestRedactBody(t *testing.T) {
 
 func TestSecretName(t *testing.T) {
 	t.Parallel()
-	for _, n := range []string{"api_key", "apiKey", "X-Api-Key", "access_token", "client_secret", "OPENAI_API_KEY", "db.password", "X-Auth-Token", "token", "authorization"} {
+	for _, n := range []string{"api_key", "apiKey", "X-Api-Key", "access_token", "client_secret", "OPENAI_API_KEY", "db.password", "X-Auth-Token", "token", "authorization",
+		"X-Amz-Security-Token", "X-Amz-Credential", "Ocp-Apim-Subscription-Key", "X-Goog-Api-Key"} {
 		if !secretName(n) {
 			t.Errorf("%q not taken for a credential", n)
 		}
