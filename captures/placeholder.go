@@ -42,7 +42,9 @@ func ContainsPlaceholder(s string) bool {
 	if hasPlaceholder(s) {
 		return true
 	}
-	if !strings.ContainsAny(s, `%\`) {
+	// Only %XX and \uXXXX escapes can hide the prefix or its digits; JSON's
+	// \n, \" and the like in an ordinary body cost nothing more.
+	if !strings.Contains(s, "%") && !strings.Contains(s, `\u`) {
 		return false
 	}
 	// Each pass undoes one layer of escaping; four cover anything a client
@@ -111,8 +113,8 @@ func unhex(c byte) byte {
 	}
 }
 
-// unescapeLoose undoes %XX and \uXXXX (ASCII only) escapes and JSON's \/,
-// leaving anything malformed as it is; it never fails.
+// unescapeLoose undoes %XX and \uXXXX (ASCII only) escapes, leaving
+// anything malformed as it is; it never fails.
 func unescapeLoose(s string) (string, bool) {
 	var b strings.Builder
 	changed := false
@@ -131,11 +133,6 @@ func unescapeLoose(s string) (string, bool) {
 				changed = true
 				continue
 			}
-		case c == '\\' && i+1 < len(s) && s[i+1] == '/':
-			b.WriteByte('/')
-			i++
-			changed = true
-			continue
 		}
 		b.WriteByte(c)
 	}
