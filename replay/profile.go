@@ -294,7 +294,7 @@ func (p *Profile) checkTargets() error {
 			case errors.Is(err, runspec.ErrBound):
 				where = append(at, "max")
 			}
-			return p.errAt(where, "target %d: %v", i+1, err)
+			return p.errAt(where, "%v", err)
 		}
 		sc := p.Scenarios[t.Scenario]
 		if sc == nil {
