@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -346,5 +347,38 @@ func TestHopByHopAndHost(t *testing.T) {
 	}
 	if header(e.ReqHeaders, "X-Hop") != "secret-route" || header(e.RespHeaders, "X-Resp-Hop") != "1" {
 		t.Errorf("row lost the hop-by-hop headers as sent: %v / %v", e.ReqHeaders, e.RespHeaders)
+	}
+}
+
+// TestBreakOffInsideTunnel: the same holds for requests read inside an
+// intercepted CONNECT tunnel, which goproxy answers itself.
+func TestBreakOffInsideTunnel(t *testing.T) {
+	t.Parallel()
+	bc := breakOffs[0]
+	up := rawUpstream(t, func(c net.Conn, _ *http.Request, _ <-chan struct{}) { io.WriteString(c, bc.raw) })
+	host := strings.TrimPrefix(up, "http://")
+	r, _, stop := recorder(t, "", Options{Forward: "127.0.0.1:0", MITMCADir: t.TempDir()})
+	c, err := net.Dial("tcp", r.Addrs()["forward"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	fmt.Fprintf(c, "GET /v1/x HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err == nil || string(got) != bc.arrived {
+		t.Errorf("inside a tunnel the client got %q, %v; want %q, then an error", got, err, bc.arrived)
+	}
+	c.Close()
+	if rows := stop(); len(rows) != 1 || !strings.Contains(rows[0].Error, "unexpected EOF") {
+		t.Errorf("rows %+v, want one with the upstream's error", rows)
 	}
 }
