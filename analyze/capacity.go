@@ -44,6 +44,7 @@ func detectCapacity(sc *scenarioCtx) detected {
 		if f == nil {
 			continue
 		}
+		f.Summary += modelSummary(sc.curve.models)
 		if op != AllOps {
 			others := 0.0
 			for name, g := range growth {
@@ -126,6 +127,16 @@ func (sc *scenarioCtx) capEvidence() *CapacityEvidence {
 	if cv.cap.knee >= 0 {
 		ev.KneeUsers = ptr(sc.kneeUsers())
 	}
+	if len(cv.models) > 0 {
+		ev.Model, ev.ModelParams = cv.models[0].Model, cv.models[0].Params
+		for _, m := range cv.models[1:] {
+			p := map[string]float64{}
+			for k, v := range m.Params {
+				p[k] = round(v, 4)
+			}
+			ev.ModelsRejected = append(ev.ModelsRejected, ModelFit{Model: m.Model, Params: p, AIC: round(m.AIC, 2), DeltaAIC: round(m.DeltaAIC, 2), Why: m.Why})
+		}
+	}
 	if f := cv.usl; f != nil {
 		ev.USLLambda, ev.USLSigma, ev.USLKappa = ptr(f.Lambda), ptr(f.Sigma), ptr(f.Kappa)
 		if !math.IsInf(f.NMax, 0) {
@@ -154,6 +165,13 @@ func detectSerialization(sc *scenarioCtx) *Finding {
 	servers := sc.curve.clean[0].RMS / c.slope
 	if servers < serialMinC || servers > serialMaxC {
 		return nil
+	}
+	// And when one capacity model fits clearly best, it is one server,
+	// not a pool, a curve that turns down or one still rising.
+	if m := sc.curve.models; decisive(m) {
+		if c := serversOf(m); c < serialMinC || c > serialMaxC {
+			return nil
+		}
 	}
 	ev := sc.capEvidence()
 	ev.ServersFromSlope = ptr(servers)

@@ -18,9 +18,10 @@ const (
 // the USL fitted to it. The capacity detectors share it so that they agree
 // on where the knee is.
 type curve struct {
-	clean []Point
-	cap   capacity
-	usl   *USLFit
+	clean  []Point
+	cap    capacity
+	usl    *USLFit
+	models []ModelFit // the capacity models fitted to the clean points, best first
 }
 
 // capacity is the shape of the throughput curve.
@@ -42,6 +43,7 @@ func fitCurve(sc *scenarioCtx) curve {
 	cv.cap = analyseCapacity(cv.clean)
 	if len(cv.clean) >= 3 {
 		cv.usl = fitUSL(usersOf(cv.clean), mapPoints(cv.clean, func(p Point) float64 { return p.X }))
+		cv.models = compareModels(usersOf(cv.clean), mapPoints(cv.clean, func(p Point) float64 { return p.X }), cv.clean[0].RMS/1000)
 		if top := cv.clean[len(cv.clean)-1]; cv.usl != nil && top.RMS > 0 {
 			cv.usl.UsersAtP95Goal = cv.usl.usersAtGoal(sc.p95Goal, sc.thinkS, top.P95/top.RMS, 100*top.Users)
 		}

@@ -37,6 +37,11 @@ type CapacityEvidence struct {
 	GPUUtilByUsers         map[string]float64 `json:"gpu_util_by_users,omitempty"`
 	CPUUtilMeanPct         *float64           `json:"cpu_util_mean_pct,omitempty"`
 	ConcurrentTargetMisses []string           `json:"concurrent_target_misses,omitempty"`
+	// Model is the capacity model that fits the curve best, ModelParams
+	// its parameters, ModelsRejected the others with how much worse.
+	Model          string             `json:"model,omitempty"`
+	ModelParams    map[string]float64 `json:"model_params,omitempty"`
+	ModelsRejected []ModelFit         `json:"models_rejected,omitempty"`
 	// OperationLatencyGrowth is each operation's mean latency at the most
 	// users over that at the fewest, when one operation alone grew.
 	OperationLatencyGrowth map[string]float64 `json:"operation_latency_growth,omitempty"`
