@@ -13,6 +13,7 @@ import (
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/har"
 	"github.com/loadtape/loadtape/replay"
+	"github.com/loadtape/loadtape/runspec"
 	"github.com/loadtape/loadtape/sim"
 )
 
@@ -94,7 +95,7 @@ func TestImportedHARReplaysAgainstSim(t *testing.T) {
 	for r.Next() {
 		for _, res := range r.Batch() {
 			ops[res.Operation]++
-			if res.ErrorKind != "" && res.ErrorKind != captures.ErrCutOff {
+			if res.ErrorKind != "" && res.ErrorKind != runspec.ErrCutOff {
 				t.Errorf("%s failed: %s %s", res.Operation, res.ErrorKind, res.Error)
 			}
 		}
