@@ -69,7 +69,7 @@ func TestParseProfileErrors(t *testing.T) {
 		{"error rate over 100", tp + "  - {scenario: g, metric: error_rate, max: 120%}\n", "from 0% to 100%"},
 		{"two bounds", tp + "  - {scenario: g, metric: rps, min: 1, max: 3}\n", "exactly one of max and min"},
 		{"no bound", tp + "  - {scenario: g, metric: rps}\n", "exactly one of max and min"},
-		{"bound not a scalar", tp + "  - {scenario: g, metric: rps, min: [1]}\n", "want a number or a string"},
+		{"bound not a scalar", tp + "  - {scenario: g, metric: rps, min: [1]}\n", "p.yaml:6:37: bound [1]: want a number or a string"},
 		{"operation not in mix", tp + "  - {scenario: g, metric: p95, operation: b, max: 1s}\n", `operation "b" is not in scenario "g"'s mix`},
 		{"error kind nobody assigns", tp + "  - {scenario: g, metric: count, error_kind: db_conection, max: 0}\n", `error_kind "db_conection"`},
 		{"error kind on a latency", tp + "  - {scenario: g, metric: p95, error_kind: timeout, max: 1s}\n", "error_kind applies to error_rate and count"},

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 )
 
 // AllOps is the operation a target names to judge every operation of its
@@ -194,13 +197,34 @@ func ValidAcceptance(a float64) error {
 }
 
 // UnmarshalYAML takes a scalar: a string, or a number kept as its text.
-func (l *Limit) UnmarshalYAML(unmarshal func(any) error) error {
-	var v any
-	if err := unmarshal(&v); err != nil {
-		return err
+// Anything else is an error at the value's position (*PosError).
+func (l *Limit) UnmarshalYAML(n ast.Node) error {
+	for {
+		t, ok := n.(*ast.TagNode)
+		if !ok {
+			break
+		}
+		n = t.Value
 	}
-	return l.set(v)
+	if sc, ok := n.(ast.ScalarNode); ok && n.Type() != ast.BoolType {
+		if err := l.set(sc.GetValue()); err == nil {
+			return nil
+		}
+	}
+	return &PosError{Token: n.GetToken(), Msg: fmt.Sprintf("bound %s: want a number or a string such as 2s or 1%%", strings.TrimSpace(n.String()))}
 }
+
+// PosError is a bad value at a place in a YAML file, for a decoder that
+// reports positions (internal/yamlx).
+type PosError struct {
+	Token *token.Token
+	Msg   string
+}
+
+func (e *PosError) Error() string { return e.Msg }
+
+// GetToken is where the bad value is written.
+func (e *PosError) GetToken() *token.Token { return e.Token }
 
 // UnmarshalJSON takes a string or a number.
 func (l *Limit) UnmarshalJSON(b []byte) error {

@@ -64,8 +64,17 @@ func wrap(name string, data []byte, err error) *Error {
 		}
 		return e
 	}
-	// A field's own unmarshaler (a duration, a bound) fails without a
-	// position: find the value it quotes among the tokens.
+	// A field's own unmarshaler may say where (runspec.Limit does);
+	var pe interface{ GetToken() *token.Token }
+	if errors.As(err, &pe) {
+		e.Msg = firstLine(err.Error())
+		if tk := pe.GetToken(); tk != nil && tk.Position != nil {
+			e.Line, e.Col = tk.Position.Line, tk.Position.Column
+		}
+		return e
+	}
+	// else (a duration) it fails without a position: find the value it
+	// quotes among the tokens.
 	e.Msg = firstLine(err.Error())
 	e.Line, e.Col = quotedValuePos(data, e.Msg)
 	return e
