@@ -22,6 +22,11 @@ import (
 // DefaultCompactBelow: files rolled smaller than this are merged on Close.
 const DefaultCompactBelow = 16 << 20
 
+// compactBudget bounds the bytes Close rewrites, so that stopping a writer
+// that ran for days at a middling rate does not take minutes: the oldest
+// small files are merged first, the rest stay as they are.
+const compactBudget = 256 << 20
+
 // CompactExt is the suffix of a compaction's manifest, <merged name>.compact:
 // the files it replaces, one name a line. It exists only while a merge is
 // renamed into place and its sources deleted, so a crash then is finished
@@ -47,9 +52,11 @@ func (w *Writer[T]) compact() {
 	}
 	w.mu.Lock()
 	var small []rolledFile
+	var total int64
 	for _, f := range w.rolled {
-		if f.bytes < w.opts.CompactBelow {
+		if f.bytes < w.opts.CompactBelow && total+f.bytes <= compactBudget {
 			small = append(small, f)
+			total += f.bytes
 		}
 	}
 	w.mu.Unlock()
