@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // TestOutRefusedUnlessForce: a non-empty --out is refused before anything
@@ -290,10 +291,18 @@ scenarios:
     stages: [{duration: 200ms}, {duration: 400ms}]
 `)
 	mw := &memWriter{}
+	out := t.TempDir()
 	info, err := Run(context.Background(), Options{Exchanges: xs, Profile: prof, Targets: map[string]string{"gateway": up.URL},
-		Out: t.TempDir(), resultWriter: mw})
+		Out: out, resultWriter: mw})
 	if err != nil {
 		t.Fatal(err)
+	}
+	rf, err := runspec.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := rf.Profile.Scenarios["r"]; sc.Arrivals != ArrivalsAsRecorded || sc.Speed != 2 {
+		t.Errorf("run.json has arrivals %q speed %v, want as_recorded and 2", sc.Arrivals, sc.Speed)
 	}
 	start := info.Stages[0].Start
 	// One pass at speed 2 lasts 250 ms plus the median of its gaps (25, 50,

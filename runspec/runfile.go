@@ -97,6 +97,7 @@ type Scenario struct {
 	Think       *Think             `json:"think,omitempty"` // nil: not known (a run file of another writer)
 	Mix         map[string]float64 `json:"mix,omitempty"`
 	Arrivals    string             `json:"arrivals,omitempty"`
+	Speed       float64            `json:"speed,omitempty"` // arrivals as_recorded: times as fast as recorded
 	MaxInFlight int                `json:"max_in_flight,omitempty"`
 	Workers     int                `json:"workers,omitempty"` // open mode: most requests sent at once
 	Checks      json.RawMessage    `json:"checks,omitempty"`
