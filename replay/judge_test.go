@@ -290,7 +290,7 @@ func FuzzSSEParser(f *testing.F) {
 	})
 }
 
-// DESIGN.md's MCP check, json {path: result.isError, equals: false}, holds
+// The built-in profile's MCP check, json {path: result.isError, equals: false}, holds
 // for a result that leaves isError out (the Go SDK's omitempty); a wanted
 // true, or any other value, still needs the field.
 func TestCheckAbsentFalse(t *testing.T) {

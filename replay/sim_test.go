@@ -16,7 +16,7 @@ import (
 )
 
 // TestSeedPlanAgainstSim is the pipeline in small: the sim suite, its
-// scripted client recorded through the proxy, then the seed plan's profile
+// scripted client recorded through the proxy, then the built-in profile
 // replayed at a tiny time scale against the sim, all three scenarios at
 // once, with the gateway's /metrics scraped by the monitor.
 func TestSeedPlanAgainstSim(t *testing.T) {
@@ -57,7 +57,7 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	prof, err := ParseProfile(SeedPlanProfile(), "seed-plan")
+	prof, err := ParseProfile(SeedPlanProfile(), "built-in profile")
 	if err != nil {
 		t.Fatal(err)
 	}

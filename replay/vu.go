@@ -166,7 +166,7 @@ func (s *scenarioRun) runVU(idx int) {
 			d := s.think(v.rng, e)
 			// Sent from this goroutine: a hand-off to a sender goroutine
 			// measured twice the send-lag p99 (one more wait for the
-			// scheduler) in the seed-plan demo.
+			// scheduler) in `loadtape demo`.
 			end := v.do(st, reqCtx, op, e, nextAt, probeIdx)
 			if sess != nil {
 				pos++
