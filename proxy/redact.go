@@ -161,12 +161,32 @@ func (rd *redactor) header(h http.Header) []captures.Header {
 			if secret {
 				v = rd.headerValue(v)
 			} else if !rd.keep {
-				v = rd.tokens(v)
+				v = rd.tokens(rd.urlHeader(k, v))
 			}
 			out = append(out, captures.Header{Name: k, Value: v})
 		}
 	}
 	return out
+}
+
+// urlHeaders carry a URL whose query can hold a credential (an OAuth
+// redirect's code, a presigned URL's signature).
+var urlHeaders = map[string]bool{"Location": true, "Content-Location": true, "Referer": true}
+
+// urlHeader redacts the query of a URL-valued header.
+func (rd *redactor) urlHeader(name, v string) string {
+	if !urlHeaders[http.CanonicalHeaderKey(name)] {
+		return v
+	}
+	base, q, ok := strings.Cut(v, "?")
+	if !ok || q == "" {
+		return v
+	}
+	frag := ""
+	if i := strings.IndexByte(q, '#'); i >= 0 {
+		q, frag = q[:i], q[i:]
+	}
+	return base + "?" + rd.pairs(q, true) + frag
 }
 
 // rawQuery redacts the values of secret query parameters (named like a

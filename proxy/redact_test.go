@@ -113,3 +113,13 @@ func BenchmarkRedact(b *testing.B) {
 		})
 	}
 }
+
+func TestRedactURLHeaders(t *testing.T) {
+	t.Parallel()
+	rd := newRedactor(false, nil)
+	got := rd.header(http.Header{"Location": {"https://app/cb?code=abc123&state=s#top"}, "X-Other": {"https://app/cb?code=abc123"}})
+	want := "https://app/cb?code=" + strings.ReplaceAll(rd.placeholder("abc123"), ":", "%3A") + "&state=s#top"
+	if header(got, "Location") != want || header(got, "X-Other") != "https://app/cb?code=abc123" {
+		t.Errorf("got %v, want Location %s and X-Other as it was", got, want)
+	}
+}
