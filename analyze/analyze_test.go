@@ -263,7 +263,7 @@ func TestBadInput(t *testing.T) {
 			tf := filepath.Join(t.TempDir(), "targets.yaml")
 			os.WriteFile(tf, []byte("acceptance: 0.8\ntargets:\n  - {scenario: gateway, metric: p95, max: 2s}\n  - scenario: gateway\n    metric: p96\n    max: 2s\n"), 0o644)
 			return Options{Runs: []string{dir}, Targets: tf}
-		}, "targets.yaml:5: unknown target metric \"p96\""},
+		}, "targets.yaml:5:5: unknown target metric \"p96\""},
 		{"unknown metric in the profile", func(t *testing.T) Options {
 			dir := t.TempDir()
 			other := *info
@@ -276,7 +276,7 @@ func TestBadInput(t *testing.T) {
 			tf := filepath.Join(t.TempDir(), "targets.yaml")
 			os.WriteFile(tf, []byte("targets:\n  - {scenario: gateway, metric: p95, op: health, max: 2s}\n"), 0o644)
 			return Options{Runs: []string{dir}, Targets: tf}
-		}, `targets.yaml: [2:38] unknown field "op"`},
+		}, `targets.yaml:2:38: unknown field "op"`},
 		{"a bad bound", func(t *testing.T) Options {
 			dir := good(t)
 			tf := filepath.Join(t.TempDir(), "targets.yaml")

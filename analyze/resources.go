@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Resource names in Stage.Resources. Monitor metrics keep their names;
@@ -159,13 +160,13 @@ func newAttribution(info *RunInfo) *attribution {
 			service = name
 		}
 		if base, ok := info.Targets[service]; ok {
-			if hp := hostPort(base); hp != "" {
+			if hp := runspec.HostPort(base); hp != "" {
 				add(hp, name)
 			}
 		}
 		for _, m := range info.Monitor {
 			if m.Source == "prom" && m.Service != "" && m.Service == service {
-				add(hostPort(m.URL), name)
+				add(runspec.HostPort(m.URL), name)
 			}
 		}
 	}
@@ -176,7 +177,7 @@ func (a *attribution) belongs(p point, scenario string) bool {
 	if p.prom == "" {
 		return true
 	}
-	return a.byScrape[hostPort(p.prom)][scenario]
+	return a.byScrape[runspec.HostPort(p.prom)][scenario]
 }
 
 // addResources fills each stage's Resources from the points inside its
