@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // writeRun writes a run directory as the replayer does: run.json beside
@@ -133,7 +134,7 @@ func TestStageCountsAgainstRows(t *testing.T) {
 				continue
 			}
 			switch r.ErrorKind {
-			case captures.ErrCutOff:
+			case runspec.ErrCutOff:
 				cut++
 			case "":
 				count++

@@ -182,7 +182,7 @@ func (c *collector) add(r *captures.Result) bool {
 	if failed {
 		raw[r.ErrorKind]++
 	}
-	if r.ErrorKind != captures.ErrDropped && r.StartNS > 0 {
+	if r.ErrorKind != runspec.ErrDropped && r.StartNS > 0 {
 		c.addBusy(r)
 	}
 	if t < st.ws || t >= st.we {
@@ -194,7 +194,7 @@ func (c *collector) add(r *captures.Result) bool {
 		op = &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
 		st.ops[r.Operation] = op
 	}
-	if r.ErrorKind == captures.ErrCutOff {
+	if r.ErrorKind == runspec.ErrCutOff {
 		// In flight when the stage ended: it occupied its user, so it
 		// counts for Little's law, but it has no outcome.
 		op.cutOff++
@@ -202,13 +202,13 @@ func (c *collector) add(r *captures.Result) bool {
 		return true
 	}
 	op.count++
-	if r.ErrorKind != captures.ErrDropped {
+	if r.ErrorKind != runspec.ErrDropped {
 		st.countIteration(r)
 		if r.StartNS > 0 && r.IntendedNS > 0 {
 			op.lag = append(op.lag, max(0, r.StartNS-r.IntendedNS))
 		}
 	}
-	if r.ErrorKind != captures.ErrDropped {
+	if r.ErrorKind != runspec.ErrDropped {
 		st.addSlice(t, r.DurationNS, failed)
 	}
 	if failed {
@@ -216,7 +216,7 @@ func (c *collector) add(r *captures.Result) bool {
 		if _, ok := op.errText[r.ErrorKind]; !ok && r.Error != "" {
 			op.errText[r.ErrorKind] = truncate(r.Error, 300)
 		}
-		if r.ErrorKind != captures.ErrDropped {
+		if r.ErrorKind != runspec.ErrDropped {
 			st.errDurs[r.ErrorKind] = append(st.errDurs[r.ErrorKind], r.DurationNS)
 		}
 		if runspec.IsOutOfMemory(r.Error) {
@@ -313,7 +313,7 @@ func (c *collector) addITL(op *opAcc, gap int64) {
 }
 
 func (c *collector) addTimeline(r *captures.Result, t int64, failed bool) {
-	if r.ErrorKind == captures.ErrCutOff || c.runStart == 0 {
+	if r.ErrorKind == runspec.ErrCutOff || c.runStart == 0 {
 		return
 	}
 	m := c.timeline[r.Scenario]
@@ -463,7 +463,7 @@ func (op *opAcc) stats(window float64) *OpStats {
 		o.ErrorRate = float64(errs) / float64(op.count)
 	}
 	if window > 0 {
-		completed := op.count - op.errors[captures.ErrDropped]
+		completed := op.count - op.errors[runspec.ErrDropped]
 		o.RPS = float64(completed) / window
 		o.RPM = o.RPS * 60
 		o.OKRPS = float64(len(op.ok)) / window

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 func kinds(fs []Finding) []string {
@@ -60,7 +61,7 @@ func queueingCases() []modelCase {
 	oom.Users = []int{1, 10, 50, 100}
 	oom.Fail = func(r *rand.Rand, users int) (string, string) {
 		if users >= 50 && r.Float64() < 0.2 {
-			return captures.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory. Tried to allocate 20.00 MiB"}`
+			return runspec.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory. Tried to allocate 20.00 MiB"}`
 		}
 		return "", ""
 	}
@@ -74,7 +75,7 @@ func queueingCases() []modelCase {
 	vector.Name = "rag"
 	vector.Fail = func(r *rand.Rand, _ int) (string, string) {
 		if r.Float64() < 0.01 {
-			return captures.ErrVectorTimeout, "qdrant: Timeout error: search took too long"
+			return runspec.ErrVectorTimeout, "qdrant: Timeout error: search took too long"
 		}
 		return "", ""
 	}
@@ -82,7 +83,7 @@ func queueingCases() []modelCase {
 		m := healthy
 		m.Fail = func(r *rand.Rand, _ int) (string, string) {
 			if r.Float64() < share {
-				return captures.ErrTimeout, "request timeout after 60s"
+				return runspec.ErrTimeout, "request timeout after 60s"
 			}
 			return "", ""
 		}
@@ -109,7 +110,7 @@ func queueingCases() []modelCase {
 	sandbox.Name = "mcp"
 	sandbox.Fail = func(r *rand.Rand, _ int) (string, string) {
 		if r.Float64() < 0.002 {
-			return captures.ErrSandboxViolation, "read outside the sandbox: /etc/passwd"
+			return runspec.ErrSandboxViolation, "read outside the sandbox: /etc/passwd"
 		}
 		return "", ""
 	}
@@ -338,7 +339,7 @@ func TestGPUFindingNamesConcurrentMisses(t *testing.T) {
 	reservedOOM.GPUMem = func(int) float64 { return 96 }
 	reservedOOM.Fail = func(r *rand.Rand, users int) (string, string) {
 		if users == 20 && r.Float64() < 0.2 {
-			return captures.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory"}`
+			return runspec.ErrHTTP5xx, `HTTP 500: {"error": "CUDA out of memory"}`
 		}
 		return "", ""
 	}

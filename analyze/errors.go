@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Thresholds of the error detectors; docs/analyze.md explains each.
@@ -36,9 +36,9 @@ func init() {
 
 // poolKinds are the failures of a resource that ran out: waiting for it
 // timed out, or it refused more.
-var poolKinds = map[string]bool{captures.ErrTimeout: true, captures.ErrVectorTimeout: true, captures.ErrConnection: true, "db_connection": true, "pool_timeout": true}
+var poolKinds = map[string]bool{runspec.ErrTimeout: true, runspec.ErrVectorTimeout: true, runspec.ErrConnection: true, runspec.ErrDBConnection: true, runspec.ErrPoolTimeout: true}
 
-var timeoutKinds = map[string]bool{captures.ErrTimeout: true, captures.ErrVectorTimeout: true, "pool_timeout": true}
+var timeoutKinds = map[string]bool{runspec.ErrTimeout: true, runspec.ErrVectorTimeout: true, runspec.ErrPoolTimeout: true}
 
 // detectPoolExhaustion: errors start abruptly at one user count, and the
 // requests that still succeed take nearly as long as the failures' timeout
@@ -135,10 +135,10 @@ func detectTimeouts(c *scenarioCtx, poolExhausted bool) *Finding {
 	// Requests that ran past --request-timeout are held to the scenario's
 	// error-rate target (1 % when it has none); a target on a
 	// timeout kind of its own overrides either bound.
-	bounds := map[string]float64{captures.ErrVectorTimeout: defaultVectorPct, captures.ErrTimeout: defaultErrorPct}
+	bounds := map[string]float64{runspec.ErrVectorTimeout: defaultVectorPct, runspec.ErrTimeout: defaultErrorPct}
 	for _, t := range c.targets {
 		if t.ErrorKind == "" && t.Metric == "error_rate" && t.Max {
-			bounds[captures.ErrTimeout] = t.Bound
+			bounds[runspec.ErrTimeout] = t.Bound
 		}
 	}
 	for _, t := range c.targets {
@@ -150,7 +150,7 @@ func detectTimeouts(c *scenarioCtx, poolExhausted bool) *Finding {
 	// said twice; the vector store's keep their own finding: a vector
 	// store timing out is worth its own target.
 	if poolExhausted {
-		delete(bounds, captures.ErrTimeout)
+		delete(bounds, runspec.ErrTimeout)
 	}
 	var best *Finding
 	bestShare := 0.0
@@ -179,7 +179,7 @@ func detectTimeouts(c *scenarioCtx, poolExhausted bool) *Finding {
 			sev = SeverityHigh
 		}
 		action := "Find why the store is slow under load (pool size, index, collection size, its CPU) and raise its timeout only once it keeps up."
-		if kind != captures.ErrVectorTimeout {
+		if kind != runspec.ErrVectorTimeout {
 			action = "Requests ran out of time: find what they wait on under load (the capacity findings, the service's queues and pools) before raising the timeout."
 		}
 		f := &Finding{Kind: KindTimeouts, Scenario: c.name, Operation: c.worstOpAll(kind), Severity: sev,

@@ -3,7 +3,7 @@ package analyze
 import (
 	"fmt"
 
-	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // The sandbox family: any request the MCP server let out of its sandbox.
@@ -20,13 +20,13 @@ func detectSandboxViolation(sc *scenarioCtx) *Finding {
 	example := ""
 	for _, st := range sc.stages {
 		for op, kinds := range st.raw {
-			if v := kinds[captures.ErrSandboxViolation]; v > 0 {
+			if v := kinds[runspec.ErrSandboxViolation]; v > 0 {
 				n += v
 				byOp[op] += v
 			}
 		}
 		if all := st.Operations[AllOps]; all != nil && example == "" {
-			example = all.ErrorText[captures.ErrSandboxViolation]
+			example = all.ErrorText[runspec.ErrSandboxViolation]
 		}
 	}
 	if n == 0 {

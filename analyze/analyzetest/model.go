@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Model is a closed queueing system: users think, then send a request to a
@@ -310,7 +311,7 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 				}
 				if m.Drift != nil {
 					if _, share := m.Drift(time.Duration(e.t-start), users); rng.Float64() < share {
-						kind, text = captures.ErrHTTP5xx, "HTTP 500: internal error"
+						kind, text = runspec.ErrHTTP5xx, "HTTP 500: internal error"
 					}
 				}
 				emit(e.req, e.t, kind, text)
@@ -358,10 +359,10 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 			}
 		}
 		for req := range inService {
-			emit(req, end, captures.ErrCutOff, "")
+			emit(req, end, runspec.ErrCutOff, "")
 		}
 		for _, req := range append(queue, laneQueue...) {
-			emit(req, end, captures.ErrCutOff, "")
+			emit(req, end, runspec.ErrCutOff, "")
 		}
 	}
 	info.Ended = time.Unix(0, t0+int64(len(m.Users))*int64(m.StageLen)).UTC().Format(time.RFC3339Nano)
@@ -383,7 +384,7 @@ var (
 	// Pool is ten connections with a 300 ms wait: errors from 50 users.
 	Pool = Model{Name: "rag", Users: []int{2, 5, 25, 50}, Servers: 10, Think: 100 * time.Millisecond,
 		Service: Around(80*time.Millisecond, 20*time.Millisecond), Timeout: 300 * time.Millisecond,
-		ErrKind: captures.ErrTimeout, ErrText: "pool timeout: no connection within 300ms"}
+		ErrKind: runspec.ErrTimeout, ErrText: "pool timeout: no connection within 300ms"}
 	// Retrograde is four workers whose work grows with the queue.
 	Retrograde = Model{Name: "retro", Users: []int{1, 4, 8, 16, 32}, Servers: 4, Think: 100 * time.Millisecond,
 		Service: func(r *rand.Rand, n, _ int) time.Duration {
