@@ -33,6 +33,9 @@ type Inventory struct {
 	// FailedWhenRecorded counts exchanges that failed when recorded (see
 	// FailedWhenRecorded), which replay leaves out of its pools by default.
 	FailedWhenRecorded int64 `json:"failed_when_recorded"`
+	// TruncatedRequests counts exchanges whose request body the recorder
+	// cut at its body cap; replay leaves them out too.
+	TruncatedRequests int64 `json:"truncated_requests"`
 	// Errors holds one line per file that could not be read.
 	Errors []string `json:"errors"`
 	// Recoverable lists the write-ahead logs in the directories named:
@@ -84,10 +87,9 @@ type OperationCount struct {
 // share of rows at or below it).
 type OperationStats struct {
 	StatusClasses map[string]int64 `json:"status_classes"`
-	// Failed counts exchanges that failed when recorded (HTTP 400 and up,
-	// no response, an upstream error, a client that gave up), which replay
-	// leaves out of its pools unless a profile keeps them; or results with
-	// an error kind.
+	// Failed counts exchanges that failed when recorded (see
+	// FailedWhenRecorded), which replay leaves out of its pools unless a
+	// profile keeps them; or results with an error kind.
 	Failed           int64            `json:"failed"`
 	ErrorKinds       map[string]int64 `json:"error_kinds,omitempty"` // results
 	P50MS            float64          `json:"p50_ms"`
@@ -138,9 +140,26 @@ func (s *OperationStats) close() {
 
 // FailedWhenRecorded reports whether an exchange failed when it was
 // recorded: an HTTP status of 400 and up, no response, an upstream error, or
-// a client that gave up before the response ended.
-func FailedWhenRecorded(e *Exchange) bool {
+// a client that gave up before the response ended. mcpStream says the
+// exchange is an MCP client's standalone GET stream (a GET accepting
+// text/event-stream on the path its service posts MCP messages to): the
+// client ends that stream by going away, and a server without one answers
+// 405, so neither is a failure. The replay pool applies the same rule.
+func FailedWhenRecorded(e *Exchange, mcpStream bool) bool {
+	if mcpStream && (e.Status == 405 || e.Status/100 == 2) {
+		return false
+	}
 	return e.Status >= 400 || e.Status == 0 || e.Error != "" || e.ClientAborted
+}
+
+// acceptsEventStream reports whether a request's Accept header takes SSE.
+func acceptsEventStream(hs []Header) bool {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, "Accept") && strings.Contains(h.Value, "text/event-stream") {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrNothingReadable is returned by Inspect when the paths held no file it
@@ -177,6 +196,14 @@ func Inspect(paths []string) (*Inventory, error) {
 	}
 	sessions := map[[2]string]bool{}
 	readable := 0
+	// A GET stream is an MCP one only if its service posted MCP messages to
+	// its path, which a later file may show: decided after the last file.
+	mcpPaths := map[[2]string]bool{}
+	type maybeStream struct {
+		o             *OperationCount
+		service, path string
+	}
+	var streams []maybeStream
 	for _, fi := range infos {
 		fs := FileSummary{Path: fi.Path, Kind: fi.Kind, Schema: fi.Schema, Rows: fi.Rows, Bytes: fi.Bytes, Incomplete: fi.Incomplete, Metadata: fi.Metadata}
 		if fs.Metadata != nil {
@@ -198,17 +225,28 @@ func Inspect(paths []string) (*Inventory, error) {
 			switch fi.Kind {
 			case KindExchanges:
 				err = scan[Exchange](fi.Path, []string{"start_ns", "duration_ns", "service", "operation", "session", "status",
-					"stream", "model", "prompt_tokens", "completion_tokens", "error", "client_aborted"}, func(e *Exchange) {
+					"stream", "model", "prompt_tokens", "completion_tokens", "error", "client_aborted",
+					"method", "path", "req_headers", "req_truncated", "rpc_method"}, func(e *Exchange) {
 					span(e.StartNS, e.StartNS+e.DurationNS)
 					o := op(e.Service, e.Operation)
 					o.Exchanges++
 					if o.Recorded == nil {
 						o.Recorded = &OperationStats{}
 					}
-					failed := FailedWhenRecorded(e)
+					if e.RPCMethod != "" {
+						mcpPaths[[2]string{e.Service, e.Path}] = true
+					}
+					failed := FailedWhenRecorded(e, false)
+					if failed && !FailedWhenRecorded(e, true) && e.Method == "GET" && acceptsEventStream(e.ReqHeaders) {
+						streams = append(streams, maybeStream{o, e.Service, e.Path})
+						failed = false
+					}
 					o.Recorded.add(e.Status, e.DurationNS, e.Stream, e.Model, e.PromptTokens, e.CompletionTokens, failed)
 					if failed {
 						inv.FailedWhenRecorded++
+					}
+					if e.ReqTruncated {
+						inv.TruncatedRequests++
 					}
 					sessions[[2]string{e.Service, e.Session}] = true
 					inv.StatusClasses[statusClass(e.Status)]++
@@ -253,6 +291,12 @@ func Inspect(paths []string) (*Inventory, error) {
 			}
 		}
 		inv.Files = append(inv.Files, fs)
+	}
+	for _, m := range streams {
+		if !mcpPaths[[2]string{m.service, m.path}] {
+			m.o.Recorded.Failed++
+			inv.FailedWhenRecorded++
+		}
 	}
 	for k := range sessions {
 		inv.Sessions[k[0]]++
@@ -389,6 +433,9 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 	line("status classes", inv.StatusClasses)
 	if inv.FailedWhenRecorded > 0 {
 		fmt.Fprintf(w, "%d exchange(s) failed when recorded (HTTP 400 and up, no response, or the client gave up): replay leaves them out unless a profile sets include_failed\n", inv.FailedWhenRecorded)
+	}
+	if inv.TruncatedRequests > 0 {
+		fmt.Fprintf(w, "%d exchange(s) with a request body cut at the recorder's --max-body: replay leaves them out\n", inv.TruncatedRequests)
 	}
 	line("error kinds", inv.ErrorKinds)
 	line("samples", inv.Metrics)

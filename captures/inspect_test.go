@@ -118,14 +118,25 @@ func TestInspectOperations(t *testing.T) {
 		xs = append(xs, x)
 	}
 	xs = append(xs, captures.Exchange{ID: "h", StartNS: 1e9, Service: "gateway", Operation: "health", Session: "s0", Status: 200, DurationNS: 1e6})
+	// MCP: a client's standalone GET stream it ended by going away, and
+	// one a server without streams answered 405: neither failed. The same
+	// GET on a path no MCP message went to, aborted, did.
+	sse := []captures.Header{{Name: "Accept", Value: "text/event-stream"}}
+	xs = append(xs,
+		captures.Exchange{ID: "m1", StartNS: 1e9, Service: "mcp", Operation: "mcp.initialize", RPCMethod: "initialize", Method: "POST", Path: "/mcp", Status: 200},
+		captures.Exchange{ID: "m2", StartNS: 2e9, Service: "mcp", Operation: "GET /mcp", Method: "GET", Path: "/mcp", Status: 200, ReqHeaders: sse, ClientAborted: true},
+		captures.Exchange{ID: "m3", StartNS: 3e9, Service: "mcp", Operation: "GET /mcp", Method: "GET", Path: "/mcp", Status: 405, ReqHeaders: sse},
+		captures.Exchange{ID: "m4", StartNS: 4e9, Service: "mcp", Operation: "GET /events", Method: "GET", Path: "/events", Status: 200, ReqHeaders: sse, ClientAborted: true},
+		captures.Exchange{ID: "m5", StartNS: 5e9, Service: "mcp", Operation: "mcp.initialize", RPCMethod: "initialize", Method: "POST", Path: "/mcp", Status: 200, ReqTruncated: true, ReqSize: 9},
+	)
 	writeRows(t, dir, xs)
 
 	inv, err := captures.Inspect([]string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(inv.Operations) != 2 {
-		t.Fatalf("operations %+v, want chat.completions and health", inv.Operations)
+	if len(inv.Operations) != 5 {
+		t.Fatalf("operations %+v, want chat.completions, health and three of mcp", inv.Operations)
 	}
 	chat := inv.Operations[0]
 	s := chat.Recorded
@@ -136,18 +147,23 @@ func TestInspectOperations(t *testing.T) {
 	if s.P50MS != 100 || s.P95MS != 190 {
 		t.Errorf("p50 %v p95 %v, want 100 and 190", s.P50MS, s.P95MS)
 	}
-	if s.StatusClasses["2xx"] != 18 || s.StatusClasses["4xx"] != 1 || s.StatusClasses["none"] != 1 || s.Failed != 3 || inv.FailedWhenRecorded != 3 {
+	if s.StatusClasses["2xx"] != 18 || s.StatusClasses["4xx"] != 1 || s.StatusClasses["none"] != 1 || s.Failed != 3 || inv.FailedWhenRecorded != 4 || inv.TruncatedRequests != 1 {
 		t.Errorf("status %v failed %d (total %d), want 18 2xx, one 4xx, one none, 3 failed", s.StatusClasses, s.Failed, inv.FailedWhenRecorded)
 	}
 	if s.Streams != 4 || s.Models["large"] != 4 || s.Models["small"] != 16 || s.PromptTokens != 60 || s.CompletionTokens != 40 {
 		t.Errorf("streams %d models %v tokens %d/%d, want 4, large 4 small 16, 60/40", s.Streams, s.Models, s.PromptTokens, s.CompletionTokens)
+	}
+	for _, o := range inv.Operations[2:] {
+		if want := map[string]int64{"GET /events": 1}[o.Operation]; o.Recorded.Failed != want {
+			t.Errorf("mcp %s: %d failed, want %d", o.Operation, o.Recorded.Failed, want)
+		}
 	}
 	var text bytes.Buffer
 	if err := inv.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
 	out := text.String()
-	for _, want := range []string{"2xx 18, 4xx 1, none 1", "small 16, large 4", "60/40", "100ms", "190ms", "3 exchange(s) failed when recorded"} {
+	for _, want := range []string{"2xx 18, 4xx 1, none 1", "small 16, large 4", "60/40", "100ms", "190ms", "4 exchange(s) failed when recorded", "1 exchange(s) with a request body cut"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}

@@ -155,7 +155,7 @@ func TestImportChromiumHAR(t *testing.T) {
 	if health.Session != "page:page_2" || emb.Session != "page:page_1" || failed.Session != "page:page_2" || failed.Seq != 1 {
 		t.Errorf("page sessions: health %q emb %q failed %q/%d", health.Session, emb.Session, failed.Session, failed.Seq)
 	}
-	if failed.Status != 0 || failed.Error != "net::ERR_CONNECTION_RESET" || !captures.FailedWhenRecorded(&failed) {
+	if failed.Status != 0 || failed.Error != "net::ERR_CONNECTION_RESET" || !captures.FailedWhenRecorded(&failed, false) {
 		t.Errorf("failed entry: status %d error %q", failed.Status, failed.Error)
 	}
 
