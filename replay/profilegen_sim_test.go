@@ -1,0 +1,113 @@
+package replay
+
+import (
+	"context"
+	"math"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/proxy"
+	"github.com/loadtape/loadtape/runspec"
+	"github.com/loadtape/loadtape/sim"
+)
+
+// TestGeneratedProfileAgainstSim: the sim's scripted clients recorded
+// through the proxy, `profile init --from` on that capture, and the
+// generated profile replayed against the sim: closed mixes for the gateway
+// and RAG service, sessions for MCP, and no failures to speak of.
+// Not parallel: timing-sensitive load on a 2-core machine.
+func TestGeneratedProfileAgainstSim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("records and replays for 6 s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := sim.HealthyConfig()
+	cfg.TimeScale = 0.02
+	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer suite.Close()
+	urls := suite.URLs()
+	capDir := t.TempDir()
+	var routes []proxy.Route
+	for _, name := range []string{"gateway", "rag", "mcp"} {
+		u, _ := url.Parse(urls[name])
+		routes = append(routes, proxy.Route{Name: name, Listen: "127.0.0.1:0", Upstream: u})
+	}
+	rec, err := proxy.New(proxy.Options{Routes: routes, Out: capDir, LiveEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	via := map[string]string{}
+	for name, addr := range rec.Addrs() {
+		via[name] = "http://" + addr
+	}
+	cl := &sim.Client{Targets: via, Users: 6, Seed: 5, Think: 20 * time.Millisecond}
+	if _, err := cl.Run(ctx, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	y, err := ProfileFromCaptures([]string{capDir}, GenOptions{Stages: []Stage{{Users: 6, Duration: Duration(3 * time.Second)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := ParseProfile(y, "generated.yaml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	for name, mode := range map[string]string{"gateway": ModeClosed, "rag": ModeClosed, "mcp": ModeSessions} {
+		if sc := prof.Scenarios[name]; sc == nil || sc.Mode != mode {
+			t.Fatalf("scenario %s: %+v, want %s mode\n%s", name, sc, mode, y)
+		}
+	}
+	if prof.Scenarios["gateway"].Health != "/health" {
+		t.Errorf("gateway health %q, want the /health the clients called", prof.Scenarios["gateway"].Health)
+	}
+	_, rows := runAndRead(t, ctx, Options{Captures: []string{capDir}, Profile: prof, Targets: urls, Out: t.TempDir(), Seed: 2})
+	ok, bad := map[string]int{}, map[string]int{}
+	count := map[string]map[string]int{}
+	for _, r := range rows {
+		switch r.ErrorKind {
+		case "":
+			ok[r.Scenario]++
+		case runspec.ErrCutOff:
+		default:
+			bad[r.Scenario]++
+			if bad[r.Scenario] <= 3 {
+				t.Logf("%s %s: %s %s", r.Scenario, r.Operation, r.ErrorKind, r.Error)
+			}
+		}
+		if count[r.Scenario] == nil {
+			count[r.Scenario] = map[string]int{}
+		}
+		count[r.Scenario][r.Operation]++
+	}
+	t.Logf("successes %v, failures %v", ok, bad)
+	for _, sc := range []string{"gateway", "rag", "mcp"} {
+		if ok[sc] < 10 || bad[sc]*20 > ok[sc] {
+			t.Errorf("%s: %d successes, %d failures against a healthy sim", sc, ok[sc], bad[sc])
+		}
+	}
+	// A few hundred requests per scenario: shares within 5 points (the
+	// ±2-point check with thousands of requests is TestGeneratedProfileFidelity).
+	for _, sc := range []string{"gateway", "rag"} {
+		total := 0
+		for _, n := range count[sc] {
+			total += n
+		}
+		for op, w := range prof.Scenarios[sc].Mix {
+			if got := 100 * float64(count[sc][op]) / float64(total); math.Abs(got-w) > 5 {
+				t.Errorf("%s %s: replayed share %.1f %%, recorded %.1f %%", sc, op, got, w)
+			}
+		}
+	}
+}
