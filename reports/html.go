@@ -27,7 +27,13 @@ func HTML(s *analyze.Summary, figs []Figure) ([]byte, error) {
 		Method    string
 		Resources []string
 		Figs      []Figure
-	}{Figs: figs, S: s, Verdict: Verdict(s), Headline: headline(s), Method: method(s), Resources: resourceNames}
+		Misses    []Miss
+		Changes   *Changes
+	}{Figs: figs, S: s, Verdict: Verdict(s), Headline: headline(s), Method: method(s), Resources: resourceNames, Misses: Misses(s)}
+	if s.Comparison != nil {
+		ch := ChangesOf(s.Comparison)
+		view.Changes = &ch
+	}
 	for _, sc := range s.Scenarios {
 		v := scenarioView{Name: sc.Name, Stages: stagesOf(s, sc.Name)}
 		for _, f := range figs {
@@ -42,8 +48,16 @@ func HTML(s *analyze.Summary, figs []Figure) ([]byte, error) {
 			view.Timeline = append(view.Timeline, f)
 		}
 	}
+	tmpl, err := htmlTemplate.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("reports: report.html: %w", err)
+	}
+	tmpl.Funcs(template.FuncMap{
+		"stage": func(t analyze.TargetResult) string { return targetStage(s, t) },
+		"miss":  func(t analyze.TargetResult) string { return missText(s, t) },
+	})
 	var b bytes.Buffer
-	if err := htmlTemplate.Execute(&b, view); err != nil {
+	if err := tmpl.Execute(&b, view); err != nil {
 		return nil, fmt.Errorf("reports: report.html: %w", err)
 	}
 	return b.Bytes(), nil
@@ -53,8 +67,16 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"num":     num,
 	"value":   valueText,
 	"boundOp": boundOp,
-	"stage":   stageText,
-	"pct":     func(v float64) string { return num(100*v, "") },
+	// stage and miss need the summary: HTML replaces them per report.
+	"stage":    func(analyze.TargetResult) string { return "" },
+	"miss":     func(analyze.TargetResult) string { return "" },
+	"explain":  explainText,
+	"pval":     pText,
+	"opChange": opChangeText,
+	"sig":      significant,
+	"worse":    worse,
+	"load":     loadText,
+	"pct":      func(v float64) string { return num(100*v, "") },
 	"png": func(f Figure) template.URL {
 		return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(f.PNG))
 	},
@@ -115,26 +137,38 @@ figcaption{font-size:.85rem;color:#555}
 .no{color:#b71c1c;font-weight:600}
 .muted{color:#666;font-size:.9rem}
 details summary{cursor:pointer;margin:.5rem 0}
+#failed-targets{margin:.6rem 0 0;padding-left:1.2rem;font-size:1rem;font-weight:400}
+#failed-targets li{margin:.3rem 0}
+#failed-targets .explain{font-size:.9rem}
+#failed-targets a{color:inherit}
+ul.changes li{margin:.2rem 0;padding:.15rem .4rem;border-radius:4px;list-style:none}
+ul.changes li.worse,ul.changes li.slower,tr.slower td.verdict-cell{background:#fde0e0;color:#7f1d1d}
+ul.changes li.better,ul.changes li.faster,tr.faster td.verdict-cell{background:#dcf5e3;color:#14532d}
+ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 </style>
 </head>
 <body>
 <h1>Load test report: {{.S.Run.ID}}</h1>
-<div class="verdict v-{{lower .Verdict}}" id="verdict">{{.Verdict}}<small>{{.Headline}}</small></div>
+<div class="verdict v-{{lower .Verdict}}" id="verdict">{{.Verdict}}<small>{{.Headline}}.</small>
+{{if .Misses}}<ul id="failed-targets">{{range .Misses}}<li><b>{{miss .Target}}</b><br><span class="explain">{{if .Finding}}Explained by <a href="#finding-{{.Finding.Kind}}-{{.Finding.Scenario}}">{{explain .}}</a>{{else}}No finding explains it.{{end}}</span></li>{{end}}</ul>{{end}}
+</div>
 <p class="muted">Run {{.S.Run.ID}} from {{.S.Run.Started}} to {{.S.Run.Ended}}, time scale {{.S.Run.TimeScale}}{{if .S.Run.Interrupted}}, <span class="no">interrupted</span>{{end}}.</p>
 
-<h2>Targets</h2>
-{{with .S.Run.TargetsLeftOut}}<p class="muted" id="left-out">Left out, their scenarios were not in this run: {{join . "; "}}.</p>{{end}}
-{{if .S.Targets}}
-<table id="targets">
-<tr><th class="l">Target</th><th class="l">Stage</th><th>Value</th><th>Bound</th><th>Acceptable</th><th class="l">Verdict</th></tr>
-{{range .S.Targets}}<tr class="{{.Verdict}}"><td class="l">{{.Name}}</td><td class="l">{{stage .}}</td><td>{{value .Value .Unit}}</td><td>{{boundOp .}} {{num .Bound .Unit}}</td><td>{{boundOp .}} {{num .Acceptable .Unit}}</td><td class="l verdict-cell">{{.Verdict}}{{if .Note}} ({{.Note}}){{end}}</td></tr>
-{{end}}</table>
-{{else}}<p>The profile sets no targets.</p>{{end}}
+{{with .Changes}}
+<h2 id="changes">What changed since {{$.S.Comparison.Base.ID}}</h2>
+{{if .Empty}}<p>No significant change: no target changed its verdict, no finding appeared or went away, and no operation's latency changed significantly.</p>{{else}}
+<ul class="changes">
+{{range .Flipped}}<li class="{{if worse .}}worse{{else}}better{{end}}">Target {{.Name}}: {{.BaseVerdict}} → {{.NewVerdict}} ({{value .Base .Unit}} → {{value .New .Unit}})</li>{{end}}
+{{range .Appeared}}<li class="worse">Finding appeared: {{.Kind}} {{.Scenario}} {{.Operation}}, severity {{.Severity}}</li>{{end}}
+{{range .Gone}}<li class="better">Finding went away: {{.Kind}} {{.Scenario}} {{.Operation}}, severity {{.Severity}}</li>{{end}}
+{{range $i, $o := .Ops}}{{if lt $i 5}}<li class="{{$o.Verdict}}">{{$o.Verdict}}: {{opChange $o}}</li>{{end}}{{end}}
+</ul>{{end}}
+{{end}}
 
-<h2>Findings</h2>
+<h2>Findings, by severity</h2>
 {{if not .S.Findings}}<p id="no-findings">No bottleneck found: no detector fired on this run.</p>{{end}}
 {{range $i, $f := .S.Findings}}
-<div class="finding {{$f.Severity}}">
+<div class="finding {{$f.Severity}}" id="finding-{{$f.Kind}}-{{$f.Scenario}}">
 <h3>{{$f.Kind}} — {{$f.Scenario}} ({{$f.Operation}}), severity {{$f.Severity}}</h3>
 <p>{{$f.Summary}}</p>
 <p class="action"><b>Action:</b> {{$f.Action}}</p>
@@ -145,6 +179,15 @@ details summary{cursor:pointer;margin:.5rem 0}
 </div>
 {{end}}
 
+<h2>Targets</h2>
+{{with .S.Run.TargetsLeftOut}}<p class="muted" id="left-out">Left out, their scenarios were not in this run: {{join . "; "}}.</p>{{end}}
+{{if .S.Targets}}
+<table id="targets">
+<tr><th class="l">Target</th><th class="l">Stage</th><th>Value</th><th>Bound</th><th>Acceptable</th><th class="l">Verdict</th></tr>
+{{range .S.Targets}}<tr class="{{.Verdict}}"><td class="l">{{.Name}}</td><td class="l">{{stage .}}</td><td>{{value .Value .Unit}}</td><td>{{boundOp .}} {{num .Bound .Unit}}</td><td>{{boundOp .}} {{num .Acceptable .Unit}}</td><td class="l verdict-cell">{{.Verdict}}{{if .Note}} ({{.Note}}){{end}}</td></tr>
+{{end}}</table>
+{{else}}<p>The profile sets no targets.</p>{{end}}
+
 {{with .S.Comparison}}
 <h2>Comparison with {{.Base.ID}}</h2>
 <p class="muted">{{.Test}}</p>
@@ -152,10 +195,8 @@ details summary{cursor:pointer;margin:.5rem 0}
 {{range .Targets}}<tr class="{{.NewVerdict}}"><td class="l">{{.Name}}</td><td>{{value .Base .Unit}}</td><td>{{value .New .Unit}}</td><td class="l">{{.BaseVerdict}}</td><td class="l verdict-cell">{{.NewVerdict}}</td></tr>{{end}}
 </table>{{end}}
 <table id="compare-operations"><tr><th class="l">Scenario</th><th>Stage</th><th>Users</th><th class="l">Operation</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>RPS</th><th>Error %</th><th>p (latency)</th><th class="l">Verdict</th></tr>
-{{range .Operations}}<tr><td class="l">{{.Scenario}}</td><td>{{.Stage}}</td><td>{{.Users}}</td><td class="l">{{.Operation}}</td><td>{{delta .P50 1.0}}</td><td>{{delta .P95 1.0}}</td><td>{{delta .P99 1.0}}</td><td>{{delta .RPS 1.0}}</td><td>{{delta .ErrorRate 100.0}}</td><td>{{printf "%.3g" .LatencyP}}</td><td class="l">{{.Verdict}}</td></tr>{{end}}
+{{range .Operations}}<tr class="{{if sig .}}{{.Verdict}}{{end}}"><td class="l">{{.Scenario}}</td><td>{{.Stage}}</td><td>{{.Users}}</td><td class="l">{{.Operation}}</td><td>{{delta .P50 1.0}}</td><td>{{delta .P95 1.0}}</td><td>{{delta .P99 1.0}}</td><td>{{delta .RPS 1.0}}</td><td>{{delta .ErrorRate 100.0}}</td><td>{{pval .LatencyP}}</td><td class="l verdict-cell">{{.Verdict}}</td></tr>{{end}}
 </table>
-<p><b>Findings that appeared:</b> {{range .Appeared}}{{.Kind}} ({{.Scenario}} {{.Operation}}); {{else}}none.{{end}}<br>
-<b>Findings that went away:</b> {{range .Gone}}{{.Kind}} ({{.Scenario}} {{.Operation}}); {{else}}none.{{end}}</p>
 {{end}}
 
 {{range .Scenarios}}{{$stages := .Stages}}

@@ -15,28 +15,26 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Load test report: %s\n\n", s.Run.ID)
-	w("**Verdict: %s** — %s\n\n", Verdict(s), headline(s))
+	w("**Verdict: %s** — %s.\n\n", Verdict(s), md(headline(s)))
 	w("Run %s, from %s to %s, time scale %g", s.Run.ID, s.Run.Started, s.Run.Ended, s.Run.TimeScale)
 	if s.Run.Interrupted {
 		w(", **interrupted**")
 	}
 	w(".\n\n")
 
-	w("## Targets\n\n")
-	if len(s.Run.TargetsLeftOut) > 0 {
-		w("Left out, their scenarios were not in this run: %s.\n\n", md(strings.Join(s.Run.TargetsLeftOut, "; ")))
-	}
-	if len(s.Targets) == 0 {
-		w("The profile sets no targets.\n\n")
-	} else {
-		w("| Target | Stage | Value | Bound | Acceptable | Verdict |\n|---|---|---|---|---|---|\n")
-		for _, t := range s.Targets {
-			w("| %s | %s | %s | %s %s | %s %s | %s |\n", md(t.Name()), stageText(t), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit), boundOp(t), num(t.Acceptable, t.Unit), verdictMark(t.Verdict)+noteText(t.Note))
+	if ms := Misses(s); len(ms) > 0 {
+		w("## Failed targets\n\n| Target | Stage | Value | Bound | Explained by |\n|---|---|---|---|---|\n")
+		for _, m := range ms {
+			t := m.Target
+			w("| %s | %s | %s | %s %s | %s |\n", md(t.Name()), targetStage(s, t), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit), md(explainText(m)+noteText(t.Note)))
 		}
 		w("\n")
 	}
+	if c := s.Comparison; c != nil {
+		markdownChanges(&b, c)
+	}
 
-	w("## Findings\n\n")
+	w("## Findings, by severity\n\n")
 	if len(s.Findings) == 0 {
 		w("No bottleneck found: no detector fired on this run.\n\n")
 	}
@@ -49,6 +47,20 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 		w("\n")
 		for _, fig := range figuresFor(f, figs) {
 			w("![%s](figures/%s.png)\n", md(fig.Title), fig.Name)
+		}
+		w("\n")
+	}
+
+	w("## Targets\n\n")
+	if len(s.Run.TargetsLeftOut) > 0 {
+		w("Left out, their scenarios were not in this run: %s.\n\n", md(strings.Join(s.Run.TargetsLeftOut, "; ")))
+	}
+	if len(s.Targets) == 0 {
+		w("The profile sets no targets.\n\n")
+	} else {
+		w("| Target | Stage | Value | Bound | Acceptable | Verdict |\n|---|---|---|---|---|---|\n")
+		for _, t := range s.Targets {
+			w("| %s | %s | %s | %s %s | %s %s | %s |\n", md(t.Name()), targetStage(s, t), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit), boundOp(t), num(t.Acceptable, t.Unit), verdictMark(t.Verdict)+noteText(t.Note))
 		}
 		w("\n")
 	}
@@ -96,6 +108,55 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	return b.String()
 }
 
+// markdownChanges is compare's lead: what changed significantly, marked
+// red (worse) and green (better).
+func markdownChanges(b *strings.Builder, c *analyze.Comparison) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("## What changed since %s\n\n", md(c.Base.ID))
+	ch := ChangesOf(c)
+	if ch.Empty() {
+		w("No significant change: no target changed its verdict, no finding appeared or went away, and no operation's latency changed significantly (%s).\n\n", md(c.Test))
+		return
+	}
+	for _, t := range ch.Flipped {
+		mark := "🟢"
+		if worse(t) {
+			mark = "🔴"
+		}
+		w("- %s target %s: %s → %s (%s → %s)\n", mark, md(t.Name), t.BaseVerdict, t.NewVerdict, valueText(t.Base, t.Unit), valueText(t.New, t.Unit))
+	}
+	for _, f := range ch.Appeared {
+		w("- 🔴 finding appeared: %s %s, severity %s\n", f.Kind, md(scenarioOp(f.Scenario, f.Operation)), f.Severity)
+	}
+	for _, f := range ch.Gone {
+		w("- 🟢 finding went away: %s %s, severity %s\n", f.Kind, md(scenarioOp(f.Scenario, f.Operation)), f.Severity)
+	}
+	for i, o := range ch.Ops {
+		if i == maxChanges {
+			w("- … and %d more significant changes in the comparison table below\n", len(ch.Ops)-maxChanges)
+			break
+		}
+		w("- %s %s: %s\n", changeMark(o.Verdict), o.Verdict, md(opChangeText(o)))
+	}
+	w("\n")
+}
+
+// worse reports whether a target's verdict moved toward failing.
+func worse(t analyze.TargetChange) bool {
+	rank := map[analyze.Verdict]int{analyze.Pass: 0, analyze.Acceptable: 1, analyze.Fail: 2}
+	return rank[t.NewVerdict] > rank[t.BaseVerdict]
+}
+
+func changeMark(verdict string) string {
+	switch verdict {
+	case "faster":
+		return "🟢"
+	case "slower":
+		return "🔴"
+	}
+	return "🟡"
+}
+
 func markdownComparison(b *strings.Builder, c *analyze.Comparison) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Comparison with %s\n\n%s\n\n", md(c.Base.ID), md(c.Test))
@@ -108,46 +169,27 @@ func markdownComparison(b *strings.Builder, c *analyze.Comparison) {
 	}
 	w("| Scenario | Stage | Users | Operation | p50 ms | p95 ms | p99 ms | RPS | Error %% | p (latency) | Verdict |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, o := range c.Operations {
-		w("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %.3g | %s |\n", md(o.Scenario), o.Stage, o.Users, md(o.Operation), deltaText(o.P50, 1), deltaText(o.P95, 1), deltaText(o.P99, 1), deltaText(o.RPS, 1), deltaText(o.ErrorRate, 100), o.LatencyP, o.Verdict)
+		verdict := o.Verdict
+		if significant(o) {
+			verdict = changeMark(o.Verdict) + " **" + o.Verdict + "**"
+		}
+		w("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(o.Scenario), o.Stage, o.Users, md(o.Operation), deltaText(o.P50, 1), deltaText(o.P95, 1), deltaText(o.P99, 1), deltaText(o.RPS, 1), deltaText(o.ErrorRate, 100), pText(o.LatencyP), verdict)
 	}
 	w("\n")
-	for _, g := range []struct {
-		title string
-		fs    []analyze.Finding
-	}{{"Findings that appeared", c.Appeared}, {"Findings that went away", c.Gone}} {
-		w("**%s:** ", g.title)
-		if len(g.fs) == 0 {
-			w("none.\n\n")
-			continue
-		}
-		var parts []string
-		for _, f := range g.fs {
-			parts = append(parts, fmt.Sprintf("%s (%s %s)", f.Kind, f.Scenario, f.Operation))
-		}
-		w("%s.\n\n", md(strings.Join(parts, ", ")))
-	}
 }
 
 func deltaText(d analyze.Delta, scale float64) string {
 	return fmt.Sprintf("%s → %s (%+.1f %%)", num(d.Base*scale, ""), num(d.New*scale, ""), d.ChangePct)
 }
 
-// headline says in one line why the verdict is what it is.
+// headline says in one line why the verdict is what it is: the counts of
+// targets by verdict and of findings by severity, and the most important
+// finding when no target failed (the failed targets follow the verdict).
 func headline(s *analyze.Summary) string {
-	var pass, acc, fail int
-	for _, t := range s.Targets {
-		switch t.Verdict {
-		case analyze.Pass:
-			pass++
-		case analyze.Acceptable:
-			acc++
-		default:
-			fail++
-		}
-	}
-	h := fmt.Sprintf("%d of %d targets passed, %d acceptable, %d failed; %d finding(s)", pass, len(s.Targets), acc, fail, len(s.Findings))
-	if len(s.Findings) > 0 {
-		h += ": " + s.Findings[0].Summary
+	h := CountOf(s).String()
+	if len(Misses(s)) == 0 && len(s.Findings) > 0 {
+		f := s.Findings[0]
+		h += "; most important: " + string(f.Kind) + " (" + string(f.Severity) + "): " + f.Summary
 	}
 	return h
 }
@@ -201,19 +243,6 @@ func resText(st *analyze.Stage, name string) string {
 		return "—"
 	}
 	return fmt.Sprintf("%s (max %s)", num(r.Mean, ""), num(r.Max, ""))
-}
-
-func stageText(t analyze.TargetResult) string {
-	if t.Stage == nil {
-		if t.Metric == "count" {
-			return "all"
-		}
-		return "worst"
-	}
-	if t.Users > 0 {
-		return fmt.Sprintf("%d (%d users)", *t.Stage, t.Users)
-	}
-	return fmt.Sprint(*t.Stage)
 }
 
 func noteText(n string) string {

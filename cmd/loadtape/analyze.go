@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,19 +73,24 @@ func finishReport(w io.Writer, out string, s *analyze.Summary, err error) error 
 	if err := reports.Write(out, s); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%s: %d target(s), %d finding(s); report in %s/report.html\n", reports.Verdict(s), len(s.Targets), len(s.Findings), out)
-	for _, f := range s.Findings {
-		fmt.Fprintf(w, "  %s [%s] %s\n", f.Kind, f.Severity, f.Summary)
+	if err := reports.Text(w, s, reports.TextOptions{Dir: out, Color: colorable(w)}); err != nil {
+		return err
 	}
 	if reports.Failed(s) {
-		for _, t := range s.Targets {
-			if t.Verdict == analyze.Fail {
-				fmt.Fprintf(w, "  target missed: %s\n", t.Name())
-			}
-		}
 		return withCode(exitTargetMiss, errors.New("a target missed its acceptance bound"))
 	}
 	return nil
+}
+
+// colorable reports whether w is a terminal that takes ANSI colours: not
+// a pipe or file, NO_COLOR unset (no-color.org), TERM not dumb.
+func colorable(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func init() {
