@@ -192,12 +192,12 @@ func (l *fileLoop[T]) sync() {
 		l.drop(fmt.Errorf("captures: %s: %w", l.wal.path, err))
 		return
 	}
-	l.synced2(l.rows)
+	l.markSynced(l.rows)
 	l.dirty = time.Time{}
 }
 
-// synced2 records that the first n rows of the open file are fsynced in its log.
-func (l *fileLoop[T]) synced2(n int64) {
+// markSynced records that the first n rows of the open file are fsynced in its log.
+func (l *fileLoop[T]) markSynced(n int64) {
 	l.w.mu.Lock()
 	l.w.stats.Logged += n - l.synced
 	l.w.mu.Unlock()
@@ -219,7 +219,7 @@ func (l *fileLoop[T]) drop(err error) {
 	os.Remove(l.path)
 	if l.wal != nil {
 		if l.wal.sync() == nil {
-			l.synced2(l.rows)
+			l.markSynced(l.rows)
 		} else if cerr := l.wal.cutToSynced(); cerr != nil {
 			l.w.fail(fmt.Errorf("captures: %s: %w", l.wal.path, cerr))
 		}
