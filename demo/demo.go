@@ -129,7 +129,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Recorded = totals
 	say("recorded %d exchanges (%d dropped) into %s", totals.Written, totals.Dropped, res.Captures)
 
-	profile, err := replay.ParseProfile(replay.SeedPlanProfile(), "profile init")
+	profile, err := replay.ParseProfile(replay.BuiltinProfile(), "profile init")
 	if err != nil {
 		return nil, fmt.Errorf("demo: the seed plan's profile: %w", err)
 	}

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-func TestSeedPlanProfileParses(t *testing.T) {
+func TestBuiltinProfileParses(t *testing.T) {
 	t.Parallel()
-	p, err := ParseProfile(SeedPlanProfile(), "seed-plan")
+	p, err := ParseProfile(BuiltinProfile(), "built-in profile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestParseProfileErrors(t *testing.T) {
 }
 
 func FuzzParseProfile(f *testing.F) {
-	f.Add(SeedPlanProfile())
+	f.Add(BuiltinProfile())
 	f.Add([]byte("scenarios: {g: {stages: [{users: 1, duration: 1s}], mix: {a: 1}}}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParseProfile(b, "fuzz")

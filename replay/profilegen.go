@@ -160,7 +160,7 @@ func GenerateProfile(xs []captures.Exchange, opts GenOptions) ([]byte, error) {
 		}
 		written = append(written, name)
 		s.writeScenario(&b, plan, opts)
-		for _, t := range plan.targetsFor(s) {
+		for _, t := range plan.targetsFor(s, opts.Stages != nil) {
 			targets = append(targets, t.line)
 			if t.kind != "" {
 				usesKinds[t.kind] = true
@@ -243,7 +243,14 @@ func (s *serviceStats) writeScenario(b *strings.Builder, plan *planDefaults, opt
 	if spawn > 0 {
 		fmt.Fprintf(b, "    spawn_rate: %v\n", spawn)
 	}
-	gaps := s.gaps()
+	gaps, overlapping := s.gapsAndOverlaps()
+	if len(gaps) > 0 && overlapping*10 > len(gaps) {
+		// One session key shared by clients running at once (the client
+		// address, without credentials or session ids): its "pauses" run
+		// from one client's request to another's.
+		fmt.Fprintf(b, "    # %d of %d exchanges started before the previous one of their session ended: concurrent\n", overlapping, len(gaps))
+		b.WriteString("    # clients share a session key, so the pauses below mix them; a rules session header separates them\n")
+	}
 	switch {
 	case opts.Think == ThinkAsRecorded:
 		fmt.Fprintf(b, "    # think: each exchange's own recorded pause (%d recorded)\n", len(gaps))
@@ -284,7 +291,13 @@ func (s *serviceStats) writeScenario(b *strings.Builder, plan *planDefaults, opt
 // exchange's last byte to the next exchange's start, in order of seq (as the
 // replay pool computes them for as_recorded). Overlapping exchanges count 0.
 func (s *serviceStats) gaps() []float64 {
-	var out []float64
+	g, _ := s.gapsAndOverlaps()
+	return g
+}
+
+// gapsAndOverlaps is gaps, and how many exchanges started before the
+// previous one of their session ended.
+func (s *serviceStats) gapsAndOverlaps() (out []float64, overlapping int) {
 	for _, es := range s.sessions {
 		es := slices.Clone(es)
 		sort.Slice(es, func(i, j int) bool {
@@ -295,11 +308,14 @@ func (s *serviceStats) gaps() []float64 {
 		})
 		for k := 0; k+1 < len(es); k++ {
 			g := es[k+1].StartNS - (es[k].StartNS + es[k].DurationNS)
+			if g < 0 {
+				overlapping++
+			}
 			out = append(out, max(0, float64(g))/1e9)
 		}
 	}
 	sort.Float64s(out)
-	return out
+	return out, overlapping
 }
 
 func hasHeader(hs []captures.Header, name string) bool {
@@ -485,7 +501,7 @@ func ksPValue(d, ne float64) float64 {
 }
 
 // planDefaults are the stages, targets and classify rules of the fixed
-// default profile (SeedPlanProfile), read from its YAML so that the two
+// default profile (BuiltinProfile), read from its YAML so that the two
 // cannot drift apart.
 type planDefaults struct {
 	Scenarios map[string]struct {
@@ -503,7 +519,7 @@ const genericScenario = "gateway"
 
 func seedPlanDefaults() (*planDefaults, error) {
 	var p planDefaults
-	if err := yaml.Unmarshal(SeedPlanProfile(), &p); err != nil {
+	if err := yaml.Unmarshal(BuiltinProfile(), &p); err != nil {
 		return nil, fmt.Errorf("profile: the default profile does not parse: %w", err)
 	}
 	if _, ok := p.Scenarios[genericScenario]; !ok {
@@ -532,8 +548,9 @@ type genTarget struct {
 // targetsFor returns the default profile's targets of the scenario named
 // like the service, or its generic scenario's service-wide ones (latency over
 // all operations, error rate), re-aimed at the service. A target on an
-// operation the capture does not hold is left out.
-func (p *planDefaults) targetsFor(s *serviceStats) []genTarget {
+// operation the capture does not hold is left out, and so is one on a stage
+// or user count when the scenario does not have the default stages.
+func (p *planDefaults) targetsFor(s *serviceStats, ownStages bool) []genTarget {
 	from := s.name
 	if _, ok := p.Scenarios[from]; !ok {
 		from = genericScenario
@@ -547,10 +564,11 @@ func (p *planDefaults) targetsFor(s *serviceStats) []genTarget {
 		if op != "" && op != "all" && s.ops[op] == 0 {
 			continue
 		}
-		if from != s.name {
-			if t["users"] != nil || t["error_kind"] != nil || t["stage"] != nil {
-				continue // tied to that scenario's stages or failure kinds
-			}
+		if (from != s.name || ownStages) && (t["users"] != nil || t["stage"] != nil) {
+			continue // tied to the default stages
+		}
+		if from != s.name && t["error_kind"] != nil {
+			continue // tied to that scenario's failure kinds
 		}
 		m := make(map[string]any, len(t))
 		for k, v := range t {

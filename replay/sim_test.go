@@ -57,7 +57,7 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	prof, err := ParseProfile(SeedPlanProfile(), "built-in profile")
+	prof, err := ParseProfile(BuiltinProfile(), "built-in profile")
 	if err != nil {
 		t.Fatal(err)
 	}

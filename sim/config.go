@@ -38,7 +38,8 @@ type GatewayConfig struct {
 	// BatchSlowdown makes a decode step cost DecodePerToken×(1+BatchSlowdown×(running−1)):
 	// a fuller batch decodes each sequence more slowly.
 	BatchSlowdown float64 `yaml:"batch_slowdown"`
-	// GPUMemoryMiB is the device memory capacity (6144: the plan's RTX 4050).
+	// GPUMemoryMiB is the device memory capacity (6144 by default: a 6 GB laptop card such as an RTX 4050, small enough
+	// that a few models and a busy KV cache fill it).
 	GPUMemoryMiB float64 `yaml:"gpu_memory_mib"`
 	// ReservedMiB is taken at start for the CUDA context and activations.
 	ReservedMiB float64 `yaml:"reserved_mib"`
@@ -55,8 +56,8 @@ type GatewayConfig struct {
 	MaxModelLen int `yaml:"max_model_len"`
 	// Models are the models served and how their weights are loaded.
 	Models []ModelConfig `yaml:"models"`
-	// Aliases maps other model names onto served ones (the plan's
-	// qwen2.5-14b-instruct → chat-7b); any other name gets a 404 model_not_found.
+	// Aliases maps other model names onto served ones (by default
+	// qwen2.5-14b-instruct → chat-7b, a name clients commonly ask for); any other name gets a 404 model_not_found.
 	Aliases map[string]string `yaml:"aliases"`
 }
 
@@ -95,12 +96,12 @@ type RAGConfig struct {
 	Context ContextConfig `yaml:"context"`
 }
 
-// ContextConfig models the plan's "LLM context processing latency": a query
+// ContextConfig models the model reading retrieved context: a query
 // ends with the retrieved chunks read by the model, TokensPerHit tokens per
 // chunk returned, at GPUPerToken each; when the GPU's memory is at or above
 // CPUFallbackAt (a share, 0–1) the work is offloaded to the CPU and costs
-// CPUPerToken each. The GPU is the gateway's when both run in one suite (the
-// plan's stack shares one card); with no gateway the GPU is never short.
+// CPUPerToken each. The GPU is the gateway's when both run in one suite (a
+// small stack shares one card); with no gateway the GPU is never short.
 type ContextConfig struct {
 	TokensPerHit  int           `yaml:"tokens_per_hit"`
 	GPUPerToken   time.Duration `yaml:"gpu_per_token"`
@@ -110,8 +111,8 @@ type ContextConfig struct {
 
 // VectorPoolConfig is the vector-store client pool.
 type VectorPoolConfig struct {
-	// Size is the number of concurrent vector-store operations (the plan's
-	// QDRANT_VECTOR_POOL_SIZE, default 10).
+	// Size is the number of concurrent vector-store operations (like
+	// a Qdrant client's connection pool, default 10).
 	Size int `yaml:"size"`
 	// WaitTimeout: a request that waits longer for a connection fails with
 	// HTTP 504 and Qdrant's timeout text.
@@ -138,8 +139,8 @@ type DBConfig struct {
 
 // MCPConfig models an MCP tool server whose tools run on an executor.
 type MCPConfig struct {
-	// ExecutorConcurrency is how many tool calls run at once; 1 is the plan's
-	// "single-threaded execution model". Calls beyond it queue.
+	// ExecutorConcurrency is how many tool calls run at once; 1 (the default) is
+	// a single-threaded tool server, as many are. Calls beyond it queue.
 	ExecutorConcurrency int `yaml:"executor_concurrency"`
 	// ToolTime is each tool's work time on the executor (real work included).
 	ToolTime ToolTimes `yaml:"tool_time"`
@@ -167,7 +168,7 @@ var (
 	ErrConfig = errors.New("sim: invalid config")
 )
 
-// DefaultConfig reproduces the plan's expected bottlenecks at its user counts:
+// DefaultConfig makes these bottlenecks appear at the built-in profile's user counts:
 // GPU memory pressure and CUDA OOM on the gateway from about 50 users, vector
 // pool exhaustion (504) and database "too many connections" on RAG at 25–50
 // users with searches slowing as the collection grows, and serialized MCP
@@ -203,7 +204,7 @@ func DefaultConfig() Config {
 			ChunkWords:      60,
 			SeedVectors:     600,
 			// 5 hits × 100 tokens: 100 ms on the GPU, 2 s on the CPU
-			// (the plan's "2000–3000 ms processing time").
+			// (a CPU reading 500 tokens of context takes seconds).
 			Context: ContextConfig{TokensPerHit: 100, GPUPerToken: 200 * time.Microsecond, CPUPerToken: 4 * time.Millisecond, CPUFallbackAt: 0.95},
 		},
 		MCP: MCPConfig{
@@ -223,9 +224,9 @@ func DefaultConfig() Config {
 }
 
 // HealthyConfig sets every mechanism generously: an 80 GiB GPU with room for
-// every request, a vector pool and database pool far above the plan's user
-// counts, searches that do not slow with size, and a parallel tool executor.
-// No bottleneck appears at the plan's user counts.
+// every request, a vector pool and database pool far above the built-in
+// profile's user counts, searches that do not slow with size, and a parallel tool executor.
+// No bottleneck appears at the built-in profile's user counts.
 func HealthyConfig() Config {
 	c := DefaultConfig()
 	c.Gateway.BatchSlots = 256

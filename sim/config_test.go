@@ -18,7 +18,7 @@ func TestDefaultAndHealthyConfigsAreValid(t *testing.T) {
 	}
 	d, h := DefaultConfig(), HealthyConfig()
 	if d.MCP.ExecutorConcurrency != 1 || h.MCP.ExecutorConcurrency <= 20 {
-		t.Errorf("executor: default %d (want 1, the plan's serialization), healthy %d (want > 20 users)", d.MCP.ExecutorConcurrency, h.MCP.ExecutorConcurrency)
+		t.Errorf("executor: default %d (want 1, a serialized tool server), healthy %d (want > 20 users)", d.MCP.ExecutorConcurrency, h.MCP.ExecutorConcurrency)
 	}
 	if h.Gateway.GPUMemoryMiB <= d.Gateway.GPUMemoryMiB || h.RAG.VectorPool.Size <= 50 || h.RAG.DB.MaxConnections <= 50 {
 		t.Errorf("healthy config is not generous: %+v", h)

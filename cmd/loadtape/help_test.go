@@ -132,7 +132,7 @@ func TestCompletionDescriptions(t *testing.T) {
 // Not parallel: the root command is shared.
 func TestCompletionValues(t *testing.T) {
 	prof := filepath.Join(t.TempDir(), "p.yaml")
-	if err := os.WriteFile(prof, replay.SeedPlanProfile(), 0o644); err != nil {
+	if err := os.WriteFile(prof, replay.BuiltinProfile(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

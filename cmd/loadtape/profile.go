@@ -38,7 +38,7 @@ fixed mixes, stages and targets.`,
 				if cmd.Flags().Changed("think") {
 					return badInput(errThinkWithoutFrom)
 				}
-				_, err := cmd.OutOrStdout().Write(replay.SeedPlanProfile())
+				_, err := cmd.OutOrStdout().Write(replay.BuiltinProfile())
 				return err
 			}
 			y, err := replay.ProfileFromCaptures(from, replay.GenOptions{Think: think})

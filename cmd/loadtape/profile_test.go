@@ -114,7 +114,7 @@ func TestProfileInitFromCapture(t *testing.T) {
 	if p, err := replay.ParseProfile([]byte(out), "g.yaml"); code != 0 || err != nil || !p.Scenarios["gateway"].Think.AsRecorded {
 		t.Errorf("--think as_recorded: exit %d, %v", code, err)
 	}
-	if out, _, code = loadtape(t, bin, "profile", "init"); code != 0 || out != string(replay.SeedPlanProfile()) {
+	if out, _, code = loadtape(t, bin, "profile", "init"); code != 0 || out != string(replay.BuiltinProfile()) {
 		t.Errorf("plain profile init: exit %d, output is not the default profile", code)
 	}
 	empty := t.TempDir()

@@ -76,7 +76,7 @@ func TestPos(t *testing.T) {
 // error is one line that names the file. The seed corpus holds a valid
 // file of each schema.
 func FuzzSchemas(f *testing.F) {
-	f.Add(replay.SeedPlanProfile())
+	f.Add(replay.BuiltinProfile())
 	f.Add([]byte("session_header: X-Session-Id\nredact: {headers: [X-Key], query: [api_key]}\nrules:\n  - {match: {method: POST, path: /v1/*}, service: gateway, operation: chat}\n"))
 	f.Add([]byte("time_scale: 0.1\ngateway: {batch_slots: 4, models: [{name: chat-7b, load: startup}]}\nrag: {db: {pool_size: 5}}\n"))
 	f.Add([]byte("acceptance: 0.8\ntargets:\n  - {scenario: gateway, metric: p95, max: 2s}\n  - {scenario: rag, metric: error_rate, error_kind: vector_timeout, max: 0.1%}\n"))

@@ -1,11 +1,12 @@
 package replay
 
-// seedPlanYAML is /work/shared/seed-plan.md as a profile: section 2's three
-// scenarios (ramps, five-minute levels, think times, task weights), each
-// opened by section 4's one-user, two-minute baseline, the gateway's 15-minute
-// stress level from section 5, and section 1's targets with its 80 % band.
-const seedPlanYAML = `# The load-testing plan's three scenarios (seed-plan.md sections 1, 2, 4, 5).
-# Every scenario starts with the plan's 1-user, 2-minute baseline.
+// builtinYAML is the profile `loadtape profile init` prints: three
+// scenarios for the three services of a typical AI stack, each opened by a
+// one-user baseline, with targets and an acceptance band. docs/profile.md
+// gives the reason for every value.
+const builtinYAML = `# loadtape's built-in profile: a gateway, a RAG service and an MCP tool server.
+# Every scenario starts with a 1-user, 2-minute baseline that later stages are compared with.
+# docs/profile.md gives the reason for each value; edit them to your service.
 scenarios:
   gateway:
     service: gateway
@@ -48,26 +49,26 @@ scenarios:
       mcp.tools.call/fetch_url: 15
       mcp.sandbox_probe: 5
 classify:
-  # "Database connection errors: 0" needs the database's connection errors as a kind of
-  # their own: PostgreSQL refusing a connection, or the service's SQLAlchemy pool timing out.
+  # A database refusing a connection, or the service's SQLAlchemy pool timing out, is a
+  # 5xx like any other: this gives it a kind of its own, so a target can count it.
   - {body: "too many connections|QueuePool limit", kind: db_connection}
 targets:
   - {scenario: gateway, metric: p95, operation: all, max: 2s}
   - {scenario: gateway, metric: avg, operation: all, max: 1.5s}
   - {scenario: gateway, metric: error_rate, max: 1%}
   - {scenario: gateway, metric: rps, users: 100, min: 10}
-  # The plan's RAG p95 < 3 s is, per its scenario 2, queries < 3 s and indexing < 5 s.
+  # Queries run inside a chat turn; indexing is not interactive and gets more room.
   - {scenario: rag, metric: p95, operation: rag.query, max: 3s}
   - {scenario: rag, metric: p95, operation: rag.index, max: 5s}
   - {scenario: rag, metric: error_rate, error_kind: vector_timeout, max: 0.1%}
   - {scenario: rag, metric: count, error_kind: db_connection, max: 0}
   - {scenario: mcp, metric: p95, operation: all, max: 5s}
-  # "Command execution success > 99 %".
+  # Tool commands succeed 99 % of the time.
   - {scenario: mcp, metric: error_rate, max: 1%}
   - {scenario: mcp, metric: count, error_kind: sandbox_violation, max: 0}
 acceptance: 0.8
 `
 
-// SeedPlanProfile returns the seed plan's profile YAML, as printed by
+// BuiltinProfile returns the built-in profile's YAML, as printed by
 // `loadtape profile init`.
-func SeedPlanProfile() []byte { return []byte(seedPlanYAML) }
+func BuiltinProfile() []byte { return []byte(builtinYAML) }
