@@ -35,9 +35,11 @@ func run() error {
 	}
 	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	g := fake.New(42, start.UnixNano())
-	// Files: 1 keeps rows in one file in order, so the bytes are stable.
+	// Files: 1 keeps rows in one file in order, and without a write-ahead
+	// log (Flush < 0) no timed flush splits the rows into other batches, so
+	// the bytes are stable.
 	opts := func(md map[string]string) captures.WriterOptions {
-		return captures.WriterOptions{Dir: dir, Start: start, Files: 1, Roll: time.Hour, Metadata: md}
+		return captures.WriterOptions{Dir: dir, Start: start, Files: 1, Roll: time.Hour, Flush: -1, Metadata: md}
 	}
 	ex, err := captures.NewWriter[captures.Exchange](opts(map[string]string{"loadtape.generator": "captures/testdata/gen"}))
 	if err != nil {
