@@ -299,3 +299,36 @@ func TestGeneratedProfileFidelity(t *testing.T) {
 		})
 	}
 }
+
+// TestGeneratedProfileWarnsOfSharedSessions: clients that ran at once under
+// one session key (the client address) make pauses that mix them; the
+// profile says so. Stage-bound targets go when the stages are not the
+// default ones.
+func TestGeneratedProfileWarnsOfSharedSessions(t *testing.T) {
+	t.Parallel()
+	var xs []captures.Exchange
+	for i := 0; i < 40; i++ {
+		xs = append(xs, captures.Exchange{ID: fmt.Sprint(i), Service: "gateway", Operation: "models.list", Session: "client:127.0.0.1",
+			Seq: int64(i), StartNS: int64(i) * 1e8, DurationNS: 3e8, Status: 200, Method: "GET", Path: "/v1/models"})
+	}
+	y, err := GenerateProfile(xs, GenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), "39 of 39 exchanges started before the previous one of their session ended") {
+		t.Errorf("no warning about the shared session:\n%s", y)
+	}
+	if !strings.Contains(string(y), "metric: rps, users: 100") {
+		t.Errorf("the default stages' rps target at 100 users is missing:\n%s", y)
+	}
+	y, err = GenerateProfile(xs, GenOptions{Stages: []Stage{{Users: 3, Duration: Duration(time.Second)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(y), "metric: rps, users: 100") {
+		t.Errorf("a target on 100 users with stages of 3:\n%s", y)
+	}
+	if _, err := ParseProfile(y, "g.yaml"); err != nil {
+		t.Error(err)
+	}
+}
