@@ -395,3 +395,28 @@ func TestInterruptedCompaction(t *testing.T) {
 		t.Errorf("after Recover: %v, want %v", got, want)
 	}
 }
+
+// TestNoWAL: with Flush < 0 no log is written and rows reach disk at rolls
+// only, counted Pending until then.
+func TestNoWAL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: time.Hour, Flush: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(exchanges(0, 100, 10)...)
+	time.Sleep(50 * time.Millisecond)
+	if wals, _ := filepath.Glob(filepath.Join(dir, "*"+captures.WALExt)); len(wals) > 0 {
+		t.Errorf("logs %v with Flush < 0", wals)
+	}
+	if st := w.Stats(); st.Pending != 100 || st.Logged != 0 {
+		t.Errorf("before the roll: %+v, want 100 pending", st)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.Rows != 100 || st.Pending != 0 {
+		t.Errorf("after Close: %+v, want 100 rows", st)
+	}
+}
