@@ -114,6 +114,9 @@ type Content struct {
 	Text        string `json:"text,omitempty"`
 	Encoding    string `json:"encoding,omitempty"`
 	Comment     string `json:"comment,omitempty"`
+	// File names the file beside the archive that holds the body when
+	// Playwright records with content: "attach" (its .zip archives).
+	File string `json:"_file,omitempty"`
 }
 
 // PostData is a request body: Text, or form Params.

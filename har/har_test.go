@@ -3,6 +3,7 @@ package har
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -283,6 +284,42 @@ func TestBadHAR(t *testing.T) {
 	}
 	if _, err := Import([]string{"testdata/chromium.har"}, ImportOptions{Out: t.TempDir()}); !errors.Is(err, ErrNoService) {
 		t.Errorf("no service: %v", err)
+	}
+}
+
+// TestPlaywrightAttachedBodies: Playwright's content: "attach" keeps a body
+// in a file beside the archive; import reads it, and refuses a path that
+// leaves the archive's directory.
+func TestPlaywrightAttachedBodies(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	body := `{"choices":[{"message":{"content":"Hi"}}],"usage":{"prompt_tokens":7,"completion_tokens":3}}`
+	os.WriteFile(filepath.Join(dir, "3f2a.json"), []byte(body), 0o644)
+	entry := func(file string) string {
+		return `{"log":{"version":"1.2","creator":{"name":"Playwright","version":"1.49.0"},"entries":[{"startedDateTime":"2026-12-01T10:00:00.000Z","time":5,
+"request":{"method":"POST","url":"http://127.0.0.1:8000/v1/chat/completions","httpVersion":"HTTP/1.1","cookies":[],"headers":[{"name":"Content-Type","value":"application/json"}],"queryString":[],
+"postData":{"mimeType":"application/json","text":"{\"model\":\"chat-7b\",\"messages\":[]}","params":[]},"headersSize":-1,"bodySize":33},
+"response":{"status":200,"statusText":"OK","httpVersion":"HTTP/1.1","cookies":[],"headers":[{"name":"Content-Type","value":"application/json"}],
+"content":{"size":` + fmt.Sprint(len(body)) + `,"mimeType":"application/json","_file":"` + file + `"},"redirectURL":"","headersSize":-1,"bodySize":-1},
+"cache":{},"timings":{"send":0,"wait":4,"receive":1}}]}}`
+	}
+	good := filepath.Join(dir, "pw.har")
+	os.WriteFile(good, []byte(entry("3f2a.json")), 0o644)
+	if probs := Validate([]byte(entry("3f2a.json"))); len(probs) > 0 {
+		t.Fatalf("fixture: %v", probs)
+	}
+	out := filepath.Join(t.TempDir(), "c")
+	if _, err := Import([]string{good}, ImportOptions{Service: "gateway", Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	xs := readCapture(t, out)
+	if len(xs) != 1 || string(xs[0].RespBody) != body || xs[0].CompletionTokens != 3 || xs[0].Model != "chat-7b" {
+		t.Fatalf("attached body not read: %+v", xs)
+	}
+	escape := filepath.Join(dir, "escape.har")
+	os.WriteFile(escape, []byte(entry("../../etc/passwd")), 0o644)
+	if _, err := Import([]string{escape}, ImportOptions{Service: "gateway", Out: filepath.Join(t.TempDir(), "c")}); !errors.Is(err, ErrBadEntry) {
+		t.Errorf("a _file outside the archive's directory: %v, want refused", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -167,6 +168,18 @@ func offlineExchange(a *Archive, i int, opts ImportOptions) (proxy.OfflineExchan
 		in.ReqHeader.Del("Content-Length")
 	}
 	c := e.Response.Content
+	if c.Text == "" && c.File != "" {
+		// Playwright's attached body: a file beside the archive, never one
+		// outside its directory.
+		if !filepath.IsLocal(c.File) {
+			return in, fmt.Errorf("response.content._file %q is not a path inside the archive's directory", c.File)
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(a.Path), c.File))
+		if err != nil {
+			return in, fmt.Errorf("response.content._file: %v", err)
+		}
+		c.Text, c.Encoding = string(b), ""
+	}
 	if c.Encoding == "base64" {
 		b, err := base64.StdEncoding.DecodeString(c.Text)
 		if err != nil {
