@@ -77,8 +77,8 @@ func (m Model) URL() string {
 // Combine joins runs of several models made with the same seed into one
 // run whose scenarios ran at the same time, as the demo runs them.
 func Combine(id string, runs ...*Run) *Run {
-	out := &Run{ID: id, Started: runs[0].Started, Ended: runs[0].Ended, TimeScale: 1,
-		Targets: map[string]string{}, Profile: Profile{Scenarios: map[string]Scenario{}}}
+	out := &Run{runspec.Run{ID: id, Started: runs[0].Started, Ended: runs[0].Ended, TimeScale: 1,
+		Targets: map[string]string{}, Profile: runspec.Profile{Scenarios: map[string]runspec.Scenario{}}}}
 	for _, r := range runs {
 		for k, v := range r.Targets {
 			out.Targets[k] = v
@@ -130,49 +130,9 @@ func (e *events) Pop() any {
 	return x
 }
 
-// Run is the part of run.json a simulated run fills in, with the names
-// and shapes the replayer writes.
-type Run struct {
-	ID        string            `json:"id"`
-	Started   string            `json:"started"`
-	Ended     string            `json:"ended"`
-	TimeScale float64           `json:"time_scale"`
-	Targets   map[string]string `json:"targets"`
-	Profile   Profile           `json:"profile"`
-	Stages    []Stage           `json:"stages"`
-	Monitor   []Monitor         `json:"monitor,omitempty"`
-}
-
-// Profile is the profile's part of run.json.
-type Profile struct {
-	Scenarios  map[string]Scenario `json:"scenarios"`
-	Targets    []map[string]any    `json:"targets,omitempty"`
-	Acceptance float64             `json:"acceptance,omitempty"`
-}
-
-// Scenario is one profile scenario.
-type Scenario struct {
-	Service string          `json:"service"`
-	Mode    string          `json:"mode"`
-	Think   json.RawMessage `json:"think,omitempty"`
-}
-
-// Stage is one stage of the timeline.
-type Stage struct {
-	Scenario string `json:"scenario"`
-	Stage    int    `json:"stage"`
-	Name     string `json:"name"`
-	Users    int    `json:"users"`
-	Start    string `json:"start"`
-	End      string `json:"end"`
-}
-
-// Monitor is one sampled source.
-type Monitor struct {
-	Source  string `json:"source"`
-	URL     string `json:"url,omitempty"`
-	Service string `json:"service,omitempty"`
-}
+// Run is a simulated run's run.json: the run file type replay writes
+// (runspec.Run), with the fields a simulated run fills in.
+type Run struct{ runspec.Run }
 
 // JSON is run.json's text.
 func (r *Run) JSON() []byte {
@@ -198,13 +158,13 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 	if m.ServiceName != "" {
 		service = m.ServiceName
 	}
-	info := &Run{ID: "run-" + m.Name, Started: Epoch.Format(time.RFC3339Nano), TimeScale: 1,
+	think := &runspec.Think{Uniform: []runspec.Duration{runspec.Duration(m.Think / 2), runspec.Duration(m.Think * 3 / 2)}}
+	info := &Run{runspec.Run{ID: "run-" + m.Name, Started: Epoch.Format(time.RFC3339Nano), TimeScale: 1,
 		Targets: map[string]string{service: m.URL()},
-		Profile: Profile{Scenarios: map[string]Scenario{m.Name: {Service: service, Mode: "closed",
-			Think: []byte(fmt.Sprintf(`{"uniform": ["%s", "%s"]}`, m.Think/2, m.Think*3/2))}}}}
-	info.Monitor = []Monitor{{Source: "host"}}
+		Profile: runspec.Profile{Scenarios: map[string]runspec.Scenario{m.Name: {Service: service, Mode: "closed", Think: think}}}}}
+	info.Monitor = []runspec.Monitor{{Source: "host"}}
 	if m.PromGPU {
-		info.Monitor = append(info.Monitor, Monitor{Source: "prom", URL: m.URL() + "/metrics", Service: service})
+		info.Monitor = append(info.Monitor, runspec.Monitor{Source: "prom", URL: m.URL() + "/metrics", Service: service})
 	}
 	var rows []captures.Result
 	var samples []captures.Sample
@@ -212,7 +172,7 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 	for si, users := range m.Users {
 		start := t0 + int64(si)*int64(m.StageLen)
 		end := start + int64(m.StageLen)
-		info.Stages = append(info.Stages, Stage{Scenario: m.Name, Stage: si + 1, Users: users,
+		info.Stages = append(info.Stages, runspec.Stage{Scenario: m.Name, Stage: si + 1, Users: users,
 			Start: time.Unix(0, start).UTC().Format(time.RFC3339Nano), End: time.Unix(0, end).UTC().Format(time.RFC3339Nano)})
 		z := m.Think
 		if m.RealThink > 0 {
