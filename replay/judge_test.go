@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // TestErrorKinds sends one request per case to a server that misbehaves in
@@ -33,25 +34,25 @@ func TestErrorKinds(t *testing.T) {
 		{"bad json", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"choices":[`)
-		}, captures.ErrValidation, "not valid JSON"},
+		}, runspec.ErrValidation, "not valid JSON"},
 		{"sse error after 200", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"CUDA out of memory\"}}\n\n")
-		}, captures.ErrValidation, "out of memory"},
+		}, runspec.ErrValidation, "out of memory"},
 		{"5xx keeps the body", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":{"message":"CUDA out of memory. Tried to allocate 2.00 GiB"}}`, 500)
-		}, captures.ErrHTTP5xx, "out of memory"},
-		{"4xx", "models.list", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", 404) }, captures.ErrHTTP4xx, "HTTP 404"},
+		}, runspec.ErrHTTP5xx, "out of memory"},
+		{"4xx", "models.list", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", 404) }, runspec.ErrHTTP4xx, "HTTP 404"},
 		{"qdrant timeout through rag", "rag.query", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"status":{"error":"Timeout error: Operation 'search' timed out"}}`, 500)
-		}, captures.ErrVectorTimeout, "Timeout"},
+		}, runspec.ErrVectorTimeout, "Timeout"},
 		{"a database pool timeout through rag is not a vector timeout", "rag.index", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"detail":"Database error: (sqlalchemy.exc.TimeoutError) QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00"}`, 500)
-		}, captures.ErrHTTP5xx, "QueuePool"},
-		{"rag 408", "rag.query", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "timeout", 408) }, captures.ErrVectorTimeout, "408"},
+		}, runspec.ErrHTTP5xx, "QueuePool"},
+		{"rag 408", "rag.query", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "timeout", 408) }, runspec.ErrVectorTimeout, "408"},
 		{"gateway 504 is not a vector timeout", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Gateway Timeout", 504)
-		}, captures.ErrHTTP5xx, ""},
+		}, runspec.ErrHTTP5xx, ""},
 		{"classify rule", "rag.index", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `FATAL: sorry, Too Many Connections already`, 500)
 		}, "db_connection", "Too Many"},
@@ -60,19 +61,19 @@ func TestErrorKinds(t *testing.T) {
 			case <-time.After(2 * time.Second):
 			case <-r.Context().Done():
 			}
-		}, captures.ErrTimeout, "timeout"},
+		}, runspec.ErrTimeout, "timeout"},
 		{"connection dropped", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			c, _, _ := w.(http.Hijacker).Hijack()
 			c.Close()
-		}, captures.ErrConnection, ""},
+		}, runspec.ErrConnection, ""},
 		{"check fails", "health", false, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"status":"degraded"}`)
-		}, captures.ErrAssertion, "status"},
+		}, runspec.ErrAssertion, "status"},
 		{"json-rpc error", "mcp.tools.list", true, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}`)
-		}, captures.ErrValidation, "-32601"},
+		}, runspec.ErrValidation, "-32601"},
 	}
 	rules := []ClassifyRule{{Body: "too many connections", Kind: "db_connection"}}
 	for i := range rules {
@@ -242,17 +243,17 @@ scenarios:
 		probes := 0
 		for _, r := range rows {
 			n[r.ErrorKind]++
-			if r.Operation == SandboxProbe && r.ErrorKind != captures.ErrCutOff {
+			if r.Operation == SandboxProbe && r.ErrorKind != runspec.ErrCutOff {
 				probes++
 			}
 		}
 		if probes == 0 {
 			t.Fatalf("leaky=%v: no probes sent: %v", leaky, n)
 		}
-		if leaky && n[captures.ErrSandboxViolation] != probes {
-			t.Errorf("leaky server: %d violations of %d probes: %v", n[captures.ErrSandboxViolation], probes, n)
+		if leaky && n[runspec.ErrSandboxViolation] != probes {
+			t.Errorf("leaky server: %d violations of %d probes: %v", n[runspec.ErrSandboxViolation], probes, n)
 		}
-		if !leaky && n[""]+n[captures.ErrCutOff] != len(rows) {
+		if !leaky && n[""]+n[runspec.ErrCutOff] != len(rows) {
 			t.Errorf("sandboxed server: %v, want every request to succeed", n)
 		}
 	}

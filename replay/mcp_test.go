@@ -9,9 +9,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/internal/nodefixture"
 	"github.com/loadtape/loadtape/proxy"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // recordMCP records two MCP sessions (initialize, tools/list, two
@@ -91,7 +91,7 @@ scenarios:
 		if r.Operation == "mcp.initialize" {
 			inits[r.Scenario][r.VU]++
 		}
-		if r.ErrorKind == captures.ErrCutOff {
+		if r.ErrorKind == runspec.ErrCutOff {
 			continue // in flight when the stage ended
 		}
 		if r.ErrorKind != "" || r.Status/100 != 2 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/proxy"
+	"github.com/loadtape/loadtape/runspec"
 	"github.com/loadtape/loadtape/sim"
 )
 
@@ -91,7 +92,7 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 		ok := per[sc][""]
 		bad := 0
 		for k, n := range per[sc] {
-			if k != "" && k != captures.ErrCutOff {
+			if k != "" && k != runspec.ErrCutOff {
 				bad += n
 			}
 		}
@@ -99,7 +100,7 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 			t.Errorf("%s: %d successes, %d failures against a healthy sim", sc, ok, bad)
 		}
 	}
-	if per["mcp"][captures.ErrSandboxViolation] != 0 {
+	if per["mcp"][runspec.ErrSandboxViolation] != 0 {
 		t.Errorf("the sim's sandbox let a probe through")
 	}
 	var rj struct {
