@@ -45,6 +45,12 @@ func (x *exchange) bytes() int64 {
 	return n
 }
 
+// recoverer is what the recorder reads of captures.Writer to report the
+// rows it recovered from an earlier recording's write-ahead logs.
+type recoverer interface {
+	Recovered() ([]captures.Recovered, error)
+}
+
 // statser is what the recorder reads of captures.Writer to count rows: a
 // row handed to the writer is written only once it is on disk.
 type statser interface{ Stats() captures.WriterStats }
@@ -139,9 +145,7 @@ func (ww *writeWatch) check(r *Recorder) {
 // and capture.json up to date. It ends when Shutdown closes liveStop.
 func (r *Recorder) liveLoop() {
 	defer close(r.liveDone)
-	if rw, ok := r.w.(interface {
-		Recovered() ([]captures.Recovered, error)
-	}); ok {
+	if rw, ok := r.w.(recoverer); ok {
 		rcs, err := rw.Recovered()
 		var rows int64
 		for _, rc := range rcs {
@@ -241,7 +245,17 @@ func (r *Recorder) saveSummary(t Totals, final bool) error {
 		Routes  []string   `json:"routes,omitempty"`
 		Forward string     `json:"forward,omitempty"`
 		Totals
+		// Recovered rows came from the write-ahead logs of an earlier
+		// recording into this directory that did not stop cleanly: they
+		// are in the directory's files but not in this recording's counts.
+		Recovered int64 `json:"recovered,omitempty"`
 	}{Schema: captures.SchemaVersion, Started: r.startedAt.UTC(), Updated: time.Now().UTC(), Forward: r.opts.Forward, Totals: t}
+	if rw, ok := r.w.(recoverer); ok {
+		rcs, _ := rw.Recovered()
+		for _, rc := range rcs {
+			s.Recovered += rc.Rows
+		}
+	}
 	if final {
 		s.Ended = &s.Updated
 	}
