@@ -109,6 +109,9 @@ type collector struct {
 
 	lastKey stageKey
 	last    *stageAcc
+
+	failures *failureAcc                     // failures by message (failures.go)
+	seconds  map[string]map[int64]*secondAcc // per-second series (series.go)
 }
 
 func newCollector(info *RunInfo, warm WarmUp) *collector {
@@ -173,6 +176,8 @@ func (c *collector) add(r *captures.Result) bool {
 	}
 	failed := r.ErrorKind != ""
 	c.addTimeline(r, t, failed)
+	c.addFailure(r, t)
+	c.addSecond(r, t)
 	raw := st.raw[r.Operation]
 	if raw == nil {
 		raw = map[string]int64{}

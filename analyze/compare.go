@@ -157,11 +157,11 @@ func compareOp(st *Stage, b, n *OpStats, name string, bw, nw float64) OpChange {
 	if len(b.Durations) > 0 && len(n.Durations) > 0 {
 		oc.LatencyP, u, mean = MannWhitney(b.Durations, n.Durations)
 	}
-	oc.LatencyP = round(oc.LatencyP, 6)
+	oc.LatencyP = roundSig(oc.LatencyP, 3)
 	if bw > 0 && nw > 0 {
-		oc.RPSP = round(poissonRates(b.RPS*bw, bw, n.RPS*nw, nw), 6)
+		oc.RPSP = roundSig(poissonRates(b.RPS*bw, bw, n.RPS*nw, nw), 3)
 	}
-	oc.ErrorP = round(twoProportions(b.ErrorRate*float64(b.Count), float64(b.Count), n.ErrorRate*float64(n.Count), float64(n.Count)), 6)
+	oc.ErrorP = roundSig(twoProportions(b.ErrorRate*float64(b.Count), float64(b.Count), n.ErrorRate*float64(n.Count), float64(n.Count)), 3)
 	oc.u, oc.mean = u, mean
 	return oc
 }

@@ -13,6 +13,8 @@ func (c *collector) merge(o *collector) {
 	for k, os := range o.stages {
 		c.stages[k].merge(os, c)
 	}
+	c.mergeFailures(o)
+	c.mergeSeconds(o)
 	for name, ob := range o.timeline {
 		m := c.timeline[name]
 		if m == nil {

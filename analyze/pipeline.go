@@ -30,7 +30,7 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 	addResources(stages, pts, newAttribution(info))
 	s := &Summary{
 		Schema: SummarySchema, Estimator: Estimator,
-		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.Scale()},
+		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.Scale(), LeftOut: info.LeftOut},
 		Stages: stages,
 	}
 	s.Targets, s.Run.TargetsLeftOut = evaluateTargets(specs, acceptance, stages, info)
@@ -61,6 +61,7 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 		m.stage.Notes = append(m.stage.Notes, m.note)
 	}
 	s.Timeline = c.timelineOf(pts)
+	s.Failures, s.Series = c.failuresOf(), c.seriesOf()
 	return s
 }
 

@@ -8,6 +8,8 @@ package analyze
 import (
 	"encoding/json"
 	"math"
+
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // SummarySchema is the version of summary.json.
@@ -27,6 +29,8 @@ type Summary struct {
 	Targets    []TargetResult `json:"targets"`
 	Findings   []Finding      `json:"findings"`
 	Comparison *Comparison    `json:"comparison,omitempty"`
+	Failures   []Failure      `json:"failures"` // failed requests by message, most frequent first
+	Series     *RunSeries     `json:"series"`   // the run second by second
 
 	Estimator string      `json:"-"`
 	Scenarios []*Scenario `json:"-"` // per scenario: the scalability curve and its fits
@@ -44,6 +48,9 @@ type RunMeta struct {
 	// TargetsLeftOut names the targets of scenarios this run did not run
 	// (replay --scenario): neither met nor missed, so not in Targets.
 	TargetsLeftOut []string `json:"targets_left_out,omitempty"`
+	// LeftOut are the captured exchanges replay left out of its pools
+	// because they failed when recorded (run.json's left_out).
+	LeftOut []runspec.LeftOut `json:"left_out,omitempty"`
 }
 
 // Stage holds one stage of one scenario: its statistics per operation (and
