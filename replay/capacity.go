@@ -71,12 +71,17 @@ func cgroupMemoryLeft() (uint64, bool) {
 	return limit - used, true
 }
 
-// users is how many users at once the capacity holds, and what limits it.
-func (c capacity) users() (n int, why string) {
+// users is how many users at once the capacity holds when each holds
+// conns connections, and what limits it; -1 when nothing is known.
+func (c capacity) users(conns int) (n int, why string) {
 	n = -1
 	if c.fds > 0 {
-		n = max(int(c.fds)-fdReserve, 0)
-		why = fmt.Sprintf("open files limit %d (ulimit -n) less %d kept for files and listeners, one connection per user", c.fds, fdReserve)
+		n = max(int(c.fds)-fdReserve, 0) / conns
+		per := "one connection per user"
+		if conns > 1 {
+			per = fmt.Sprintf("%d connections per user (an MCP session and its standalone GET stream)", conns)
+		}
+		why = fmt.Sprintf("open files limit %d (ulimit -n) less %d kept for files and listeners, %s", c.fds, fdReserve, per)
 	}
 	if c.mem > 0 {
 		m := 0
@@ -91,45 +96,68 @@ func (c capacity) users() (n int, why string) {
 	return n, why
 }
 
-// peakUsers is how many users (open mode: requests being sent at once)
-// this machine runs of a scenario at its largest stage, and that stage.
-func (p *plan) peakUsers(name string) (users, stage int) {
+// load is what one scenario asks of the machine at its largest stage.
+type load struct {
+	users int // this shard's users (open mode: requests being sent at once)
+	stage int // 1-based; 0 in open mode, whose workers do not follow stages
+	conns int // connections a user can hold at once
+}
+
+// peakLoad is a scenario's load at its largest stage. A user of a service
+// whose capture has MCP standalone GET streams holds one more connection
+// while its stream is open.
+func (p *plan) peakLoad(name string) load {
 	sc := p.profile.Scenarios[name]
-	if sc.Mode == ModeOpen {
-		return sc.workerLimit(), 0
-	}
-	for k, st := range sc.Stages {
-		if n := shardCount(st.Users, p.shard); n > users {
-			users, stage = n, k+1
+	l := load{conns: 1}
+	if sp := p.pool.service(sc.Service, sc.IncludeFailed); sp != nil {
+	streams:
+		for _, es := range sp.ops {
+			for _, e := range es {
+				if e.stream {
+					l.conns = 2
+					break streams
+				}
+			}
 		}
 	}
-	return users, stage
+	if sc.Mode == ModeOpen {
+		l.users = sc.workerLimit()
+		return l
+	}
+	for k, st := range sc.Stages {
+		if n := shardCount(st.Users, p.shard); n > l.users {
+			l.users, l.stage = n, k+1
+		}
+	}
+	return l
 }
 
 // checkCapacity refuses a run whose users this machine cannot hold at
 // once: the selected scenarios run side by side, so their peaks add up.
 func (p *plan) checkCapacity(c capacity) error {
-	limit, why := c.users()
-	if limit < 0 {
-		return nil
-	}
-	total := 0
+	total, conns := 0, 0
 	var parts []string
 	for _, name := range p.scenarios {
-		n, stage := p.peakUsers(name)
-		total += n
-		if n > limit {
-			what := fmt.Sprintf("scenario %q stage %d: %d users", name, stage, n)
-			if stage == 0 {
-				what = fmt.Sprintf("scenario %q: workers %d (requests sent at once)", name, n)
+		l := p.peakLoad(name)
+		if limit, why := c.users(l.conns); limit >= 0 && l.users > limit {
+			what := fmt.Sprintf("scenario %q stage %d: %d users", name, l.stage, l.users)
+			if l.stage == 0 {
+				what = fmt.Sprintf("scenario %q: workers %d (requests sent at once)", name, l.users)
 			}
 			return badInput(fmt.Errorf("%s is more than this machine can hold: %d (%s)", what, limit, why))
 		}
-		parts = append(parts, fmt.Sprintf("%s %d", name, n))
+		total += l.users
+		conns += l.users * l.conns
+		parts = append(parts, fmt.Sprintf("%s %d", name, l.users))
 	}
-	if total > limit {
-		return badInput(fmt.Errorf("scenarios run side by side with %d users at once (%s), more than this machine can hold: %d (%s); run fewer with --scenario, or shard with --shard",
-			total, strings.Join(parts, ", "), limit, why))
+	side := fmt.Sprintf("scenarios run side by side with %d users at once (%s)", total, strings.Join(parts, ", "))
+	hint := "run fewer with --scenario, or shard with --shard"
+	if fdsLeft := int(c.fds) - fdReserve; c.fds > 0 && conns > fdsLeft {
+		return badInput(fmt.Errorf("%s holding up to %d connections, more than this machine can hold: %d (open files limit %d (ulimit -n) less %d kept for files and listeners); %s",
+			side, conns, max(fdsLeft, 0), c.fds, fdReserve, hint))
+	}
+	if limit, why := (capacity{mem: c.mem}).users(1); limit >= 0 && total > limit {
+		return badInput(fmt.Errorf("%s, more than this machine can hold: %d (%s); %s", side, limit, why, hint))
 	}
 	return nil
 }

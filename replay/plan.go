@@ -51,14 +51,6 @@ func prepare(opts Options) (*plan, error) {
 	if err := p.selectScenarios(); err != nil {
 		return nil, err
 	}
-	machine := opts.machine
-	if machine == nil {
-		c := hostCapacity()
-		machine = &c
-	}
-	if err := p.checkCapacity(*machine); err != nil {
-		return nil, err
-	}
 	p.targets = map[string]*target{}
 	for _, name := range p.scenarios {
 		svc := p.profile.Scenarios[name].Service
@@ -100,6 +92,14 @@ func prepare(opts Options) (*plan, error) {
 		}
 	}
 	if err := p.profile.CheckTargetOperations(p.pool.Operations); err != nil {
+		return nil, err
+	}
+	machine := opts.machine
+	if machine == nil {
+		c := hostCapacity()
+		machine = &c
+	}
+	if err := p.checkCapacity(*machine); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -129,6 +129,18 @@ scenarios:
 	if err := run(two, small); !IsBadInput(err) || !strings.Contains(err.Error(), "60 users at once (a 30, b 30)") {
 		t.Errorf("two scenarios of 30 side by side with room for 44: %v", err)
 	}
+	// An MCP user with a standalone GET stream holds two connections.
+	mcp := []captures.Exchange{
+		{ID: "i", Service: "mcp", Session: "m", Seq: 0, Operation: "mcp.initialize", RPCMethod: "initialize", Method: "POST", Path: "/mcp", Status: 200,
+			ReqBody: []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`)},
+		{ID: "g", Service: "mcp", Session: "m", Seq: 1, Operation: "GET /mcp", Method: "GET", Path: "/mcp", Status: 200,
+			ReqHeaders: []captures.Header{{Name: "Accept", Value: "text/event-stream"}}},
+	}
+	_, err = Run(context.Background(), Options{Exchanges: mcp, Out: t.TempDir(), machine: small, Targets: map[string]string{"mcp": up.URL},
+		Profile: mustProfile(t, `scenarios: {m: {service: mcp, mode: sessions, stages: [{users: 23, duration: 100ms}]}}`)})
+	if !IsBadInput(err) || !strings.Contains(err.Error(), "can hold: 22") || !strings.Contains(err.Error(), "2 connections per user") {
+		t.Errorf("23 MCP users with streams and 300 descriptors: %v", err)
+	}
 	// This machine, whatever it is, cannot hold ten million users.
 	hits := up.hits.Load()
 	err = run(fmt.Sprintf(stage, 10_000_000), nil)
