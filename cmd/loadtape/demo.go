@@ -20,7 +20,7 @@ func init() {
 		Use:   "demo",
 		Short: "Run the whole pipeline on this machine: sim, record, replay, analyze, report",
 		Long: `demo starts the simulated AI suite on free local ports, records a scripted user
-population through the recording proxy, replays the capture with the seed plan's three
+population through the recording proxy, replays the capture with the built-in profile's three
 scenarios (time-compressed, the sim's service times compressed alike), samples host and
 GPU metrics, analyses the run and writes out/demo/{captures,run,report}.`,
 		Args: cobra.NoArgs,

@@ -79,6 +79,11 @@ func TestHelpTexts(t *testing.T) {
 			if strings.Contains(help, "`") {
 				t.Errorf("loadtape %s shows a backtick:\n%s", strings.Join(args, " "), help)
 			}
+			for _, ref := range []string{"seed plan", "seed-plan", "DESIGN.md", "the plan"} {
+				if strings.Contains(help, ref) {
+					t.Errorf("loadtape %s cites %q: say what it means in the tool's own words", strings.Join(args, " "), ref)
+				}
+			}
 			if !strings.Contains(help, "Usage:") {
 				t.Errorf("loadtape %s shows no usage:\n%s", strings.Join(args, " "), help)
 			}

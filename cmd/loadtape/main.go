@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes of DESIGN.md.
+// Exit codes, the same for every command (README: exit codes).
 const (
 	exitOK         = 0
 	exitRuntime    = 1
