@@ -218,7 +218,7 @@ func WriteMarkdown(w io.Writer, m *Matrix, outs []Outcome) error {
 	b.WriteString("\nA cell counts the targets of a planted kind (row) on which the analyser named a kind (column); a target can name several. " +
 		"A control is right when it raises no finding at all. A false alarm is any named kind other than the planted one.\n\n")
 	b.WriteString("**" + m.totals() + "**\n\n")
-	b.WriteString("| target | planted | named | right | what was planted | successful req/s by users (p50 ms) |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| target | planted | named | right | what was planted | successful req/s by users (p50 ms); ! untrustworthy | load |\n|---|---|---|---|---|---|--:|\n")
 	for _, o := range outs {
 		v := Judge(o)
 		planted := rowName(o.Target.Planted)
@@ -235,7 +235,7 @@ func WriteMarkdown(w io.Writer, m *Matrix, outs []Outcome) error {
 		if v.Right {
 			right = "yes"
 		}
-		mdRow([]string{o.Target.Name, planted, named, right, o.Target.Design, curve(o.Stages)})
+		mdRow([]string{o.Target.Name, planted, named, right, o.Target.Design, curve(o.Stages), o.Load})
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

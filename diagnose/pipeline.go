@@ -57,6 +57,10 @@ type Outcome struct {
 	Wall     time.Duration
 	// Record, Replay and Analyze are the wall time of each step.
 	Record, Replay, Analyze time.Duration
+	// Load is the machine's one-minute load average when the target
+	// started ("" where /proc/loadavg is missing): send lag on a busy
+	// machine is the machine's, and the reader should see it.
+	Load string
 }
 
 // service is the name the target is recorded and replayed under.
@@ -69,7 +73,7 @@ const recordRequests = 5
 // Run takes one target through record, replay and analyze.
 func (r *Runner) Run(ctx context.Context, t Target) Outcome {
 	start := time.Now()
-	out := Outcome{Target: t}
+	out := Outcome{Target: t, Load: LoadAverage()}
 	if err := r.run(ctx, t, &out); err != nil {
 		out.Err = err.Error()
 	}
@@ -314,4 +318,17 @@ func readSummary(path string, out *Outcome) error {
 			OKRPS: all.OKRPS, P50MS: all.LatencyMS.P50, P99MS: all.LatencyMS.P99, ErrorRate: all.ErrorRate})
 	}
 	return nil
+}
+
+// LoadAverage is the machine's one-minute load average, "" when unknown.
+func LoadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
