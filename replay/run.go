@@ -7,8 +7,10 @@
 // holds results-*.parquet, samples-*.parquet (from the monitor package) and
 // run.json with the profile, targets and stage timeline for the analyser.
 //
-// The files by job: plan.go checks the input and builds the plan before
-// anything is sent; schedule.go lays the stages on the clock and runs the
+// The files by job: plan.go checks the input and prepares the run before
+// anything is sent (credentials.go fills redacted credentials, capacity.go
+// holds the user count to what the machine can take, outdir.go keeps runs
+// from mixing); schedule.go lays the stages on the clock and runs the
 // scenarios; run.go (this file) is a run's lifecycle; vu.go, open.go and
 // arrivals.go are the load itself; live.go shows it and metrics.go serves it.
 package replay
