@@ -129,6 +129,13 @@ func (sc *scenarioCtx) capEvidence() *CapacityEvidence {
 	}
 	if len(cv.models) > 0 {
 		ev.Model, ev.ModelParams = cv.models[0].Model, cv.models[0].Params
+		ev.ModelConfidence = ptr(cv.modelConfidence)
+		if len(cv.modelCI) > 0 {
+			ev.ModelParamsCI = map[string][2]float64{}
+			for k, v := range cv.modelCI {
+				ev.ModelParamsCI[k] = [2]float64{round(v[0], 4), round(v[1], 4)}
+			}
+		}
 		for _, m := range cv.models[1:] {
 			p := map[string]float64{}
 			for k, v := range m.Params {

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"hash/fnv"
 	"math"
 	"slices"
 )
@@ -22,6 +23,10 @@ type curve struct {
 	cap    capacity
 	usl    *USLFit
 	models []ModelFit // the capacity models fitted to the clean points, best first
+	// modelConfidence is the share of redrawn curves that choose the same
+	// model; modelCI the chosen model's parameters' 90 % intervals.
+	modelConfidence float64
+	modelCI         map[string][2]float64
 }
 
 // capacity is the shape of the throughput curve.
@@ -43,12 +48,41 @@ func fitCurve(sc *scenarioCtx) curve {
 	cv.cap = analyseCapacity(cv.clean)
 	if len(cv.clean) >= 3 {
 		cv.usl = fitUSL(usersOf(cv.clean), mapPoints(cv.clean, func(p Point) float64 { return p.X }))
-		cv.models = compareModels(usersOf(cv.clean), mapPoints(cv.clean, func(p Point) float64 { return p.X }), cv.clean[0].RMS/1000)
+		n, x, r1 := usersOf(cv.clean), mapPoints(cv.clean, func(p Point) float64 { return p.X }), cv.clean[0].RMS/1000
+		cv.models = compareModels(n, x, r1)
+		if len(cv.models) > 0 {
+			cv.modelConfidence, cv.modelCI = bootstrapModels(n, x, r1, sc.curveNoise(cv.clean), cv.models[0].Model, cv.usl)
+		}
 		if top := cv.clean[len(cv.clean)-1]; cv.usl != nil && top.RMS > 0 {
 			cv.usl.UsersAtP95Goal = cv.usl.usersAtGoal(sc.p95Goal, sc.thinkS, top.P95/top.RMS, 100*top.Users)
 		}
 	}
 	return cv
+}
+
+// curveNoise is the measurement noise of the clean points, from the
+// successes of their stages.
+func (sc *scenarioCtx) curveNoise(clean []Point) curveNoise {
+	h := fnv.New64a()
+	h.Write([]byte(sc.name))
+	cn := curveNoise{n: make([]float64, len(clean)), seedH: h.Sum64()}
+	for i, p := range clean {
+		cn.n[i] = float64(len(sc.stageOf(p.Stage).Operations[AllOps].Durations))
+	}
+	if d := sc.stageOf(clean[0].Stage).Operations[AllOps].Durations; len(d) > 1 {
+		var sum, sq float64
+		for _, v := range d {
+			sum += float64(v)
+		}
+		m := sum / float64(len(d))
+		for _, v := range d {
+			sq += (float64(v) - m) * (float64(v) - m)
+		}
+		if m > 0 {
+			cn.r1CV = math.Sqrt(sq/float64(len(d)-1)) / m / math.Sqrt(float64(len(d)))
+		}
+	}
+	return cn
 }
 
 // cleanPoints are the stages whose error rate is low enough that

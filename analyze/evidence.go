@@ -42,6 +42,11 @@ type CapacityEvidence struct {
 	Model          string             `json:"model,omitempty"`
 	ModelParams    map[string]float64 `json:"model_params,omitempty"`
 	ModelsRejected []ModelFit         `json:"models_rejected,omitempty"`
+	// ModelConfidence is the share of curves redrawn from the points'
+	// measurement noise that choose the same model; ModelParamsCI the 5th
+	// and 95th percentiles of its parameters over those.
+	ModelConfidence *float64              `json:"model_confidence,omitempty"`
+	ModelParamsCI   map[string][2]float64 `json:"model_params_ci,omitempty"`
 	// OperationLatencyGrowth is each operation's mean latency at the most
 	// users over that at the fewest, when one operation alone grew.
 	OperationLatencyGrowth map[string]float64 `json:"operation_latency_growth,omitempty"`

@@ -3,9 +3,8 @@ package analyze
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
-
-	"gonum.org/v1/gonum/optimize"
 )
 
 // A capacity model is a curve of throughput against users that names a
@@ -37,7 +36,11 @@ type ModelFit struct {
 // first. Residuals are relative to each point's throughput: measurement
 // noise grows with the rate, and a 2 % miss at the top must weigh what a
 // 2 % miss at one user does.
-func compareModels(n, x []float64, r1 float64) []ModelFit {
+func compareModels(n, x []float64, r1 float64) []ModelFit { return compareModelsFrom(n, x, r1, nil) }
+
+// compareModelsFrom is compareModels with the USL refitted from an earlier
+// fit (nil: from scratch).
+func compareModelsFrom(n, x []float64, r1 float64, uslFrom *USLFit) []ModelFit {
 	if len(n) < 3 || r1 <= 0 {
 		return nil
 	}
@@ -73,7 +76,7 @@ func compareModels(n, x []float64, r1 float64) []ModelFit {
 	// c servers: the ceiling is free, c is it times the one-user latency.
 	lc := fitCeiling(n, x, nil)
 	add(ModelC, 2, sse(func(v float64) float64 { return math.Min(lc[0]*v, lc[1]) }), map[string]float64{"lambda": lc[0], "ceiling_rps": lc[1], "c": lc[1] * r1})
-	if u := fitUSL(n, x); u != nil {
+	if u := fitUSLFrom(n, x, uslFrom); u != nil {
 		add(ModelUSL, 3, sse(u.X), map[string]float64{"lambda": u.Lambda, "sigma": u.Sigma, "kappa": u.Kappa})
 	}
 	slices.SortStableFunc(fits, func(a, b ModelFit) int {
@@ -93,30 +96,40 @@ func compareModels(n, x []float64, r1 float64) []ModelFit {
 	return fits
 }
 
-// fitCeiling fits X = min(λN, ceiling) by least squares (Nelder–Mead on
-// square roots, which keep both positive): λ alone when ceiling is given,
-// else both. It returns [λ, ceiling].
+// fitCeiling fits X = min(λN, ceiling) by least squares of the relative
+// errors: λ alone when ceiling is given, else both. For each split of the
+// points (those below it on the line, the rest on the ceiling) both have
+// a closed form; the split whose whole curve fits best wins. It returns
+// [λ, ceiling].
 func fitCeiling(n, x []float64, ceiling *float64) [2]float64 {
-	xmax := slices.Max(x)
-	f := func(lam, c float64) float64 {
-		return relSSE(n, x, func(v float64) float64 { return math.Min(lam*v, c) })
-	}
-	lam0 := x[0] / n[0]
-	if ceiling != nil {
-		c := *ceiling
-		res, err := optimize.Minimize(optimize.Problem{Func: func(p []float64) float64 { return f(p[0]*p[0], c) }},
-			[]float64{math.Sqrt(lam0)}, &optimize.Settings{FuncEvaluations: 2000}, &optimize.NelderMead{})
-		if err != nil && res == nil {
-			return [2]float64{lam0, c}
+	best, out := math.Inf(1), [2]float64{x[0] / n[0], slices.Max(x)}
+	for k := 1; k <= len(n); k++ {
+		var a, b float64
+		for i := range k {
+			a += n[i] / x[i]
+			b += n[i] * n[i] / (x[i] * x[i])
 		}
-		return [2]float64{res.X[0] * res.X[0], c}
+		lam := a / b
+		c := math.Inf(1)
+		switch {
+		case ceiling != nil:
+			c = *ceiling
+		case k < len(n):
+			var p, q float64
+			for i := k; i < len(n); i++ {
+				p += 1 / x[i]
+				q += 1 / (x[i] * x[i])
+			}
+			c = p / q
+		}
+		if s := relSSE(n, x, func(v float64) float64 { return math.Min(lam*v, c) }); s < best {
+			best, out = s, [2]float64{lam, c}
+		}
 	}
-	res, err := optimize.Minimize(optimize.Problem{Func: func(p []float64) float64 { return f(p[0]*p[0], p[1]*p[1]) }},
-		[]float64{math.Sqrt(lam0), math.Sqrt(xmax)}, &optimize.Settings{FuncEvaluations: 4000}, &optimize.NelderMead{})
-	if err != nil && res == nil {
-		return [2]float64{lam0, xmax}
+	if math.IsInf(out[1], 1) {
+		out[1] = slices.Max(x) // every point on the line: the ceiling is not reached
 	}
-	return [2]float64{res.X[0] * res.X[0], res.X[1] * res.X[1]}
+	return out
 }
 
 // serversOf is the number of servers the best model implies: 1 for a single
@@ -176,4 +189,50 @@ func modelSummary(fits []ModelFit) string {
 		return fmt.Sprintf(" Of the capacity models, the USL fits best (contention σ %.3g, crosstalk κ %.3g).", best.Params["sigma"], best.Params["kappa"])
 	}
 	return " Of the capacity models, linear scaling still fits best."
+}
+
+// modelBootstraps is how many times the curve is redrawn to see how
+// firmly the points choose their model.
+const modelBootstraps = 50
+
+// curveNoise is what a stage's measurement could have been instead: its
+// throughput from n successes (a count, whose relative spread is 1/√n)
+// and, for the fewest users, the mean latency's relative standard error.
+type curveNoise struct {
+	n     []float64 // successes behind each point
+	r1CV  float64   // relative standard error of the one-user latency
+	seedH uint64
+}
+
+// bootstrapModels redraws the points from their measurement noise (each
+// throughput from its count of successes, the one-user latency from its
+// spread) and fits the models again each time. confidence is the share of
+// redraws that choose the same model as the data; ci holds the 5th and
+// 95th percentiles of the chosen model's parameters over the redraws that
+// chose it.
+func bootstrapModels(n, x []float64, r1 float64, noise curveNoise, chosen string, usl *USLFit) (confidence float64, ci map[string][2]float64) {
+	rng := rand.New(rand.NewPCG(noise.seedH, 0x5eed))
+	params := map[string][]float64{}
+	same := 0
+	xs := make([]float64, len(x))
+	for range modelBootstraps {
+		for i := range x {
+			xs[i] = x[i] * math.Max(0.01, 1+rng.NormFloat64()/math.Sqrt(math.Max(noise.n[i], 1)))
+		}
+		r := r1 * math.Max(0.01, 1+rng.NormFloat64()*noise.r1CV)
+		fits := compareModelsFrom(n, xs, r, usl)
+		if len(fits) == 0 || fits[0].Model != chosen {
+			continue
+		}
+		same++
+		for k, v := range fits[0].Params {
+			params[k] = append(params[k], v)
+		}
+	}
+	ci = map[string][2]float64{}
+	for k, v := range params {
+		slices.Sort(v)
+		ci[k] = [2]float64{v[int(0.05*float64(len(v)-1))], v[int(math.Ceil(0.95*float64(len(v)-1)))]}
+	}
+	return float64(same) / modelBootstraps, ci
 }

@@ -55,3 +55,25 @@ func TestCompareModels(t *testing.T) {
 		t.Errorf("two points: %+v, want no comparison", fits)
 	}
 }
+
+// Redrawing the curve from its counts: with thousands of requests per
+// point the choice holds and the interval is tight around the true c; with
+// a handful it wavers and widens.
+func TestBootstrapModels(t *testing.T) {
+	t.Parallel()
+	n := []float64{1, 2, 4, 8, 16, 32}
+	x := make([]float64, len(n))
+	for i, v := range n {
+		x[i] = math.Min(10*v, 160) // eight servers of 50 ms
+	}
+	many := curveNoise{n: []float64{5000, 5000, 5000, 5000, 5000, 5000}, r1CV: 0.005, seedH: 1}
+	conf, ci := bootstrapModels(n, x, 0.05, many, ModelC, nil)
+	if conf < 0.9 || ci["c"][0] > 8 || ci["c"][1] < 8 || ci["c"][1]-ci["c"][0] > 1 {
+		t.Errorf("5000 requests a point: confidence %.2f, c in %v; want ≥ 0.9 and a tight interval around 8", conf, ci["c"])
+	}
+	few := curveNoise{n: []float64{4, 4, 4, 4, 4, 4}, r1CV: 0.2, seedH: 1}
+	fconf, fci := bootstrapModels(n, x, 0.05, few, ModelC, nil)
+	if fconf >= conf || fci["c"][1]-fci["c"][0] <= ci["c"][1]-ci["c"][0] {
+		t.Errorf("4 requests a point: confidence %.2f, c in %v; want less sure than with 5000 (%.2f, %v)", fconf, fci["c"], conf, ci["c"])
+	}
+}

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/optimize"
 )
@@ -24,7 +25,11 @@ func (f *USLFit) X(n float64) float64 {
 // fitUSL fits the law by least squares with Nelder–Mead (gonum has no
 // Levenberg–Marquardt); λ = l², σ = s², κ = k² keep them non-negative.
 // It needs three distinct user counts.
-func fitUSL(n, x []float64) *USLFit {
+func fitUSL(n, x []float64) *USLFit { return fitUSLFrom(n, x, nil) }
+
+// fitUSLFrom is fitUSL starting from an earlier fit of nearly the same
+// points (nil: from several starts).
+func fitUSLFrom(n, x []float64, from *USLFit) *USLFit {
 	distinct := map[float64]bool{}
 	var xmax, slope float64
 	for i := range n {
@@ -48,7 +53,17 @@ func fitUSL(n, x []float64) *USLFit {
 	}
 	best := math.Inf(1)
 	var bp []float64
+	if from != nil {
+		// A refit of nearly the same points: one start, at the first fit,
+		// with a small simplex search (gonum's costs a goroutine handshake
+		// per evaluation, too much for a hundred refits).
+		bp = nelderMead(loss, []float64{math.Sqrt(from.Lambda), math.Sqrt(from.Sigma) + 1e-3, math.Sqrt(from.Kappa) + 1e-4}, 300)
+		best = loss(bp)
+	}
 	for _, init := range [][3]float64{{0.1, 0.01}, {0.5, 0.1}, {0.01, 0.001}, {0.9, 0.3}} {
+		if from != nil {
+			break
+		}
 		res, err := optimize.Minimize(optimize.Problem{Func: loss},
 			[]float64{math.Sqrt(slope), init[0], init[1]},
 			&optimize.Settings{FuncEvaluations: 4000}, &optimize.NelderMead{})
@@ -123,4 +138,90 @@ func kneedle(n, x []float64) int {
 		}
 	}
 	return at
+}
+
+// nelderMead minimises f from x0 by the simplex method (reflection 1,
+// expansion 2, contraction ½, shrink ½), in at most maxEval evaluations.
+func nelderMead(f func([]float64) float64, x0 []float64, maxEval int) []float64 {
+	d := len(x0)
+	pts := make([][]float64, d+1)
+	val := make([]float64, d+1)
+	for i := range pts {
+		pts[i] = slices.Clone(x0)
+		if i > 0 {
+			pts[i][i-1] += 0.1*math.Abs(x0[i-1]) + 0.01
+		}
+		val[i] = f(pts[i])
+	}
+	evals := d + 1
+	at := func(c []float64, w []float64, t float64) []float64 {
+		out := make([]float64, d)
+		for j := range out {
+			out[j] = c[j] + t*(w[j]-c[j])
+		}
+		return out
+	}
+	for evals < maxEval {
+		idx := []int{}
+		for i := range pts {
+			idx = append(idx, i)
+		}
+		slices.SortFunc(idx, func(a, b int) int { return cmpFloat(val[a], val[b]) })
+		p2, v2 := make([][]float64, d+1), make([]float64, d+1)
+		for i, k := range idx {
+			p2[i], v2[i] = pts[k], val[k]
+		}
+		pts, val = p2, v2
+		c := make([]float64, d) // centroid of all but the worst
+		for _, p := range pts[:d] {
+			for j := range c {
+				c[j] += p[j] / float64(d)
+			}
+		}
+		r := at(c, pts[d], -1)
+		fr := f(r)
+		evals++
+		switch {
+		case fr < val[0]:
+			e := at(c, pts[d], -2)
+			if fe := f(e); fe < fr {
+				pts[d], val[d] = e, fe
+			} else {
+				pts[d], val[d] = r, fr
+			}
+			evals++
+		case fr < val[d-1]:
+			pts[d], val[d] = r, fr
+		default:
+			k := at(c, pts[d], 0.5)
+			fk := f(k)
+			evals++
+			if fk < val[d] {
+				pts[d], val[d] = k, fk
+				continue
+			}
+			for i := 1; i <= d; i++ {
+				pts[i] = at(pts[0], pts[i], 0.5)
+				val[i] = f(pts[i])
+			}
+			evals += d
+		}
+	}
+	best := 0
+	for i := range val {
+		if val[i] < val[best] {
+			best = i
+		}
+	}
+	return pts[best]
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
