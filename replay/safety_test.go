@@ -82,7 +82,9 @@ scenarios:
 	info, rows := runAndRead(t, context.Background(), Options{Exchanges: gatewayCapture(1, 3), Profile: prof,
 		Targets: map[string]string{"gateway": slow.URL}, Out: t.TempDir(), MaxRun: limit})
 	el := time.Since(start)
-	if el > limit+time.Second {
+	// The promise is a second; a busy shared machine gets one more before
+	// this fails (the bug it guards against overran by seconds).
+	if el > limit+2*time.Second {
 		t.Errorf("--max-run %v: the run took %v", limit, el)
 	}
 	if info.EndedBy != EndedMaxRun || !info.Interrupted || !strings.Contains(info.EndReason, "--max-run 1.5s") {
