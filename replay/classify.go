@@ -26,8 +26,8 @@ var refusalText = regexp.MustCompile(`(?i)denied|not allowed|outside|forbidden|p
 //
 // A response in the recorded status class is as expected, a recorded
 // failure failing again included (include_failed); any other class is a
-// status_mismatch, except a vector store's timeout, which keeps its own
-// kind. Without a recording, 4xx and 5xx are http_4xx and http_5xx.
+// status_mismatch, except a vector store's timeout and an out-of-memory
+// error, which keep their own kinds. Without a recording, 4xx and 5xx are http_4xx and http_5xx.
 func judge(r *captures.Result, resp *response, recorded int32, checks []Check, rules []ClassifyRule, probe bool) {
 	if resp != nil && r.ErrorKind == "" {
 		sameClass := recorded > 0 && int32(resp.status)/100 == recorded/100
@@ -38,7 +38,7 @@ func judge(r *captures.Result, resp *response, recorded int32, checks []Check, r
 		case sameClass && recorded >= 400:
 			// Failed when recorded and kept with include_failed: failing
 			// the same way is what the recording says to expect.
-		case kind == runspec.ErrVectorTimeout:
+		case kind == runspec.ErrVectorTimeout || kind == runspec.ErrOutOfMemory:
 			r.ErrorKind, r.Error = kind, httpError(resp.status, resp.body)
 		case recorded > 0 && !sameClass:
 			r.ErrorKind = runspec.ErrStatusMismatch
@@ -47,6 +47,8 @@ func judge(r *captures.Result, resp *response, recorded int32, checks []Check, r
 			r.ErrorKind, r.Error = kind, httpError(resp.status, resp.body)
 		case resp.badJSON != "":
 			r.ErrorKind, r.Error = runspec.ErrValidation, resp.badJSON
+		case resp.sseError != "" && runspec.IsOutOfMemory(resp.sseError):
+			r.ErrorKind, r.Error = runspec.ErrOutOfMemory, resp.sseError
 		case resp.sseError != "":
 			r.ErrorKind, r.Error = runspec.ErrValidation, resp.sseError
 		case resp.wantRPC && resp.status/100 == 2 && resp.rpc == nil:

@@ -35,13 +35,18 @@ func TestErrorKinds(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"choices":[`)
 		}, runspec.ErrValidation, "not valid JSON"},
-		{"sse error after 200", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
+		{"out of memory in a stream after 200", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"CUDA out of memory\"}}\n\n")
-		}, runspec.ErrValidation, "out of memory"},
-		{"5xx keeps the body", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
+		}, runspec.ErrOutOfMemory, "out of memory"},
+		{"other sse error after 200", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"model overloaded\"}}\n\n")
+		}, runspec.ErrValidation, "overloaded"},
+		{"out of memory as a 5xx", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":{"message":"CUDA out of memory. Tried to allocate 2.00 GiB"}}`, 500)
-		}, runspec.ErrHTTP5xx, "out of memory"},
+		}, runspec.ErrOutOfMemory, "out of memory"},
+		{"5xx keeps the body", "chat.completions", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, runspec.ErrHTTP5xx, "boom"},
 		{"4xx", "models.list", false, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", 404) }, runspec.ErrHTTP4xx, "HTTP 404"},
 		{"qdrant timeout through rag", "rag.query", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"status":{"error":"Timeout error: Operation 'search' timed out"}}`, 500)

@@ -15,7 +15,8 @@ const (
 	ErrTimeout          = "timeout"           // no answer within the request timeout, or a transport timeout
 	ErrConnection       = "connection"        // refused, reset or closed before a usable answer
 	ErrHTTP4xx          = "http_4xx"          // a 4xx answer
-	ErrHTTP5xx          = "http_5xx"          // a 5xx answer that is not a vector-store timeout
+	ErrHTTP5xx          = "http_5xx"          // a 5xx answer that is not a vector-store timeout or out of memory
+	ErrOutOfMemory      = "out_of_memory"     // a 5xx or a stream error whose text says the server ran out of (GPU) memory
 	ErrValidation       = "validation"        // a 2xx whose body is not the answer the protocol wants
 	ErrVectorTimeout    = "vector_timeout"    // a vector store's timeout, passed through by the service
 	ErrSandboxViolation = "sandbox_violation" // an mcp.sandbox_probe that returned content
@@ -32,7 +33,7 @@ const (
 )
 
 // BuiltinKinds are the kinds replay assigns without a classify rule.
-var BuiltinKinds = []string{ErrTimeout, ErrConnection, ErrHTTP4xx, ErrHTTP5xx, ErrValidation, ErrVectorTimeout,
+var BuiltinKinds = []string{ErrTimeout, ErrConnection, ErrHTTP4xx, ErrHTTP5xx, ErrOutOfMemory, ErrValidation, ErrVectorTimeout,
 	ErrSandboxViolation, ErrAssertion, ErrCutOff, ErrDropped, ErrStatusMismatch}
 
 // vectorTimeoutText is how Qdrant (and a RAG service passing its error
@@ -49,10 +50,12 @@ var vectorStoreText = regexp.MustCompile(`(?i)qdrant|vector|collection|points`)
 var databaseText = regexp.MustCompile(`(?i)sqlalchemy|queuepool|database|postgres|psycopg|asyncpg|sqlstate|too many connections`)
 
 // ClassifyStatus is the kind of an answer from its status and body alone:
-// vector_timeout, http_5xx, http_4xx, or "" for a status below 400 (whose
-// body the protocol checks judge).
+// out_of_memory, vector_timeout, http_5xx, http_4xx, or "" for a status
+// below 400 (whose body the protocol checks judge).
 func ClassifyStatus(op string, status int, body []byte) string {
 	switch {
+	case status >= 500 && IsOutOfMemory(string(body)):
+		return ErrOutOfMemory
 	case isVectorTimeout(op, status, body):
 		return ErrVectorTimeout
 	case status >= 500:
@@ -97,9 +100,8 @@ func ClassifyTransport(err error) string {
 var oomMarkers = []string{"out of memory", "outofmemory", "cuda oom", "oom-kill", "oom killed", "cudaerrormemoryallocation", "failed to allocate memory"}
 
 // IsOutOfMemory reports whether a failure's text is an out-of-memory
-// error. Such a failure keeps its kind (an inference server answers it
-// with a 500: http_5xx); analyze reads the text to tell GPU memory
-// pressure from other server errors.
+// error: replay gives such failures the kind out_of_memory, so that GPU
+// memory pressure is told from other server errors by kind.
 func IsOutOfMemory(msg string) bool {
 	if msg == "" {
 		return false

@@ -211,6 +211,8 @@ func TestClassifyStatus(t *testing.T) {
 		{"chat.completions", 500, `collection points search timeout`, ErrVectorTimeout},
 		{"rag.query", 500, `QueuePool limit of size 5 overflow 0 reached, connection timed out`, ErrHTTP5xx},
 		{"chat.completions", 404, `no such model`, ErrHTTP4xx},
+		{"chat.completions", 500, `CUDA out of memory. Tried to allocate 64.00 MiB`, ErrOutOfMemory},
+		{"chat.completions", 400, `prompt too long: out of memory budget`, ErrHTTP4xx},
 		{"chat.completions", 200, ``, ""},
 	} {
 		if got := ClassifyStatus(tc.op, tc.status, []byte(tc.body)); got != tc.want {
