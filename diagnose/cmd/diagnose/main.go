@@ -9,8 +9,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,11 +27,14 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run() int {
+// run is the command with its arguments and output streams; it returns
+// the exit code: 0 done, 1 a failure or an interruption, 2 bad flags.
+func run(argv []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	bin := fs.String("loadtape", "bin/loadtape", "the loadtape `binary` to judge")
 	work := fs.String("out", "out/diagnose", "`DIR` for each target's capture, run and report")
 	md := fs.String("markdown", "", "write the matrix and the per-target table as Markdown to `FILE` (default DIR/RESULTS.md)")
@@ -37,11 +42,17 @@ func run() int {
 	quick := fs.Bool("quick", false, "one target of each family (a few minutes)")
 	list := fs.Bool("list", false, "list the targets and exit")
 	note := fs.String("note", "", "a line about the machine for the Markdown header (another job running beside, say)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	fs.Usage = func() {} // a bad flag is one line (flag prints it); -h prints the flags
+	if err := fs.Parse(argv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "usage: diagnose [-loadtape BIN] [-out DIR] [-quick] [-only FAMILY,...] [-list] [-markdown FILE] [-note TEXT]")
+			fs.PrintDefaults()
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "diagnose: unexpected argument %q (flags only)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "diagnose: unexpected argument %q (flags only)\n", fs.Arg(0))
 		return 2
 	}
 	targets := diagnose.Catalog()
@@ -55,7 +66,7 @@ func run() int {
 		want := strings.Split(*only, ",")
 		for _, f := range want {
 			if !slices.Contains(families, f) {
-				fmt.Fprintf(os.Stderr, "diagnose: -only: unknown family %q; want one of %s\n", f, strings.Join(families, ", "))
+				fmt.Fprintf(stderr, "diagnose: -only: unknown family %q; want one of %s\n", f, strings.Join(families, ", "))
 				return 2
 			}
 		}
@@ -70,25 +81,25 @@ func run() int {
 	}
 	if *list {
 		for _, t := range targets {
-			fmt.Printf("%-40s %-16s %-20s %6s  %s\n", t.Name, t.Family, planted(t), t.Duration(), t.Design)
+			fmt.Fprintf(stdout, "%-40s %-16s %-20s %6s  %s\n", t.Name, t.Family, planted(t), t.Duration(), t.Design)
 		}
-		fmt.Printf("%d targets, %s of replay\n", len(targets), planned)
+		fmt.Fprintf(stdout, "%d targets, %s of replay\n", len(targets), planned)
 		return 0
 	}
 	if _, err := os.Stat(*bin); err != nil {
-		fmt.Fprintf(os.Stderr, "diagnose: -loadtape: %v (run make build first)\n", err)
+		fmt.Fprintf(stderr, "diagnose: -loadtape: %v (run make build first)\n", err)
 		return 2
 	}
 	absBin, err := filepath.Abs(*bin)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "diagnose: -loadtape: %v\n", err)
+		fmt.Fprintf(stderr, "diagnose: -loadtape: %v\n", err)
 		return 2
 	}
 	if *md == "" {
 		*md = filepath.Join(*work, "RESULTS.md")
 	}
 	if err := os.MkdirAll(*work, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "diagnose: -out: %v\n", err)
+		fmt.Fprintf(stderr, "diagnose: -out: %v\n", err)
 		return 1
 	}
 
@@ -96,8 +107,8 @@ func run() int {
 	defer stop()
 	started := time.Now()
 	load0 := loadavg()
-	fmt.Printf("diagnose: %d targets, %s of replay, with %s\n", len(targets), planned, absBin)
-	r := &diagnose.Runner{Loadtape: absBin, Work: *work, Log: os.Stderr}
+	fmt.Fprintf(stdout, "diagnose: %d targets, %s of replay, with %s\n", len(targets), planned, absBin)
+	r := &diagnose.Runner{Loadtape: absBin, Work: *work, Log: stderr}
 	var outs []diagnose.Outcome
 	for i, t := range targets {
 		if ctx.Err() != nil {
@@ -116,17 +127,19 @@ func run() int {
 		} else if named == "" {
 			named = "nothing"
 		}
-		fmt.Printf("[%2d/%d] %-4s %-40s planted %-22s named %s (%.1fs: record %.1f, replay %.1f, analyze %.1f)\n",
+		fmt.Fprintf(stdout, "[%2d/%d] %-4s %-40s planted %-22s named %s (%.1fs: record %.1f, replay %.1f, analyze %.1f)\n",
 			i+1, len(targets), mark, t.Name, planted(t), named, o.Wall.Seconds(), o.Record.Seconds(), o.Replay.Seconds(), o.Analyze.Seconds())
 	}
 	wall := time.Since(started)
 	m := diagnose.NewMatrix(outs)
-	fmt.Println()
-	if err := m.WriteText(os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "diagnose: %v\n", err)
+	fmt.Fprintln(stdout)
+	if err := m.WriteText(stdout); err != nil {
+		fmt.Fprintf(stderr, "diagnose: %v\n", err)
 		return 1
 	}
-	fmt.Printf("wall time %s\n", wall.Round(time.Second))
+	fmt.Fprintf(stdout, "wall time %s\n", wall.Round(time.Second))
+	bar := bar(m, wall, len(diagnose.Catalog()))
+	fmt.Fprintln(stdout, bar)
 
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Diagnosis benchmark results\n\n")
@@ -137,19 +150,41 @@ func run() int {
 		fmt.Fprintf(&buf, "- note: %s\n", *note)
 	}
 	buf.WriteString("\n")
+	fmt.Fprintf(&buf, "%s\n\n", bar)
 	if err := diagnose.WriteMarkdown(&buf, m, outs); err != nil {
-		fmt.Fprintf(os.Stderr, "diagnose: %v\n", err)
+		fmt.Fprintf(stderr, "diagnose: %v\n", err)
 		return 1
 	}
 	if err := os.WriteFile(*md, buf.Bytes(), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "diagnose: -markdown: %v\n", err)
+		fmt.Fprintf(stderr, "diagnose: -markdown: %v\n", err)
 		return 1
 	}
-	fmt.Printf("markdown: %s\n", *md)
+	fmt.Fprintf(stdout, "markdown: %s\n", *md)
 	if ctx.Err() != nil {
 		return 1
 	}
 	return 0
+}
+
+// bar says whether the run meets the analyser's bar: the planted kind
+// named on at least 95 % of the targets, no finding on any control, the
+// whole benchmark within 15 minutes.
+func bar(m *diagnose.Matrix, wall time.Duration, catalog int) string {
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	named := m.Share() >= 0.95
+	quiet := m.ControlsAlarmed == 0
+	inTime := wall < 15*time.Minute
+	partial := ""
+	if m.N < catalog {
+		partial = fmt.Sprintf("; a partial run, %d of the %d targets", m.N, catalog)
+	}
+	return fmt.Sprintf("bar met: %s (planted kind named on ≥ 95 %%: %s, %.1f %%; no finding on any control: %s, %d with findings; under 15 minutes: %s, %s%s)",
+		yes(named && quiet && inTime), yes(named), 100*m.Share(), yes(quiet), m.ControlsAlarmed, yes(inTime), wall.Round(time.Second), partial)
 }
 
 func planted(t diagnose.Target) string {
