@@ -37,6 +37,10 @@ func TestHARCommands(t *testing.T) {
 	if probs := har.Validate(data); len(probs) > 0 {
 		t.Errorf("exported HAR misses required fields: %v", probs)
 	}
+	stdout, _, code := loadtape(t, bin, "export", "har", capDir, "--out", "-")
+	if code != 0 || len(har.Validate([]byte(stdout))) > 0 || !strings.Contains(stdout, `"_operation": "mcp.tools.call/echo"`) {
+		t.Errorf("export har --out -: exit %d, %d problems", code, len(har.Validate([]byte(stdout))))
+	}
 	again := filepath.Join(t.TempDir(), "again")
 	if out, stderr, code := loadtape(t, bin, "import", "har", harFile, "--service", "gateway", "--out", again); code != 0 || !strings.Contains(out, "imported 9 exchanges") {
 		t.Errorf("re-import: exit %d: %s%s", code, out, stderr)
