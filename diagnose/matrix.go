@@ -218,6 +218,11 @@ func WriteMarkdown(w io.Writer, m *Matrix, outs []Outcome) error {
 	b.WriteString("\nA cell counts the targets of a planted kind (row) on which the analyser named a kind (column); a target can name several. " +
 		"A control is right when it raises no finding at all. A false alarm is any named kind other than the planted one.\n\n")
 	b.WriteString("**" + m.totals() + "**\n\n")
+	b.WriteString("| family | targets | named right | with false alarms | kinds named (targets) |\n|---|--:|--:|--:|---|\n")
+	for _, f := range families(outs) {
+		mdRow([]string{f.name, fmt.Sprint(f.n), fmt.Sprint(f.right), fmt.Sprint(f.alarmed), f.kinds()})
+	}
+	b.WriteString("\n")
 	b.WriteString("| target | planted | named | right | what was planted | successful req/s by users (p50 ms); ! untrustworthy | load |\n|---|---|---|---|---|---|--:|\n")
 	for _, o := range outs {
 		v := Judge(o)
@@ -267,4 +272,53 @@ func firstLine(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+// family is one family's tally, for the per-family table.
+type family struct {
+	name              string
+	n, right, alarmed int
+	named             map[string]int
+}
+
+func (f family) kinds() string {
+	ks := make([]string, 0, len(f.named))
+	for k := range f.named {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	parts := make([]string, len(ks))
+	for i, k := range ks {
+		parts[i] = fmt.Sprintf("%s (%d)", k, f.named[k])
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// families tallies outcomes per family, in the order they ran.
+func families(outs []Outcome) []family {
+	var fs []family
+	at := map[string]int{}
+	for _, o := range outs {
+		i, ok := at[o.Target.Family]
+		if !ok {
+			i = len(fs)
+			at[o.Target.Family] = i
+			fs = append(fs, family{name: o.Target.Family, named: map[string]int{}})
+		}
+		v := Judge(o)
+		fs[i].n++
+		if v.Right {
+			fs[i].right++
+		}
+		if len(v.FalseAlarms) > 0 {
+			fs[i].alarmed++
+		}
+		for _, k := range v.Named {
+			fs[i].named[k]++
+		}
+	}
+	return fs
 }

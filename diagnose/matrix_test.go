@@ -43,11 +43,11 @@ func TestJudge(t *testing.T) {
 
 func TestMatrixCountsAndRenders(t *testing.T) {
 	outs := []Outcome{
-		{Target: Target{Name: "a", Planted: KindSerialization}, Findings: []Finding{{Kind: KindSerialization}}},
-		{Target: Target{Name: "b", Planted: KindSerialization}, Findings: []Finding{{Kind: KindRetrograde}, {Kind: KindLoadGen}}},
-		{Target: Target{Name: "c", Planted: KindNone}},
-		{Target: Target{Name: "d", Planted: KindNone}, Findings: []Finding{{Kind: KindLoadGen}}},
-		{Target: Target{Name: "e", Planted: KindRetrograde}, Err: "record: boom"},
+		{Target: Target{Name: "a", Family: "single", Planted: KindSerialization}, Findings: []Finding{{Kind: KindSerialization}}},
+		{Target: Target{Name: "b", Family: "single", Planted: KindSerialization}, Findings: []Finding{{Kind: KindRetrograde}, {Kind: KindLoadGen}}},
+		{Target: Target{Name: "c", Family: "healthy", Planted: KindNone}},
+		{Target: Target{Name: "d", Family: "healthy", Planted: KindNone}, Findings: []Finding{{Kind: KindLoadGen}}},
+		{Target: Target{Name: "e", Family: "retrograde", Planted: KindRetrograde}, Err: "record: boom"},
 	}
 	m := NewMatrix(outs)
 	if m.N != 5 || m.NRight != 2 || m.NAlarmed != 2 || m.NFailed != 1 || m.ControlsAlarmed != 1 || m.LoadGen != 2 {
@@ -77,7 +77,8 @@ func TestMatrixCountsAndRenders(t *testing.T) {
 	if err := WriteMarkdown(&md, m, outs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| planted \\ named |", "| none (control) |", "pipeline failed: record: boom", "| b | serialization | load_generator_saturated, retrograde | no |"} {
+	for _, want := range []string{"| planted \\ named |", "| none (control) |", "pipeline failed: record: boom", "| b | serialization | load_generator_saturated, retrograde | no |",
+		"| single | 2 | 1 | 1 | load_generator_saturated (1), retrograde (1), serialization (1) |", "| healthy | 2 | 1 | 1 | load_generator_saturated (1) |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
