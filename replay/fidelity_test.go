@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // ksUniform and ksExp are the Kolmogorov–Smirnov statistics of xs against
@@ -86,7 +87,7 @@ scenarios:
 	count := map[string]map[string]int{}
 	total := map[string]int{}
 	for _, r := range rows {
-		if r.ErrorKind != "" && r.ErrorKind != captures.ErrCutOff {
+		if r.ErrorKind != "" && r.ErrorKind != runspec.ErrCutOff {
 			t.Fatalf("unexpected failure: %+v", r)
 		}
 		if count[r.Scenario] == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -91,7 +92,7 @@ func (m *metrics) observe(rows []captures.Result) {
 			m.series[k] = se
 		}
 		se.reqs.Inc()
-		if r.ErrorKind != captures.ErrDropped {
+		if r.ErrorKind != runspec.ErrDropped {
 			se.dur.Observe(float64(r.DurationNS) / 1e9)
 			se.lag.Observe(float64(r.StartNS-r.IntendedNS) / 1e9)
 		}

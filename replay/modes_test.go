@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 func TestSessionsModeKeepsOrder(t *testing.T) {
@@ -153,11 +154,11 @@ scenarios:
 	}
 	// Constant arrivals at 400/s for 1 s: exactly 400 rows, each sent or
 	// (the last ones, on a loaded machine) cut off at the stage's end.
-	if got := n["fast"][""] + n["fast"][captures.ErrCutOff]; got != 400 || n["fast"][""] < 200 {
+	if got := n["fast"][""] + n["fast"][runspec.ErrCutOff]; got != 400 || n["fast"][""] < 200 {
 		t.Errorf("fast: %v at 400/s for 1s, want 400 rows, most of them successes", n["fast"])
 	}
 	c := n["capped"]
-	if c[captures.ErrDropped] == 0 || c[captures.ErrDropped]+c[""]+c[captures.ErrCutOff] < 30 {
+	if c[runspec.ErrDropped] == 0 || c[runspec.ErrDropped]+c[""]+c[runspec.ErrCutOff] < 30 {
 		t.Errorf("capped: %v, want drops beyond max_in_flight and every arrival recorded", c)
 	}
 	if slow.peak.Load() > 5 {
@@ -264,7 +265,7 @@ acceptance: 0.8
 			t.Fatalf("interrupted=%v rows=%d, want true and 4 cut-off rows", info.Interrupted, len(rows))
 		}
 		for _, r := range rows {
-			if r.ErrorKind != captures.ErrCutOff {
+			if r.ErrorKind != runspec.ErrCutOff {
 				t.Errorf("row %+v, want cut_off", r)
 			}
 		}

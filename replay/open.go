@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // runOpen drives an open-mode scenario: arrivals at each stage's rate,
@@ -103,14 +103,14 @@ func (o *openRun) arrive(st *stageWindow, i int64, at time.Time, op string, e *e
 		}
 		// Due inside the stage, but this goroutine got to it only
 		// after the stage ended (a busy CPU): one row all the same.
-		s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrCutOff, "cut off: the stage ended before it could be sent"))
+		s.rp.sink.put(v.unsent(st, op, e, at, runspec.ErrCutOff, "cut off: the stage ended before it could be sent"))
 		return true
 	}
 	n := o.inflight.Add(1)
 	if n > int32(s.sc.MaxInFlight) {
 		o.inflight.Add(-1)
 		v.inflight = n - 1
-		s.rp.sink.put(v.unsent(st, op, e, at, captures.ErrDropped, "dropped: max_in_flight reached"))
+		s.rp.sink.put(v.unsent(st, op, e, at, runspec.ErrDropped, "dropped: max_in_flight reached"))
 		return true
 	}
 	v.inflight = n

@@ -31,6 +31,7 @@ import (
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/monitor"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Defaults of Options.
@@ -286,7 +287,7 @@ func (t *tally) observe(rows []captures.Result) {
 	for i := range rows {
 		switch rows[i].ErrorKind {
 		case "":
-		case captures.ErrCutOff:
+		case runspec.ErrCutOff:
 			errs++
 			cut++
 		default:

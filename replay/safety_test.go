@@ -94,7 +94,7 @@ scenarios:
 		t.Fatalf("%d rows, want the users' and arrivals' requests cut off", len(rows))
 	}
 	for _, r := range rows {
-		if r.ErrorKind != captures.ErrCutOff {
+		if r.ErrorKind != runspec.ErrCutOff {
 			t.Fatalf("row %+v, want cut_off", r)
 		}
 	}
