@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/loadtape/loadtape/captures"
 )
@@ -457,23 +458,8 @@ func ksOne(xs []float64, cdf func(float64) float64) float64 {
 }
 
 // ksTwo is the two-sample Kolmogorov–Smirnov statistic of sorted xs and
-// ys: the largest distance between their empirical distribution functions,
-// evaluated after each distinct value (ties step together).
-func ksTwo(xs, ys []float64) float64 {
-	n, m := float64(len(xs)), float64(len(ys))
-	i, j, d := 0, 0, 0.0
-	for i < len(xs) && j < len(ys) {
-		v := math.Min(xs[i], ys[j])
-		for i < len(xs) && xs[i] == v {
-			i++
-		}
-		for j < len(ys) && ys[j] == v {
-			j++
-		}
-		d = math.Max(d, math.Abs(float64(i)/n-float64(j)/m))
-	}
-	return d
-}
+// ys: the largest distance between their empirical distribution functions.
+func ksTwo(xs, ys []float64) float64 { return stat.KolmogorovSmirnov(xs, nil, ys, nil) }
 
 // ksPValue is the asymptotic probability of a KS distance at least d with
 // effective sample size ne (n for one sample, nm/(n+m) for two), with

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"gonum.org/v1/gonum/stat"
-
 	"github.com/loadtape/loadtape/captures"
 )
 
@@ -121,22 +119,6 @@ func TestKSPValue(t *testing.T) {
 	}
 	if d := ksTwo([]float64{1, 2, 3, 4}, []float64{2, 4}); math.Abs(d-0.25) > 1e-12 {
 		t.Errorf("D = %v, want 0.25", d)
-	}
-	// The same statistic as gonum's, on samples with ties and without.
-	rng := rand.New(rand.NewPCG(3, 4))
-	for k := 0; k < 20; k++ {
-		x, y := make([]float64, 50+k*13), make([]float64, 70+k*7)
-		for i := range x {
-			x[i] = math.Round(rng.ExpFloat64()*float64(k+1)) / float64(k+1)
-		}
-		for i := range y {
-			y[i] = math.Round(rng.Float64()*3*float64(k+1)) / float64(k+1)
-		}
-		slices.Sort(x)
-		slices.Sort(y)
-		if got, want := ksTwo(x, y), stat.KolmogorovSmirnov(x, nil, y, nil); math.Abs(got-want) > 1e-12 {
-			t.Errorf("sample %d: D = %v, gonum's %v", k, got, want)
-		}
 	}
 }
 
