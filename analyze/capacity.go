@@ -3,6 +3,7 @@ package analyze
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Thresholds of the capacity detectors; docs/analyze.md explains each.
@@ -40,6 +41,10 @@ func detectCapacity(sc *scenarioCtx) detected {
 		d.marks = append(d.marks, stageMark{sc.stages[0].Stage, fmt.Sprintf("%s has %d clean user count(s): serialization, plateau, retrograde and GPU saturation need three (a 1-user baseline first)", sc.name, n)})
 	}
 	op, growth := sc.bottleneckOp()
+	var opModels []ModelFit
+	if op != AllOps {
+		opModels = sc.operationModels(op)
+	}
 	for _, f := range []*Finding{detectSerialization(sc), detectRetrograde(sc), detectThroughputPlateau(sc)} {
 		if f == nil {
 			continue
@@ -55,11 +60,37 @@ func detectCapacity(sc *scenarioCtx) detected {
 			f.Operation = op
 			f.Summary += fmt.Sprintf(" The growth is in operation %s alone: its mean latency grew %.1f× up to %g users while the others' grew at most %.1f×.",
 				op, growth[op], sc.curve.clean[len(sc.curve.clean)-1].Users, others)
-			f.Evidence.(*CapacityEvidence).OperationLatencyGrowth = growth
+			ev := f.Evidence.(*CapacityEvidence)
+			ev.OperationLatencyGrowth = growth
+			if len(opModels) > 0 {
+				ev.OperationModel, ev.OperationModelParams = opModels[0].Model, opModels[0].Params
+				if decisive(opModels) {
+					f.Summary += " Its own throughput:" + strings.TrimPrefix(modelSummary(opModels), " Of the capacity models,")
+				}
+			}
 		}
 		d.findings = append(d.findings, *f)
 	}
 	return d
+}
+
+// operationModels fits the capacity models to one operation's own curve:
+// its successes per second against users over the clean points, with its
+// mean latency at the fewest users where it had opMinOK successes.
+func (sc *scenarioCtx) operationModels(op string) []ModelFit {
+	var n, x []float64
+	r1 := 0.0
+	for _, p := range sc.curve.clean {
+		o := sc.stageOf(p.Stage).Operations[op]
+		if o == nil || len(o.Durations) < opMinOK {
+			continue
+		}
+		if r1 == 0 {
+			r1 = o.LatencyMS.Avg / 1000
+		}
+		n, x = append(n, p.Users), append(x, o.OKRPS)
+	}
+	return compareModels(n, x, r1)
 }
 
 // opMinOK is the successes an operation needs in a stage for its mean

@@ -441,8 +441,13 @@ func TestCapacityNamesTheOneSlowOperation(t *testing.T) {
 			if capacity.Operation != tc.op {
 				t.Errorf("%s seed %d: %s names operation %q, want %q: %s", tc.name, seed, capacity.Kind, capacity.Operation, tc.op, capacity.Summary)
 			}
-			if g := capacity.Evidence.(*CapacityEvidence).OperationLatencyGrowth; (len(g) > 0) != (tc.op != AllOps) {
+			ev := capacity.Evidence.(*CapacityEvidence)
+			if g := ev.OperationLatencyGrowth; (len(g) > 0) != (tc.op != AllOps) {
 				t.Errorf("%s seed %d: operation growth %v", tc.name, seed, g)
+			}
+			// The slow operation's own curve is one server's.
+			if tc.op != AllOps && !(ev.OperationModel == ModelSingle || ev.OperationModel == ModelC && ev.OperationModelParams["c"] <= serialMaxC) {
+				t.Errorf("%s seed %d: operation model %s %v, want one server", tc.name, seed, ev.OperationModel, ev.OperationModelParams)
 			}
 		}
 	}

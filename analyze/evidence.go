@@ -50,6 +50,9 @@ type CapacityEvidence struct {
 	// OperationLatencyGrowth is each operation's mean latency at the most
 	// users over that at the fewest, when one operation alone grew.
 	OperationLatencyGrowth map[string]float64 `json:"operation_latency_growth,omitempty"`
+	// OperationModel is the capacity model of that operation's own curve.
+	OperationModel       string             `json:"operation_model,omitempty"`
+	OperationModelParams map[string]float64 `json:"operation_model_params,omitempty"`
 }
 
 // GPUMemoryEvidence backs gpu_memory_pressure.

@@ -56,6 +56,12 @@ func compareModelsFrom(n, x []float64, r1 float64, uslFrom *USLFit) []ModelFit {
 	sse := func(f func(float64) float64) float64 { return relSSE(n, x, f) }
 	var fits []ModelFit
 	add := func(model string, k int, s float64, params map[string]float64) {
+		// A model is compared only on k+2 points or more: on fewer it can
+		// pass through nearly every point, and its small error says
+		// nothing (the USL's three parameters need five user counts).
+		if len(n) < k+2 {
+			return
+		}
 		// A floor on the error: a perfect fit of a few points must not
 		// make the criterion −∞.
 		s = math.Max(s, 1e-9*float64(len(n)))
