@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/proxy"
 )
 
 // The fixture testdata/chromium.har is written in the shape Chromium's
@@ -173,6 +174,27 @@ func TestImportChromiumHAR(t *testing.T) {
 		if x.Operation == "health" && x.Session != "client:har" {
 			t.Errorf("health without the cookie: session %q, want the one fallback session", x.Session)
 		}
+	}
+}
+
+// TestImportWithRules: --rules name services and operations as they do when
+// recording: the MCP endpoint becomes its own service.
+func TestImportWithRules(t *testing.T) {
+	t.Parallel()
+	rules, err := proxy.ParseRules("rules.yaml", []byte("rules:\n  - {match: {path: /mcp}, service: mcp}\n  - {match: {path: /v1/embeddings}, operation: embeddings}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := Import([]string{"testdata/chromium.har"}, ImportOptions{Service: "chat", Out: out, Rules: rules}); err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, x := range readCapture(t, out) {
+		per[x.Service+" "+x.Operation]++
+	}
+	if per["mcp mcp.initialize"] != 1 || per["mcp mcp.tools.call/echo"] != 1 || per["chat embeddings"] != 1 || per["chat chat.completions"] != 3 {
+		t.Errorf("services and operations %v", per)
 	}
 }
 
