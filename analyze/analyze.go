@@ -21,7 +21,7 @@ type Options struct {
 // resultColumns are the only result columns analyze reads.
 var resultColumns = []string{"run", "scenario", "stage", "vu", "iteration", "operation",
 	"intended_ns", "start_ns", "ttfb_ns", "ttft_ns", "duration_ns", "chunk_offsets_ns",
-	"error_kind", "error", "completion_tokens", "active_users", "bytes_in"}
+	"error_kind", "error", "prompt_tokens", "completion_tokens", "active_users", "bytes_in"}
 
 var sampleColumns = []string{"t_ns", "source", "device", "metric", "value"}
 

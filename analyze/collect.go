@@ -88,6 +88,7 @@ type stageAcc struct {
 	oom        int64
 	oomText    string
 	raw        map[string]map[string]int64 // op → error kind ("" all) → rows, warm-up included
+	tokens     *tokenAcc                   // token figures and goodput (tokens.go)
 }
 
 type timeBucket struct {
@@ -199,6 +200,7 @@ func (c *collector) add(r *captures.Result) bool {
 		op = &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
 		st.ops[r.Operation] = op
 	}
+	c.addTokens(st, r, failed)
 	if r.ErrorKind == runspec.ErrCutOff {
 		// In flight when the stage ended: it occupied its user, so it
 		// counts for Little's law, but it has no outcome.
@@ -444,6 +446,7 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	all.ok, all.ttfb, all.ttft = mergeSorted(ok), mergeSorted(ttfb), mergeSorted(ttft)
 	all.itl, all.tpot, all.lag = mergeSorted(itl), mergeSorted(tpot), mergeSorted(lag)
 	s.Operations[AllOps] = all.stats(s.WindowS)
+	st.tokens.fill(s)
 	s.Steady = st.steady()
 	if !s.Steady {
 		s.Notes = append(s.Notes, "not steady: latency was still climbing at the stage's end (a queue still growing)")

@@ -97,6 +97,8 @@ type OpStats struct {
 	ITLMS     *Latency         `json:"itl_ms,omitempty"`
 	TPOTMS    *Latency         `json:"tpot_ms,omitempty"`
 	SendLagMS *Latency         `json:"send_lag_ms,omitempty"`
+	Tokens    *TokenStats      `json:"tokens,omitempty"`  // LLM token figures (tokens.go)
+	Goodput   *GoodputStats    `json:"goodput,omitempty"` // when the scenario sets goodput bounds
 
 	Durations []int64           `json:"-"` // sorted durations of successes, ns: CDF figures and compare
 	Lagged    int64             `json:"-"` // requests sent more than maxSendLagMS late

@@ -213,6 +213,14 @@ func (st *Stage) metric(metric, op, errorKind string) (float64, bool) {
 		return o.RPS, true
 	case "rpm":
 		return o.RPM, true
+	case "goodput", "good_share": // goodput.go
+		if o.Goodput == nil {
+			return 0, false
+		}
+		if metric == "goodput" {
+			return o.Goodput.PerS, true
+		}
+		return 100 * o.Goodput.Share, true
 	}
 	l := &o.LatencyMS
 	prefix, stat, ok := strings.Cut(metric, "_")

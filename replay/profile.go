@@ -61,6 +61,9 @@ type Scenario struct {
 	// IncludeFailed keeps the exchanges that failed when recorded in the
 	// scenario's pool; they are then expected to fail the same way.
 	IncludeFailed bool `yaml:"include_failed" json:"include_failed,omitempty"`
+	// Goodput: the bounds (ttft, tpot, e2e) a request must all meet to
+	// count as good; analyze reports good requests/s and the good share.
+	Goodput *runspec.Goodput `yaml:"goodput" json:"goodput,omitempty"`
 }
 
 // Stage is one step of a scenario: users (closed, sessions) or an arrival
@@ -236,6 +239,11 @@ func (p *Profile) validate() error {
 		if s.Arrivals == ArrivalsAsRecorded && s.Speed == 0 {
 			s.Speed = 1
 		}
+		if s.Goodput != nil {
+			if err := s.Goodput.Validate(); err != nil {
+				return p.errAt(at("goodput"), "scenario %q: %v", name, err)
+			}
+		}
 		if s.Workers < 0 {
 			return p.errAt(at("workers"), "scenario %q: workers must be >= 0", name)
 		}
@@ -299,6 +307,9 @@ func (p *Profile) checkTargets() error {
 		sc := p.Scenarios[t.Scenario]
 		if sc == nil {
 			return p.errAt(append(at, "scenario"), "target %d: scenario %q is not in the profile (want one of %s)", i+1, t.Scenario, strings.Join(p.ScenarioNames(), ", "))
+		}
+		if (t.Metric == "goodput" || t.Metric == "good_share") && sc.Goodput.Empty() {
+			return p.errAt(append(at, "metric"), "target %d: %s needs goodput bounds in scenario %q (goodput: {ttft: 500ms, tpot: 50ms, e2e: 10s})", i+1, t.Metric, t.Scenario)
 		}
 		if t.ErrorKind != "" && !kinds[t.ErrorKind] {
 			return p.errAt(append(at, "error_kind"), "target %d: error_kind %q is neither a kind replay assigns (%s) nor one a classify rule gives", i+1, t.ErrorKind, strings.Join(runspec.BuiltinKinds, ", "))

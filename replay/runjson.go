@@ -57,7 +57,8 @@ func (p *Profile) record() runspec.Profile {
 		think := s.Think
 		rs := runspec.Scenario{Service: s.Service, Mode: s.Mode, SpawnRate: s.SpawnRate, Think: &think, Mix: s.Mix,
 			Arrivals: s.Arrivals, Speed: s.Speed, MaxInFlight: s.MaxInFlight, Workers: s.Workers, Health: s.Health, IncludeFailed: s.IncludeFailed,
-			Stages: make([]runspec.ProfileStage, len(s.Stages))}
+			Goodput: s.Goodput,
+			Stages:  make([]runspec.ProfileStage, len(s.Stages))}
 		for i, st := range s.Stages {
 			rs.Stages[i] = runspec.ProfileStage{Users: st.Users, Rate: st.Rate, Duration: st.Duration, Name: st.Name}
 		}

@@ -105,6 +105,32 @@ type Scenario struct {
 	// IncludeFailed: the scenario replayed the exchanges that failed when
 	// recorded, expecting them to fail the same way.
 	IncludeFailed bool `json:"include_failed,omitempty"`
+	// Goodput are the bounds a request must all meet to count as good.
+	Goodput *Goodput `json:"goodput,omitempty"`
+}
+
+// Goodput are a scenario's service-level bounds for goodput, as vLLM's
+// bench serve --goodput takes them: a request is good when it succeeded
+// and each bound given holds (TTFT, time per output token, end to end).
+// A zero bound is not given.
+type Goodput struct {
+	TTFT Duration `json:"ttft,omitempty" yaml:"ttft"`
+	TPOT Duration `json:"tpot,omitempty" yaml:"tpot"`
+	E2E  Duration `json:"e2e,omitempty" yaml:"e2e"`
+}
+
+// Empty reports whether no bound is given.
+func (g *Goodput) Empty() bool { return g == nil || (g.TTFT == 0 && g.TPOT == 0 && g.E2E == 0) }
+
+// Validate refuses a negative bound or goodput without any bound.
+func (g *Goodput) Validate() error {
+	if g.TTFT < 0 || g.TPOT < 0 || g.E2E < 0 {
+		return errors.New("goodput bounds must be durations >= 0")
+	}
+	if g.Empty() {
+		return errors.New("goodput needs at least one of ttft, tpot and e2e")
+	}
+	return nil
 }
 
 // ProfileStage is a stage as the profile writes it, before time scaling.

@@ -52,10 +52,10 @@ const (
 // metricRe is the grammar of target metrics: a latency statistic of the
 // whole request or of one of its phases, an error rate, a throughput or a
 // count of requests.
-var metricRe = regexp.MustCompile(`^(((ttft|ttfb|itl|tpot|send_lag)_)?(p50|p90|p95|p99|avg|min|max)|error_rate|rps|rpm|count)$`)
+var metricRe = regexp.MustCompile(`^(((ttft|ttfb|itl|tpot|send_lag)_)?(p50|p90|p95|p99|avg|min|max)|error_rate|rps|rpm|count|goodput|good_share)$`)
 
 // MetricHelp lists the metrics for error messages.
-const MetricHelp = "p50, p90, p95, p99, avg, min, max, ttft_p95 and the like (ttft, ttfb, itl, tpot, send_lag), error_rate, rps, rpm or count"
+const MetricHelp = "p50, p90, p95, p99, avg, min, max, ttft_p95 and the like (ttft, ttfb, itl, tpot, send_lag), error_rate, rps, rpm, count, goodput (good requests/s) or good_share (% of requests good)"
 
 // Sentinel errors of target validation.
 var (
@@ -69,9 +69,9 @@ func KnownMetric(metric string) bool { return metricRe.MatchString(metric) }
 // UnitOf is the unit a metric's bound is in.
 func UnitOf(metric string) string {
 	switch metric {
-	case "error_rate":
+	case "error_rate", "good_share":
 		return UnitPercent
-	case "rps":
+	case "rps", "goodput":
 		return UnitPerSec
 	case "rpm":
 		return UnitPerMin
