@@ -38,10 +38,11 @@ func (l *fileLoop[T]) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var armedFor time.Time // the deadline the timer is set to, zero when stopped
-	// Buffered rows are taken and logged half a flush interval after the
-	// oldest arrived, leaving the other half for encoding, the write and
-	// the fsync, so that they are on disk within the interval.
-	half := l.w.opts.Flush / 2
+	// Buffered rows are taken, logged and fsynced a quarter of a flush
+	// interval after the oldest arrived, leaving the rest of it for a busy
+	// machine: a chunk being encoded ahead of them, the write and the
+	// fsync. They are then on disk within the interval.
+	take := l.w.opts.Flush / 4
 	for {
 		select {
 		case c, ok := <-l.w.chunks:
@@ -84,7 +85,7 @@ func (l *fileLoop[T]) run() {
 		// The next deadline: a roll Roll after the oldest row not yet in
 		// a rolled file (the first of the open file, or the first
 		// buffered), and with a log, taking buffered rows and syncing
-		// logged ones half a flush interval after the oldest arrived.
+		// logged ones a quarter of a flush interval after the oldest arrived.
 		var next time.Time
 		due := func(t time.Time, d time.Duration) {
 			if !t.IsZero() && (next.IsZero() || t.Add(d).Before(next)) {
@@ -96,9 +97,9 @@ func (l *fileLoop[T]) run() {
 		l.w.mu.Unlock()
 		due(l.epoch, l.w.opts.Roll)
 		due(bufEpoch, l.w.opts.Roll)
-		if half > 0 {
-			due(bufEpoch, half)
-			due(l.dirty, half)
+		if take > 0 {
+			due(bufEpoch, take)
+			due(l.dirty, take)
 		}
 		switch {
 		case next.IsZero():

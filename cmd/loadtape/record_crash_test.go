@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -130,6 +131,13 @@ func TestRecordSIGKILLRecovers(t *testing.T) {
 	}
 	if recovered > servedAtKill+clients { // a response may be recorded a moment before its client counts it
 		t.Errorf("recovered %d rows, more than the %d served", recovered, servedAtKill)
+	}
+	var sum struct {
+		Exchanges int64 `json:"exchanges"`
+		Recovered int64 `json:"recovered"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "capture.json")); err != nil || json.Unmarshal(b, &sum) != nil || sum.Recovered != recovered || sum.Exchanges+sum.Recovered != rows {
+		t.Errorf("capture.json of the second record: %+v (%v), want %d recovered and %d rows in all", sum, err, recovered, rows)
 	}
 	if !strings.Contains(rec2Out.String(), "recovered") {
 		t.Errorf("the second record did not say it recovered rows:\n%s", rec2Out.String())
