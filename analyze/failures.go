@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Failure is one group of failed requests, as Locust's failures table has
@@ -54,7 +55,7 @@ type failureAcc struct {
 // addFailure is the collector's hook for the failures table: it sees every
 // row (t is when it started, or was meant to).
 func (c *collector) addFailure(r *captures.Result, t int64) {
-	if r.ErrorKind == captures.ErrCutOff {
+	if r.ErrorKind == runspec.ErrCutOff {
 		return
 	}
 	a := c.failures

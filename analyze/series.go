@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // RunSeries is the run second by second, per scenario and for all scenarios
@@ -65,7 +66,7 @@ type secondAcc struct {
 
 // addSecond is the collector's hook for the per-second series.
 func (c *collector) addSecond(r *captures.Result, t int64) {
-	if r.ErrorKind == captures.ErrCutOff || c.runStart == 0 {
+	if r.ErrorKind == runspec.ErrCutOff || c.runStart == 0 {
 		return
 	}
 	if c.seconds == nil {

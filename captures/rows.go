@@ -101,7 +101,7 @@ type Result struct {
 	ChunkOffsetsNS []int64
 
 	Status    int32
-	ErrorKind string // empty on success; see ErrorKind values
+	ErrorKind string // empty on success; the kinds are runspec.ErrTimeout and the rest (runspec/kinds.go)
 	Error     string
 
 	BytesOut         int64
@@ -110,20 +110,6 @@ type Result struct {
 	CompletionTokens int64
 	ActiveUsers      int32 // virtual users (or requests in flight, open mode) when it started
 }
-
-// Error kinds of Result.ErrorKind. A profile's classify rules may add others.
-const (
-	ErrTimeout          = "timeout"
-	ErrConnection       = "connection"
-	ErrHTTP4xx          = "http_4xx"
-	ErrHTTP5xx          = "http_5xx"
-	ErrValidation       = "validation"
-	ErrVectorTimeout    = "vector_timeout"
-	ErrSandboxViolation = "sandbox_violation"
-	ErrAssertion        = "assertion"
-	ErrCutOff           = "cut_off" // still in flight when its stage or the run ended
-	ErrDropped          = "dropped" // open mode: arrival refused by max_in_flight, never sent
-)
 
 // Sample is one resource measurement, long format: one metric per row.
 type Sample struct {

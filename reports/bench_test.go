@@ -16,6 +16,7 @@ import (
 
 	"github.com/loadtape/loadtape/analyze"
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // benchRows is the size of the benchmark run: 10 million result rows, the
@@ -77,7 +78,7 @@ func writeBenchRun(b *testing.B, dir string, n int) {
 					}
 				}
 				if rng.IntN(100) == 0 {
-					r.ErrorKind, r.Error, r.Status = captures.ErrHTTP5xx, "HTTP 503: upstream overloaded", 503
+					r.ErrorKind, r.Error, r.Status = runspec.ErrHTTP5xx, "HTTP 503: upstream overloaded", 503
 				}
 				buf = append(buf, r)
 				if len(buf) == chunk {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/loadtape/loadtape/analyze"
 	"github.com/loadtape/loadtape/analyze/analyzetest"
-	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -29,12 +29,12 @@ func demoLike(t testing.TB) *analyze.Summary {
 	gw.Users = []int{1, 10, 50, 100}
 	gw.Fail = func(r *rand.Rand, users int) (string, string) {
 		if users >= 50 && r.Float64() < 0.05 {
-			return captures.ErrHTTP5xx, "HTTP 500: CUDA out of memory. Tried to allocate 64.00 MiB"
+			return runspec.ErrHTTP5xx, "HTTP 500: CUDA out of memory. Tried to allocate 64.00 MiB"
 		}
 		return "", ""
 	}
 	rag := analyzetest.Pool
-	rag.ErrKind, rag.ErrText = captures.ErrVectorTimeout, `HTTP 504: {"status":{"error":"Timeout error: qdrant search timed out"}}`
+	rag.ErrKind, rag.ErrText = runspec.ErrVectorTimeout, `HTTP 504: {"status":{"error":"Timeout error: qdrant search timed out"}}`
 	mcp := analyzetest.Serialized
 	r1, rows1, s1 := analyzetest.Simulate(gw, 1)
 	r2, rows2, s2 := analyzetest.Simulate(rag, 2)
@@ -150,7 +150,7 @@ func TestSummaryJSONKeys(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if want := []string{"findings", "run", "schema", "stages", "targets"}; !slices.Equal(keys, want) {
+	if want := []string{"failures", "findings", "run", "schema", "series", "stages", "targets"}; !slices.Equal(keys, want) {
 		t.Errorf("top-level keys %v, want %v", keys, want)
 	}
 	stage := m["stages"].([]any)[0].(map[string]any)
@@ -177,6 +177,19 @@ func TestSummaryJSONKeys(t *testing.T) {
 			t.Errorf("target lacks %q", k)
 		}
 	}
+	failure := m["failures"].([]any)[0].(map[string]any)
+	for _, k := range []string{"scenario", "operation", "error_kind", "message", "count", "share", "first", "last", "first_s", "last_s", "example"} {
+		if _, ok := failure[k]; !ok {
+			t.Errorf("failure lacks %q", k)
+		}
+	}
+	series := m["series"].(map[string]any)
+	point := series["scenarios"].(map[string]any)["all"].([]any)[0].(map[string]any)
+	for _, k := range []string{"t", "users", "requests", "failures", "rps", "failures_per_s", "tokens_per_s", "p50_ms", "p95_ms", "p99_ms"} {
+		if _, ok := point[k]; !ok {
+			t.Errorf("series point lacks %q", k)
+		}
+	}
 	finding := m["findings"].([]any)[0].(map[string]any)
 	for _, k := range []string{"kind", "scenario", "operation", "severity", "summary", "evidence"} {
 		if _, ok := finding[k]; !ok {
@@ -191,7 +204,7 @@ func TestWriteAllOutputs(t *testing.T) {
 	if err := Write(dir, demoLike(t)); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"report.html", "report.md", "summary.json", "junit.xml",
+	for _, name := range []string{"report.html", "report.md", "summary.json", "junit.xml", "stats.csv", "stats_history.csv", "failures.csv",
 		"figures/latency_mcp.svg", "figures/latency_mcp.png", "figures/throughput_mcp.png", "figures/cdf_rag.svg",
 		"figures/errors_gateway.png", "figures/timeline.svg", "figures/timeline.png"} {
 		st, err := os.Stat(filepath.Join(dir, name))

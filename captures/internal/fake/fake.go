@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Gen makes rows from a seeded random source; the same seed gives the same
@@ -222,9 +223,9 @@ func (g *Gen) Result(stage int32, users int32) captures.Result {
 	r.DurationNS = r.TTFBNS + 50_000_000
 	switch p := g.rng.IntN(100); {
 	case p < 3:
-		r.Status, r.ErrorKind, r.Error = 503, captures.ErrHTTP5xx, "503 Service Unavailable"
+		r.Status, r.ErrorKind, r.Error = 503, runspec.ErrHTTP5xx, "503 Service Unavailable"
 	case p < 4:
-		r.Status, r.ErrorKind, r.Error, r.TTFBNS, r.TTFTNS = 0, captures.ErrTimeout, "request timeout after 30s", 0, 0
+		r.Status, r.ErrorKind, r.Error, r.TTFBNS, r.TTFTNS = 0, runspec.ErrTimeout, "request timeout after 30s", 0, 0
 	}
 	return r
 }
