@@ -19,17 +19,21 @@ func HTML(s *analyze.Summary, figs []Figure) ([]byte, error) {
 		Figures []Figure
 	}
 	view := struct {
-		S         *analyze.Summary
-		Verdict   string
-		Headline  string
-		Scenarios []scenarioView
-		Timeline  []Figure
-		Method    string
-		Resources []string
-		Figs      []Figure
-		Misses    []Miss
-		Changes   *Changes
-	}{Figs: figs, S: s, Verdict: Verdict(s), Headline: headline(s), Method: method(s), Resources: resourceNames, Misses: Misses(s)}
+		S            *analyze.Summary
+		Verdict      string
+		Headline     string
+		Scenarios    []scenarioView
+		Timeline     []Figure
+		Method       string
+		Resources    []string
+		Figs         []Figure
+		Misses       []Miss
+		Changes      *Changes
+		Failures     []analyze.Failure
+		FailuresLeft int
+		LeftOut      []string
+	}{Figs: figs, S: s, Verdict: Verdict(s), Headline: headline(s), Method: method(s), Resources: resourceNames, Misses: Misses(s),
+		Failures: failureRows(s), FailuresLeft: max(0, len(s.Failures)-maxFailureRows), LeftOut: leftOutLines(s)}
 	if s.Comparison != nil {
 		ch := ChangesOf(s.Comparison)
 		view.Changes = &ch
@@ -76,6 +80,8 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"sig":      significant,
 	"worse":    worse,
 	"load":     loadText,
+	"share":    shareText,
+	"seconds":  secondsText,
 	"pct":      func(v float64) string { return num(100*v, "") },
 	"png": func(f Figure) template.URL {
 		return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(f.PNG))
@@ -108,7 +114,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		return num(o.TTFTMS.P95, "")
 	},
 	"delta": deltaText,
-}).Parse(htmlSource))
+}).Parse(strings.Replace(htmlSource, "{{/* failures */}}", htmlFailures, 1)))
 
 const htmlSource = `<!DOCTYPE html>
 <html lang="en">
@@ -141,6 +147,7 @@ details summary{cursor:pointer;margin:.5rem 0}
 #failed-targets li{margin:.3rem 0}
 #failed-targets .explain{font-size:.9rem}
 #failed-targets a{color:inherit}
+td.msg{max-width:28rem;overflow-wrap:anywhere}td.msg code{font-size:.8rem;white-space:pre-wrap}
 ul.changes li{margin:.2rem 0;padding:.15rem .4rem;border-radius:4px;list-style:none}
 ul.changes li.worse,ul.changes li.slower,tr.slower td.verdict-cell{background:#fde0e0;color:#7f1d1d}
 ul.changes li.better,ul.changes li.faster,tr.faster td.verdict-cell{background:#dcf5e3;color:#14532d}
@@ -178,6 +185,8 @@ ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 {{range figuresFor $f $.Figs}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}
 </div>
 {{end}}
+
+{{/* failures */}}
 
 <h2>Targets</h2>
 {{with .S.Run.TargetsLeftOut}}<p class="muted" id="left-out">Left out, their scenarios were not in this run: {{join . "; "}}.</p>{{end}}

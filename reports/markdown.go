@@ -51,6 +51,8 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 		w("\n")
 	}
 
+	markdownFailures(&b, s)
+
 	w("## Targets\n\n")
 	if len(s.Run.TargetsLeftOut) > 0 {
 		w("Left out, their scenarios were not in this run: %s.\n\n", md(strings.Join(s.Run.TargetsLeftOut, "; ")))

@@ -1,6 +1,7 @@
 // Package reports renders what analyze produced: report.html (one
-// self-contained file), report.md, summary.json, junit.xml and the figures
-// as SVG and PNG. It computes nothing of its own beyond drawing.
+// self-contained file), report.md, summary.json, junit.xml, the figures as
+// SVG and PNG, and CSV files in Locust's layout. It computes little of its
+// own: stats.csv's whole-run percentiles from the stages' durations.
 package reports
 
 import (
@@ -18,7 +19,8 @@ import (
 )
 
 // Write renders every report of s into dir (created if missing):
-// report.html, report.md, summary.json, junit.xml and figures/*.svg|png.
+// report.html, report.md, summary.json, junit.xml, Locust's stats.csv,
+// stats_history.csv and failures.csv, and figures/*.svg|png.
 func Write(dir string, s *analyze.Summary) error {
 	if err := os.MkdirAll(filepath.Join(dir, "figures"), 0o755); err != nil {
 		return fmt.Errorf("reports: %w", err)
@@ -46,7 +48,20 @@ func Write(dir string, s *analyze.Summary) error {
 	if err != nil {
 		return err
 	}
-	for name, b := range map[string][]byte{"summary.json": js, "junit.xml": junit, "report.md": []byte(Markdown(s, figs)), "report.html": html} {
+	stats, err := StatsCSV(s)
+	if err != nil {
+		return err
+	}
+	history, err := StatsHistoryCSV(s)
+	if err != nil {
+		return err
+	}
+	failures, err := FailuresCSV(s)
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"summary.json": js, "junit.xml": junit, "report.md": []byte(Markdown(s, figs)), "report.html": html,
+		"stats.csv": stats, "stats_history.csv": history, "failures.csv": failures} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("reports: %w", err)
 		}
