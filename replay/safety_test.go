@@ -334,6 +334,7 @@ scenarios:
 	if len(mw.rows) != len(want) {
 		t.Fatalf("%d arrivals, want %d", len(mw.rows), len(want))
 	}
+	sent := 0
 	for _, r := range mw.rows {
 		w, ok := want[r.Iteration]
 		if !ok {
@@ -348,9 +349,18 @@ scenarios:
 		if stage := int32(1 + btoi(w >= 200*time.Millisecond)); r.Stage != stage {
 			t.Errorf("arrival %d at %v in stage %d, want %d", r.Iteration, w, r.Stage, stage)
 		}
-		if r.ErrorKind != "" {
+		switch r.ErrorKind {
+		case "":
+			sent++
+		case runspec.ErrCutOff:
+			// A busy machine can reach an arrival only after its stage
+			// ended: it is written, with its intended time, as cut off.
+		default:
 			t.Errorf("arrival %d: %s %s", r.Iteration, r.ErrorKind, r.Error)
 		}
+	}
+	if sent < len(want)/2 {
+		t.Errorf("%d of %d arrivals sent", sent, len(want))
 	}
 }
 
