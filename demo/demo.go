@@ -1,6 +1,6 @@
 // Package demo runs loadtape's whole pipeline on one machine: it starts the
 // simulated AI suite, records a scripted user population through the
-// recording proxy, replays the capture with the seed plan's three scenarios
+// recording proxy, replays the capture with the built-in profile's three scenarios
 // while the monitor samples the host and the sim's GPU metrics, analyses the
 // run and writes the reports. It is the one package that joins all stages,
 // in the order data flows: sim → proxy → captures → replay → analyze → reports.
@@ -23,12 +23,12 @@ import (
 	"github.com/loadtape/loadtape/sim"
 )
 
-// Time scales. The seed plan's gateway scenario lasts 32 minutes (a 2-minute
+// Time scales. The built-in profile's gateway scenario lasts 32 minutes (a 2-minute
 // baseline, three 5-minute levels and a 15-minute stress level); the three
 // scenarios run at the same time, so the run lasts the gateway's 32 minutes
 // times the scale. The sim's service times are scaled by the same factor, so
 // the queues, and the user counts at which bottlenecks appear, are those of
-// the unscaled plan.
+// the unscaled profile.
 //
 // The quick run keeps that scale and shortens only the stages: compressing
 // time further would multiply the request rate too, and on a 2-core machine
@@ -131,13 +131,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	profile, err := replay.ParseProfile(replay.BuiltinProfile(), "profile init")
 	if err != nil {
-		return nil, fmt.Errorf("demo: the seed plan's profile: %w", err)
+		return nil, fmt.Errorf("demo: the built-in profile: %w", err)
 	}
 	if opts.Quick {
 		shortenStages(profile, QuickStages)
 	}
 	monitors := []string{"host", "prom=" + strings.TrimRight(urls["gateway"], "/") + "/metrics", "nvml"}
-	say("replaying the seed plan's three scenarios at the same time (about %s)", planLength(profile, scale).Round(time.Second))
+	say("replaying the built-in profile's three scenarios at the same time (about %s)", planLength(profile, scale).Round(time.Second))
 	if _, err := replay.Run(ctx, replay.Options{
 		Captures:  []string{res.Captures},
 		Profile:   profile,
@@ -171,7 +171,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 // record puts the recording proxy in front of the sim and drives a scripted
 // user population through it, so that the capture holds every operation the
-// plan's mixes name, MCP sessions included.
+// built-in profile's mixes name, MCP sessions included.
 func record(ctx context.Context, urls map[string]string, dir string, seed int64, logw io.Writer) (proxy.Totals, error) {
 	var routes []proxy.Route
 	for _, svc := range []string{"gateway", "rag", "mcp"} {
@@ -210,7 +210,7 @@ func record(ctx context.Context, urls map[string]string, dir string, seed int64,
 }
 
 // recordFor is how long the scripted users run through the proxy: long
-// enough for every operation of the plan's mixes to appear many times.
+// enough for every operation of the built-in profile's mixes to appear many times.
 const recordFor = 4 * time.Second
 
 // shortenStages divides every stage's duration by n, leaving think times

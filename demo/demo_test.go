@@ -20,7 +20,7 @@ import (
 // rest of the suite, so that no other test competes for the CPU.
 
 // summary is the part of summary.json the test checks; decoding into
-// map[string]any as well checks the DESIGN.md keys are all there.
+// map[string]any as well checks the documented keys are all there.
 type summary struct {
 	Schema int `json:"schema"`
 	Run    struct {
@@ -91,7 +91,7 @@ func runDemo(t *testing.T, bin string, args ...string) (summary, string) {
 	if s.Schema != 1 || s.Run.ID == "" || s.Run.TimeScale <= 0 {
 		t.Errorf("summary.json run: schema %d, id %q, time_scale %v", s.Schema, s.Run.ID, s.Run.TimeScale)
 	}
-	// The seed plan's three scenarios, each with its baseline and levels.
+	// The built-in profile's three scenarios, each with its baseline and levels.
 	users := map[string][]int{}
 	for _, st := range s.Stages {
 		users[st.Scenario] = append(users[st.Scenario], st.Users)
@@ -106,7 +106,7 @@ func runDemo(t *testing.T, bin string, args ...string) (summary, string) {
 		}
 	}
 	if len(s.Targets) != 11 {
-		t.Errorf("got %d targets, want the plan's 11", len(s.Targets))
+		t.Errorf("got %d targets, want the built-in profile's 11", len(s.Targets))
 	}
 	for _, tg := range s.Targets {
 		if !slices.Contains([]string{"pass", "acceptable", "fail"}, tg.Verdict) {

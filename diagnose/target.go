@@ -34,7 +34,8 @@ type Target struct {
 	Users     []int         // closed-mode users of each stage, in order
 	Stage     time.Duration // each stage's length
 	// Stress, when > 0, adds a last stage of that length at the most users
-	// (the plan's stress stage, where degradation over time shows).
+	// (like the built-in profile's stress stage, where degradation over time
+	// shows).
 	Stress time.Duration
 	// Think is the mean pause between a user's requests, drawn uniformly
 	// from [Think/2, 3·Think/2]; 0 for none.

@@ -51,7 +51,9 @@ func parseRPC(body []byte) (rpcInfo, bool) {
 	return info, true
 }
 
-// rpcOperation names an MCP exchange as DESIGN.md does.
+// rpcOperation names an MCP exchange by its JSON-RPC method: mcp.initialize,
+// mcp.tools.list, mcp.tools.call/<tool> (one operation per tool, since tools
+// differ in cost), else mcp.<method>.
 func rpcOperation(r rpcInfo) string {
 	switch r.Method {
 	case "initialize":

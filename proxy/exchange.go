@@ -370,9 +370,9 @@ func (x *exchange) classify() {
 	x.seq = r.sessions.next(x.session)
 }
 
-// sessionKey picks the session in DESIGN.md's order: the MCP session (sent,
-// or opened by this response), a header the rules name, a hash of the
-// credentials, the client address.
+// sessionKey picks the session from the most specific evidence down: the
+// MCP session (sent, or opened by this response), a header the rules name, a
+// hash of the credentials, the client address.
 func sessionKey(req, resp http.Header, ruleHeader, client string, rd *redactor) string {
 	if v := req.Get("Mcp-Session-Id"); v != "" {
 		return v

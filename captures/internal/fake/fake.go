@@ -157,7 +157,7 @@ func (g *Gen) StreamChat() captures.Exchange {
 }
 
 // Mixed returns an exchange from a mix of the services and operations of
-// the seed plan (gateway, RAG, MCP), with some failures.
+// a typical AI stack (gateway, RAG, MCP), with some failures.
 func (g *Gen) Mixed() captures.Exchange {
 	switch p := g.rng.IntN(100); {
 	case p < 35:

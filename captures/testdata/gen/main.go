@@ -1,5 +1,5 @@
 // Command gen writes the sample capture in captures/testdata/sample: a few
-// hundred exchanges of the seed plan's three services (OpenAI gateway,
+// hundred exchanges of the three services of a typical AI stack (OpenAI gateway,
 // RAG, MCP), replay results of two stages and resource samples, all from a
 // fixed seed so that regenerating gives the same bytes.
 //
