@@ -2,13 +2,23 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/replay"
@@ -129,5 +139,113 @@ func TestProfileInitFromCapture(t *testing.T) {
 		if _, stderr, code := loadtape(t, bin, args...); code != exitBadInput || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("loadtape %v: exit %d, stderr %q; want exit 2 with one line", args, code, stderr)
 		}
+	}
+}
+
+// TestProfileFromCaptureReplayed is `profile init --from` then `replay`,
+// both through the binary, against a local upstream: the replay sends the
+// recorded operation shares within ±2 points and pauses like the recorded
+// ones (two-sample KS at 1 %).
+func TestProfileFromCaptureReplayed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays for 5 s")
+	}
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	// 40 sessions of 60 exchanges: 60 % chats, 30 % model lists, 10 %
+	// health checks, exponential pauses of 150 ms on average.
+	rng := rand.New(rand.NewPCG(9, 9))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	var xs []captures.Exchange
+	var recorded []float64
+	for s := 0; s < 40; s++ {
+		at := t0 + int64(s)*int64(time.Hour)
+		for q := 0; q < 60; q++ {
+			x := captures.Exchange{ID: fmt.Sprintf("%d-%d", s, q), Service: "gateway", Session: fmt.Sprint("auth:", s), Seq: int64(q),
+				StartNS: at, DurationNS: int64(10 * time.Millisecond), Status: 200, Scheme: "http", Host: "gw.invalid",
+				Method: "POST", Path: "/v1/chat/completions", Operation: "chat.completions", ReqBody: []byte(`{"model":"m","messages":[]}`)}
+			switch u := rng.Float64(); {
+			case u < 0.3:
+				x.Method, x.Path, x.Operation, x.ReqBody = "GET", "/v1/models", "models.list", nil
+			case u < 0.4:
+				x.Method, x.Path, x.Operation, x.ReqBody = "GET", "/health", "health", nil
+			}
+			xs = append(xs, x)
+			pause := rng.ExpFloat64() * 0.15
+			if q < 59 {
+				recorded = append(recorded, pause)
+			}
+			at += x.DurationNS + int64(pause*1e9)
+		}
+	}
+	bin := buildBinary(t)
+	capDir := writeCapture(t, xs)
+	y, stderr, code := loadtape(t, bin, "profile", "init", "--from", capDir)
+	if code != 0 {
+		t.Fatalf("profile init --from: exit %d: %s", code, stderr)
+	}
+	// Edit the defaults as a user would: one short stage, no targets.
+	y = regexp.MustCompile(`(?m)^    stages:\n(      - .*\n)+`).ReplaceAllString(y, "    stages:\n      - {users: 150, duration: 5s}\n")
+	y = regexp.MustCompile(`(?m)^    spawn_rate: .*\n`).ReplaceAllString(y, "")
+	y = regexp.MustCompile(`(?m)^targets:\n(  - .*\n)+`).ReplaceAllString(y, "")
+	prof := filepath.Join(t.TempDir(), "profile.yaml")
+	os.WriteFile(prof, []byte(y), 0o644)
+	runDir := filepath.Join(t.TempDir(), "run")
+	if _, stderr, code := loadtape(t, bin, "replay", "--captures", capDir, "--profile", prof, "--target", "gateway="+up.URL, "--out", runDir); code != 0 {
+		t.Fatalf("replay: exit %d: %s\n%s", code, stderr, y)
+	}
+	r, err := captures.NewReader[captures.Result]([]string{runDir}, captures.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var rows []captures.Result
+	for r.Next() {
+		rows = append(rows, r.Batch()...)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 2500 {
+		t.Fatalf("%d requests replayed, want at least 2500", len(rows))
+	}
+	want, got := map[string]float64{}, map[string]float64{}
+	for _, x := range xs {
+		want[x.Operation] += 100 / float64(len(xs))
+	}
+	for _, row := range rows {
+		got[row.Operation] += 100 / float64(len(rows))
+	}
+	for op := range want {
+		if math.Abs(got[op]-want[op]) > 2 {
+			t.Errorf("%s: replayed %.2f %%, recorded %.2f %% (±2 points)", op, got[op], want[op])
+		}
+	}
+	// Pauses: from a request's end to the same user's next intended send.
+	byVU := map[int32][]captures.Result{}
+	for _, row := range rows {
+		byVU[row.VU] = append(byVU[row.VU], row)
+	}
+	var replayed []float64
+	for _, rs := range byVU {
+		slices.SortFunc(rs, func(a, b captures.Result) int { return cmp.Compare(a.StartNS, b.StartNS) })
+		for i := 1; i < len(rs); i++ {
+			if rs[i-1].ErrorKind == "" {
+				replayed = append(replayed, float64(rs[i].IntendedNS-(rs[i-1].StartNS+rs[i-1].DurationNS))/1e9)
+			}
+		}
+	}
+	slices.Sort(recorded)
+	slices.Sort(replayed)
+	n, m := float64(len(recorded)), float64(len(replayed))
+	d, crit := stat.KolmogorovSmirnov(recorded, nil, replayed, nil), 1.628*math.Sqrt((n+m)/(n*m))
+	t.Logf("%d requests, shares %v (recorded %v); KS D %.4f, 1 %% critical value %.4f", len(rows), got, want, d, crit)
+	if d > crit {
+		t.Errorf("replayed pauses differ from the recorded ones: KS D %.4f > %.4f", d, crit)
 	}
 }
