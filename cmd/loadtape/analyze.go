@@ -22,7 +22,7 @@ type analyzeFlags struct {
 }
 
 func (f *analyzeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.out, "out", "", "`DIR` for report.html, report.md, summary.json, junit.xml and figures/ (required)")
+	cmd.Flags().StringVar(&f.out, "out", "", "`DIR` for report.html, report.md, summary.json, junit.xml, the CSVs and figures/ (required)")
 	cmd.Flags().StringVar(&f.targets, "targets", "", "YAML `FILE` with targets: (and acceptance:) replacing the profile's targets")
 	cmd.Flags().DurationVar(&f.warmupMax, "warmup-max", analyze.DefaultWarmUp.Max, "longest warm-up trimmed from the start of each stage")
 	cmd.Flags().Float64Var(&f.warmupFraction, "warmup-fraction", analyze.DefaultWarmUp.Fraction, "share of each stage trimmed as warm-up, up to --warmup-max (0 keeps everything)")
@@ -47,7 +47,9 @@ var analyzeCmd = &cobra.Command{
 	Long: `analyze reads the run.json, results-*.parquet and samples-*.parquet of a run directory
 (or of the shards of one run), computes exact percentiles, RPS and error rates per scenario ×
 stage × operation, evaluates the targets, names the bottleneck with its evidence, and writes
-report.html, report.md, summary.json, junit.xml and figures/ to --out.
+report.html, report.md, summary.json, junit.xml, stats.csv, stats_history.csv and failures.csv
+(Locust's columns) and figures/ to --out. It prints the verdict first: the failed targets, each with
+the finding that explains it, then the findings by severity.
 
 Exit code 3 when a target misses its acceptance bound; 2 on bad input.`,
 	Args: cobra.MinimumNArgs(1),

@@ -6,9 +6,10 @@ import (
 	"testing"
 
 	"github.com/loadtape/loadtape/analyze/analyzetest"
+	"github.com/loadtape/loadtape/runspec"
 )
 
-func writeModelRun(t *testing.T, m analyzetest.Model, targets []map[string]any) string {
+func writeModelRun(t *testing.T, m analyzetest.Model, targets []runspec.Target) string {
 	t.Helper()
 	dir := t.TempDir()
 	run, rows, samples := analyzetest.Simulate(m, 1)
@@ -23,8 +24,8 @@ func writeModelRun(t *testing.T, m analyzetest.Model, targets []map[string]any) 
 // 3 on a missed target, 2 on bad input. Not parallel: cobra's flags are
 // package state.
 func TestAnalyzeAndCompareCommands(t *testing.T) {
-	healthy := writeModelRun(t, analyzetest.Healthy, []map[string]any{{"scenario": "gateway", "metric": "p95", "max": "2s"}})
-	slow := writeModelRun(t, analyzetest.Serialized, []map[string]any{{"scenario": "mcp", "metric": "p95", "max": "100ms"}})
+	healthy := writeModelRun(t, analyzetest.Healthy, []runspec.Target{{Scenario: "gateway", Metric: "p95", Max: "2s"}})
+	slow := writeModelRun(t, analyzetest.Serialized, []runspec.Target{{Scenario: "mcp", Metric: "p95", Max: "100ms"}})
 	badTargets := filepath.Join(t.TempDir(), "targets.yaml")
 	os.WriteFile(badTargets, []byte("targets:\n  - {scenario: gateway, metric: p42, max: 1s}\n"), 0o644)
 	out := t.TempDir()
@@ -46,7 +47,7 @@ func TestAnalyzeAndCompareCommands(t *testing.T) {
 			t.Errorf("%s: loadtape %v: exit %d, want %d", tc.name, tc.args, got, tc.code)
 		}
 	}
-	for _, name := range []string{"report.html", "report.md", "summary.json", "junit.xml", "figures/timeline.png"} {
+	for _, name := range []string{"report.html", "report.md", "summary.json", "junit.xml", "stats.csv", "stats_history.csv", "failures.csv", "figures/timeline.png"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Error(err)
 		}
