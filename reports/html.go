@@ -89,6 +89,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"evidence":   evidenceRows,
 	"figuresFor": figuresFor,
 	"ops":        opsOf,
+	"tokens":     tokensHTML, // tokens.go
 	"errors":     errorsText,
 	"res": func(st *analyze.Stage, name string) string {
 		r, ok := st.Resources[name]
@@ -222,7 +223,7 @@ ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 {{range .Stages}}{{$st := .}}{{range ops .}}{{$o := index $st.Operations .}}<tr><td>{{$st.Stage}}</td><td>{{$st.Users}}</td><td class="l">{{.}}</td><td>{{$o.Count}}</td><td>{{num $o.RPS ""}}</td><td>{{pct $o.ErrorRate}}</td><td>{{num $o.LatencyMS.Avg ""}}</td><td>{{num $o.LatencyMS.P50 ""}}</td><td>{{num $o.LatencyMS.P90 ""}}</td><td>{{num $o.LatencyMS.P95 ""}}</td><td>{{num $o.LatencyMS.P99 ""}}</td><td>{{ttft $o}}</td><td class="l">{{errors $o.Errors}}</td></tr>{{end}}{{end}}
 </table>
 </details>
-{{end}}
+{{tokens .Stages}}{{end}}
 
 {{if .Timeline}}<h2>Timeline</h2>
 {{range .Timeline}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}{{end}}

@@ -98,7 +98,7 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 					num(o.LatencyMS.P50, ""), num(o.LatencyMS.P90, ""), num(o.LatencyMS.P95, ""), num(o.LatencyMS.P99, ""), ttft, md(errorsText(o.Errors)))
 			}
 		}
-		w("\n")
+		w("\n%s", markdownTokens(stages)) // tokens.go
 		if notes := stageNotes(stages); notes != "" {
 			w("%s\n", notes)
 		}
