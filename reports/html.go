@@ -80,6 +80,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"sig":      significant,
 	"worse":    worse,
 	"load":     loadText,
+	"bound":    boundText,
 	"share":    shareText,
 	"seconds":  secondsText,
 	"pct":      func(v float64) string { return num(100*v, "") },
@@ -194,7 +195,7 @@ ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 {{if .S.Targets}}
 <table id="targets">
 <tr><th class="l">Target</th><th class="l">Stage</th><th>Value</th><th>Bound</th><th>Acceptable</th><th class="l">Verdict</th></tr>
-{{range .S.Targets}}<tr class="{{.Verdict}}"><td class="l">{{.Name}}</td><td class="l">{{stage .}}</td><td>{{value .Value .Unit}}</td><td>{{boundOp .}} {{num .Bound .Unit}}</td><td>{{boundOp .}} {{num .Acceptable .Unit}}</td><td class="l verdict-cell">{{.Verdict}}{{if .Note}} ({{.Note}}){{end}}</td></tr>
+{{range .S.Targets}}<tr class="{{.Verdict}}"><td class="l">{{.Name}}</td><td class="l">{{stage .}}</td><td>{{value .Value .Unit}}</td><td>{{bound .}}</td><td>{{boundOp .}} {{num .Acceptable .Unit}}</td><td class="l verdict-cell">{{.Verdict}}{{if .Note}} ({{.Note}}){{end}}</td></tr>
 {{end}}</table>
 {{else}}<p>The profile sets no targets.</p>{{end}}
 

@@ -26,7 +26,7 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 		w("## Failed targets\n\n| Target | Stage | Value | Bound | Explained by |\n|---|---|---|---|---|\n")
 		for _, m := range ms {
 			t := m.Target
-			w("| %s | %s | %s | %s %s | %s |\n", md(t.Name()), targetStage(s, t), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit), md(explainText(m)+noteText(t.Note)))
+			w("| %s | %s | %s | %s | %s |\n", md(t.Name()), targetStage(s, t), valueText(t.Value, t.Unit), boundText(t), md(explainText(m)+noteText(t.Note)))
 		}
 		w("\n")
 	}
@@ -62,7 +62,7 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	} else {
 		w("| Target | Stage | Value | Bound | Acceptable | Verdict |\n|---|---|---|---|---|---|\n")
 		for _, t := range s.Targets {
-			w("| %s | %s | %s | %s %s | %s %s | %s |\n", md(t.Name()), targetStage(s, t), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit), boundOp(t), num(t.Acceptable, t.Unit), verdictMark(t.Verdict)+noteText(t.Note))
+			w("| %s | %s | %s | %s | %s %s | %s |\n", md(t.Name()), targetStage(s, t), valueText(t.Value, t.Unit), boundText(t), boundOp(t), num(t.Acceptable, t.Unit), verdictMark(t.Verdict)+noteText(t.Note))
 		}
 		w("\n")
 	}

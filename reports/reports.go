@@ -127,7 +127,7 @@ func JUnit(s *analyze.Summary) ([]byte, error) {
 	suite := junitSuite{Name: "loadtape targets " + s.Run.ID}
 	for _, t := range s.Targets {
 		c := junitCase{Name: t.Name(), Classname: "loadtape." + t.Scenario}
-		line := fmt.Sprintf("%s: value %s, bound %s %s, acceptable %s %s: %s", t.Name(), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit), boundOp(t), num(t.Acceptable, t.Unit), t.Verdict)
+		line := fmt.Sprintf("%s: value %s, bound %s, acceptable %s %s: %s", t.Name(), valueText(t.Value, t.Unit), boundText(t), boundOp(t), num(t.Acceptable, t.Unit), t.Verdict)
 		if t.Note != "" {
 			line += " (" + t.Note + ")"
 		}

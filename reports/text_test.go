@@ -153,3 +153,20 @@ func TestHTMLBannerNamesTheFailedTarget(t *testing.T) {
 		t.Errorf("banner names the medium finding of another scenario:\n%s", banner)
 	}
 }
+
+// A bound scaled by the run's time scale says so, with the bound as
+// written.
+func TestBoundTextScaled(t *testing.T) {
+	t.Parallel()
+	lat := analyze.TargetResult{Bound: 200, Unit: "ms", Max: true, TimeScale: 0.1}
+	if got, want := boundText(lat), "≤ 200 ms (2000 ms × time scale 0.1)"; got != want {
+		t.Errorf("latency: %q, want %q", got, want)
+	}
+	rps := analyze.TargetResult{Bound: 100, Unit: "req/s", TimeScale: 0.1}
+	if got, want := boundText(rps), "≥ 100 req/s (10 req/s ÷ time scale 0.1)"; got != want {
+		t.Errorf("rate: %q, want %q", got, want)
+	}
+	if got := boundText(analyze.TargetResult{Bound: 1, Unit: "%", Max: true}); got != "≤ 1 %" {
+		t.Errorf("unscaled: %q", got)
+	}
+}

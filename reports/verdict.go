@@ -88,7 +88,7 @@ func concurrentMisses(f analyze.Finding) []string {
 // missText is one failed target in a line: its value against its bound at
 // the stage found worst.
 func missText(s *analyze.Summary, t analyze.TargetResult) string {
-	line := fmt.Sprintf("%s %s against a bound of %s %s", t.Name(), valueText(t.Value, t.Unit), boundOp(t), num(t.Bound, t.Unit))
+	line := fmt.Sprintf("%s %s against a bound of %s", t.Name(), valueText(t.Value, t.Unit), boundText(t))
 	if st := targetStage(s, t); st != "" {
 		line += " at stage " + st
 	}
@@ -228,4 +228,18 @@ func loadText(st *analyze.Stage) string {
 		return fmt.Sprintf("%d arrivals/s", st.Users)
 	}
 	return fmt.Sprintf("%d %s", st.Users, plural(st.Users, "user", "users"))
+}
+
+// boundText is a target's bound, "≤ 200 ms", saying when it is the written
+// bound scaled by the run's time scale: "≤ 200 ms (2000 ms × time scale
+// 0.1)" (rates are divided by it instead).
+func boundText(t analyze.TargetResult) string {
+	b := boundOp(t) + " " + num(t.Bound, t.Unit)
+	if t.TimeScale == 0 || t.TimeScale == 1 {
+		return b
+	}
+	if t.Unit == "ms" || t.Unit == "s" {
+		return fmt.Sprintf("%s (%s × time scale %g)", b, num(t.Bound/t.TimeScale, t.Unit), t.TimeScale)
+	}
+	return fmt.Sprintf("%s (%s ÷ time scale %g)", b, num(t.Bound*t.TimeScale, t.Unit), t.TimeScale)
 }
