@@ -78,6 +78,9 @@ type stageAcc struct {
 	busyNS     float64 // Σ of the time requests ran inside the window, whenever they started (Little's law)
 	iterations int64
 	vuLast     map[int32]int64
+	vuEnd      map[int32]int64 // when the user's last request ended
+	thinkSum   float64         // Σ pauses between a user's request ending and its next intended start, ns
+	thinkN     int64
 	activeSum  float64
 	activeMax  int32 // open mode: most requests in flight (queued or sending) at an arrival
 	activeN    int64
@@ -130,7 +133,7 @@ func newCollector(info *RunInfo, warm WarmUp) *collector {
 	for _, s := range info.Stages {
 		start, _ := parseTime(s.Start)
 		acc := &stageAcc{info: s, startNS: start.UnixNano(), ops: map[string]*opAcc{},
-			vuLast: map[int32]int64{}, errDurs: map[string][]int64{}, we: math.MaxInt64,
+			vuLast: map[int32]int64{}, vuEnd: map[int32]int64{}, errDurs: map[string][]int64{}, we: math.MaxInt64,
 			raw: map[string]map[string]int64{}}
 		acc.mode = info.Profile.Scenarios[s.Scenario].Mode
 		if acc.mode == "" {
@@ -226,7 +229,9 @@ func (c *collector) add(r *captures.Result) bool {
 		if r.ErrorKind != runspec.ErrDropped {
 			st.errDurs[r.ErrorKind] = append(st.errDurs[r.ErrorKind], r.DurationNS)
 		}
-		if runspec.IsOutOfMemory(r.Error) {
+		// The replayer names out-of-memory answers; runs recorded before it
+		// did have them as http_5xx with the text.
+		if r.ErrorKind == runspec.ErrOutOfMemory || runspec.IsOutOfMemory(r.Error) {
 			st.oom++
 			if st.oomText == "" {
 				st.oomText = truncate(r.Error, 300)
@@ -305,6 +310,16 @@ func (st *stageAcc) countIteration(r *captures.Result) {
 	if last, ok := st.vuLast[r.VU]; !ok || last != r.Iteration || r.VU < 0 {
 		st.iterations++
 		st.vuLast[r.VU] = r.Iteration
+	}
+	// The think the generator actually paused: from the end of a user's
+	// request to the intended start of its next. Rows of one user come in
+	// order (it sends one request at a time).
+	if r.VU >= 0 && r.StartNS > 0 {
+		if end, ok := st.vuEnd[r.VU]; ok && r.IntendedNS >= end {
+			st.thinkSum += float64(r.IntendedNS - end)
+			st.thinkN++
+		}
+		st.vuEnd[r.VU] = r.StartNS + max(r.DurationNS, 0)
 	}
 }
 

@@ -110,6 +110,8 @@ type LaggingStage struct {
 	LittleUsers     *float64 `json:"little_users,omitempty"`
 	LittlePredicted *float64 `json:"little_predicted,omitempty"`
 	LittleOffPct    *float64 `json:"little_off_pct,omitempty"`
+	ThinkProfileS   *float64 `json:"think_profile_s,omitempty"` // the profile's mean think
+	ThinkSeenS      *float64 `json:"think_seen_s,omitempty"`    // the pauses the generator made, from its records
 	Why             string   `json:"why"`
 }
 

@@ -20,8 +20,15 @@ type stageTrust struct {
 	little   *littleOff
 }
 
-// littleOff is a Little's law mismatch beyond the tolerance.
-type littleOff struct{ n, predicted, offPct float64 }
+// littleOff is a Little's law mismatch beyond the tolerance, with the
+// think the profile asks for and the think the generator's records show.
+type littleOff struct{ n, predicted, offPct, thinkS, thinkSeen float64 }
+
+// thinkOff tells whether the generator paused longer or shorter than the
+// profile asks, by more than the tolerance: then that is the cause.
+func (l *littleOff) thinkOff() bool {
+	return l.thinkS > 0 && l.thinkSeen > 0 && math.Abs(l.thinkSeen-l.thinkS)/l.thinkS > littleTolerance
+}
 
 func (t stageTrust) ok() bool { return t.lagP99MS == 0 && t.little == nil }
 
@@ -31,7 +38,9 @@ func (t stageTrust) why() string {
 	if t.lagP99MS > 0 {
 		why = append(why, fmt.Sprintf("requests sent late: send lag p99 %.1f ms", t.lagP99MS))
 	}
-	if l := t.little; l != nil {
+	if l := t.little; l != nil && l.thinkOff() {
+		why = append(why, fmt.Sprintf("users paused %.3g s between requests where the profile says %.3g s: %.1f users busy by Little's law X·(R+Z) against %.1f running (%.0f %% off)", l.thinkSeen, l.thinkS, l.predicted, l.n, l.offPct))
+	} else if l != nil {
 		why = append(why, fmt.Sprintf("users idle outside their requests and think times: %.1f users busy by Little's law X·(R+Z) against %.1f running (%.0f %% off)", l.predicted, l.n, l.offPct))
 	}
 	return strings.Join(why, "; ")
@@ -61,7 +70,7 @@ func judgeTrust(sc *scenarioCtx) []stageTrust {
 			off := math.Abs(lc.Predicted-lc.N) / lc.N
 			tol := math.Max(littleTolerance, 2/math.Sqrt(math.Max(lc.Iterations, 1)))
 			if off > tol {
-				out[i].little = &littleOff{n: lc.N, predicted: lc.Predicted, offPct: 100 * off}
+				out[i].little = &littleOff{n: lc.N, predicted: lc.Predicted, offPct: 100 * off, thinkS: lc.ThinkS, thinkSeen: lc.ThinkSeen}
 			}
 		}
 	}
@@ -79,11 +88,13 @@ func detectLoadGenerator(sc *scenarioCtx) *Finding {
 	var bad []LaggingStage
 	sev := SeverityMedium
 	var most int32 // requests in flight over the lagging stages
+	allThink := true // every stage's cause is a think unlike the profile's
 	for i, st := range sc.stages {
 		tr := sc.trust[i]
 		if tr.ok() {
 			continue
 		}
+		allThink = allThink && tr.lagP99MS == 0 && tr.little != nil && tr.little.thinkOff()
 		item := LaggingStage{Stage: st.Stage.Stage, Users: st.Users, Why: tr.why()}
 		if tr.lagP99MS > 0 {
 			item.SendLagP99MS = ptr(tr.lagP99MS)
@@ -93,6 +104,9 @@ func detectLoadGenerator(sc *scenarioCtx) *Finding {
 		}
 		if l := tr.little; l != nil {
 			item.LittleUsers, item.LittlePredicted, item.LittleOffPct = ptr(l.n), ptr(l.predicted), ptr(l.offPct)
+			if l.thinkSeen > 0 {
+				item.ThinkProfileS, item.ThinkSeenS = ptr(l.thinkS), ptr(l.thinkSeen)
+			}
 			if l.offPct > 25 {
 				sev = SeverityHigh
 			}
@@ -108,6 +122,9 @@ func detectLoadGenerator(sc *scenarioCtx) *Finding {
 		users[i] = fmt.Sprint(b.Users)
 	}
 	action := "Give the replayer more CPU, shard it across machines (--shard), or lower the load per replayer; then rerun those stages."
+	if allThink {
+		action = "The users paused between requests for another time than the profile's think: check the think the profile gives and the run's time scale, then whether the replayer's CPU wakes its users late (more CPU, --shard); then rerun those stages."
+	}
 	ev := &LoadGenEvidence{Stages: bad}
 	// In open mode the usual cause is not the CPU: every worker was busy
 	// with a slow target and arrivals queued for one.
@@ -128,6 +145,10 @@ type littleCheck struct {
 	N          float64 // users running (mean of active_users, else the stage's users)
 	Predicted  float64
 	Iterations float64
+	ThinkS     float64 // the profile's mean think, seconds
+	// ThinkSeen is the mean pause the generator made between a user's
+	// request and its next, from its own records (0: none seen).
+	ThinkSeen float64
 }
 
 func (st *stageAcc) little(thinkS float64, s *Stage) littleCheck {
@@ -142,5 +163,9 @@ func (st *stageAcc) little(thinkS float64, s *Stage) littleCheck {
 		n = math.Min(n, st.activeSum/float64(st.activeN))
 	}
 	pred := (st.busyNS/1e9 + float64(st.iterations)*thinkS) / s.WindowS
-	return littleCheck{Known: true, N: n, Predicted: pred, Iterations: float64(st.iterations)}
+	lc := littleCheck{Known: true, N: n, Predicted: pred, Iterations: float64(st.iterations), ThinkS: thinkS}
+	if st.thinkN > 0 {
+		lc.ThinkSeen = st.thinkSum / float64(st.thinkN) / 1e9
+	}
+	return lc
 }

@@ -1,8 +1,10 @@
 package analyze
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +58,18 @@ func TestLittleCountsRequestsInFlight(t *testing.T) {
 			}
 			if lagged != tc.lagged || (len(untrusted) > 0) != tc.lagged {
 				t.Errorf("%s seed %d: load generator saturated %v (untrustworthy at %v users), want %v\n%s", tc.name, seed, lagged, untrusted, tc.lagged, describe(s))
+			}
+			// The cause named is the one the records show: pauses of
+			// 0.32 s where the profile says 0.2 s.
+			for _, f := range s.Findings {
+				if f.Kind != KindLoadGenSaturated {
+					continue
+				}
+				for _, st := range f.Evidence.(*LoadGenEvidence).Stages {
+					if st.ThinkSeenS == nil || math.Abs(*st.ThinkSeenS-0.32) > 0.03 || *st.ThinkProfileS != 0.2 || !strings.Contains(st.Why, "paused") {
+						t.Errorf("%s seed %d: stage %d cause %q, think seen %v, want about 0.32 s against 0.2 s", tc.name, seed, st.Stage, st.Why, st.ThinkSeenS)
+					}
+				}
 			}
 		}
 	}

@@ -41,6 +41,8 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 	st.trimmed += o.trimmed
 	st.busyNS += o.busyNS
 	st.iterations += o.iterations
+	st.thinkSum += o.thinkSum
+	st.thinkN += o.thinkN
 	st.activeSum += o.activeSum
 	st.activeN += o.activeN
 	st.activeMax = max(st.activeMax, o.activeMax)
