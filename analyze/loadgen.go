@@ -87,7 +87,7 @@ func init() {
 func detectLoadGenerator(sc *scenarioCtx) *Finding {
 	var bad []LaggingStage
 	sev := SeverityMedium
-	var most int32 // requests in flight over the lagging stages
+	var most int32   // requests in flight over the lagging stages
 	allThink := true // every stage's cause is a think unlike the profile's
 	for i, st := range sc.stages {
 		tr := sc.trust[i]
