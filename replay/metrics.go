@@ -27,6 +27,7 @@ type metrics struct {
 	reqs *prometheus.CounterVec
 	dur  *prometheus.HistogramVec
 	lag  *prometheus.HistogramVec
+	tok  *tokenMetrics // metrics_tokens.go
 
 	mu     sync.Mutex
 	series map[metricKey]*metricSeries
@@ -51,6 +52,7 @@ func newMetrics() *metrics {
 	m.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "loadtape_send_lag_seconds", Help: "Actual minus intended send time.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"scenario"})
 	m.reg.MustRegister(m.reqs, m.dur, m.lag)
+	m.tok = newTokenMetrics(m.reg)
 	return m
 }
 
@@ -92,6 +94,7 @@ func (m *metrics) observe(rows []captures.Result) {
 			m.series[k] = se
 		}
 		se.reqs.Inc()
+		m.tok.observe(r)
 		if r.ErrorKind != runspec.ErrDropped {
 			se.dur.Observe(float64(r.DurationNS) / 1e9)
 			se.lag.Observe(float64(r.StartNS-r.IntendedNS) / 1e9)
