@@ -58,6 +58,7 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 	for k, d := range o.errDurs {
 		st.errDurs[k] = append(st.errDurs[k], d...)
 	}
+	st.tokens = st.tokens.merge(o.tokens) // tokens.go
 	st.oom += o.oom
 	if st.oomText == "" {
 		st.oomText = o.oomText

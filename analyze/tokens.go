@@ -267,3 +267,43 @@ func (s *Stage) Counting() string {
 	}
 	return ""
 }
+
+// merge adds what another collector's stage gathered (merge.go).
+func (a *tokenAcc) merge(o *tokenAcc) *tokenAcc {
+	if a == nil {
+		return o
+	}
+	if o == nil {
+		return a
+	}
+	for name, oo := range o.ops {
+		if x := a.ops[name]; x != nil {
+			x.merge(oo)
+		} else {
+			a.ops[name] = oo
+		}
+	}
+	a.all.merge(&o.all)
+	return a
+}
+
+func (op *opTokens) merge(o *opTokens) {
+	op.requests += o.requests
+	op.chunkCounted += o.chunkCounted
+	op.input += o.input
+	op.output += o.output
+	op.good += o.good
+	op.perReq = append(op.perReq, o.perReq...)
+	if n := len(o.tokPerSec); n > 0 {
+		op.tokPerSec = grow(op.tokPerSec, n-1)
+		for i, v := range o.tokPerSec {
+			op.tokPerSec[i] += v
+		}
+	}
+	if n := len(o.activePerSec); n > 0 {
+		op.activePerSec = grow(op.activePerSec, n-1)
+		for i, v := range o.activePerSec {
+			op.activePerSec[i] += v
+		}
+	}
+}

@@ -3,6 +3,7 @@ package analyze
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func vllmCalculate(reqs []vllmRequest, durS float64, slo [3]int64) vllmMetrics {
 // with no warm-up trimmed, for collecting rows by hand.
 func oneStage(t0 time.Time, goodput *runspec.Goodput, scale float64) *RunInfo {
 	return &RunInfo{Started: t0.Format(time.RFC3339Nano), TimeScale: scale,
-		Stages: []StageInfo{{Scenario: "llm", Stage: 1, Users: 8, Start: t0.Format(time.RFC3339Nano), End: t0.Add(10 * time.Second).Format(time.RFC3339Nano)}},
+		Stages:  []StageInfo{{Scenario: "llm", Stage: 1, Users: 8, Start: t0.Format(time.RFC3339Nano), End: t0.Add(10 * time.Second).Format(time.RFC3339Nano)}},
 		Profile: ProfileInfo{Scenarios: map[string]ScenarioInfo{"llm": {Service: "gateway", Mode: "closed", Goodput: goodput}}}}
 }
 
@@ -130,7 +131,21 @@ func TestTokensReproduceVLLM(t *testing.T) {
 	}
 	slo := [3]int64{300 * int64(time.Millisecond), 35 * int64(time.Millisecond), 3 * int64(time.Second)}
 	want := vllmCalculate(reqs, 10, slo)
-	st := collectStage(t, oneStage(t0, &runspec.Goodput{TTFT: runspec.Duration(slo[0]), TPOT: runspec.Duration(slo[1]), E2E: runspec.Duration(slo[2])}, 1), rows)
+	info := oneStage(t0, &runspec.Goodput{TTFT: runspec.Duration(slo[0]), TPOT: runspec.Duration(slo[1]), E2E: runspec.Duration(slo[2])}, 1)
+	st := collectStage(t, info, rows)
+	// Read as two files by two collectors and merged: the same figures.
+	c1, c2 := newCollector(info, WarmUp{}), newCollector(info, WarmUp{})
+	for i := range rows {
+		c := c1
+		if i%3 == 0 {
+			c = c2
+		}
+		c.add(&rows[i])
+	}
+	c1.merge(c2)
+	if a, b := c1.finish()[0].Operations[AllOps], st.Operations[AllOps]; !reflect.DeepEqual(a.Tokens, b.Tokens) || !reflect.DeepEqual(a.Goodput, b.Goodput) {
+		t.Errorf("merged collectors: %+v %+v, want %+v %+v", a.Tokens, a.Goodput, b.Tokens, b.Goodput)
+	}
 	o := st.Operations[AllOps]
 	tk := o.Tokens
 	if tk == nil || o.Goodput == nil {
