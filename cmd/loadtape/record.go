@@ -117,6 +117,13 @@ func runRecord(ctx context.Context, f recordFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Signals are caught before the listeners open: a Ctrl-C that comes
+	// as soon as the proxy answers still stops it cleanly.
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if err := rec.Start(); err != nil {
 		return badInput(err) // a port in use is the user's to fix
 	}
@@ -128,10 +135,6 @@ func runRecord(ctx context.Context, f recordFlags) error {
 	}
 	fmt.Fprintf(os.Stderr, "record: writing to %s; Ctrl-C to stop\n", f.out)
 
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	<-sigCtx.Done()
 	stop() // a second signal now ends the process the default way
 	fmt.Fprintf(os.Stderr, "record: stopping; draining for up to %s (Ctrl-C again to quit at once)\n", f.drainTimeout)
