@@ -45,7 +45,8 @@ func detectCapacity(sc *scenarioCtx) detected {
 	if op != AllOps {
 		opModels = sc.operationModels(op)
 	}
-	for _, f := range []*Finding{detectSerialization(sc), detectRetrograde(sc), detectThroughputPlateau(sc)} {
+	serial := detectSerialization(sc)
+	for _, f := range []*Finding{serial, detectRetrograde(sc), detectThroughputPlateau(sc)} {
 		if f == nil {
 			continue
 		}
@@ -58,12 +59,24 @@ func detectCapacity(sc *scenarioCtx) detected {
 				}
 			}
 			f.Operation = op
-			f.Summary += fmt.Sprintf(" The growth is in operation %s alone: its mean latency grew %.1f× up to %g users while the others' grew at most %.1f×.",
-				op, growth[op], sc.curve.clean[len(sc.curve.clean)-1].Users, others)
 			ev := f.Evidence.(*CapacityEvidence)
 			ev.OperationLatencyGrowth = growth
 			if len(opModels) > 0 {
 				ev.OperationModel, ev.OperationModelParams = opModels[0].Model, opModels[0].Params
+			}
+			// A plateau of the whole whose one growing operation's own
+			// curve is clearly one server: that operation is serialized
+			// while the others scale.
+			if c := serversOf(opModels); f.Kind == KindThroughputPlateau && serial == nil && clearlyOneServer(opModels) {
+				top := sc.stageOf(sc.curve.clean[len(sc.curve.clean)-1].Stage).Operations[op]
+				f.Kind = KindSerialization
+				f.Summary = fmt.Sprintf("%s: operation %s handles one request at a time: its mean latency grew %.1f× up to %g users while the other operations' grew at most %.1f×, and its throughput stays at %.1f req/s (its curve is one server's: c = %.1f).",
+					sc.name, op, growth[op], sc.curve.clean[len(sc.curve.clean)-1].Users, others, top.OKRPS, c) + sc.caveat()
+				f.Action = "Find the lock, single worker or single-threaded executor that operation queues on (a store or tool only it uses) and let its requests run concurrently; the other operations are not the limit."
+				f.Severity = sc.severity()
+			} else {
+				f.Summary += fmt.Sprintf(" The growth is in operation %s alone: its mean latency grew %.1f× up to %g users while the others' grew at most %.1f×.",
+					op, growth[op], sc.curve.clean[len(sc.curve.clean)-1].Users, others)
 				if decisive(opModels) {
 					f.Summary += " Its own throughput:" + strings.TrimPrefix(modelSummary(opModels), " Of the capacity models,")
 				}
@@ -76,13 +89,16 @@ func detectCapacity(sc *scenarioCtx) detected {
 
 // operationModels fits the capacity models to one operation's own curve:
 // its successes per second against users over the clean points, with its
-// mean latency at the fewest users where it had opMinOK successes.
+// mean latency at the fewest users as the one-user latency. A throughput
+// needs fewer successes than a growth ratio does (opCurveMinOK): the curve
+// must start before the operation queues, or the latency taken for its
+// service time is already a queue's.
 func (sc *scenarioCtx) operationModels(op string) []ModelFit {
 	var n, x []float64
 	r1 := 0.0
 	for _, p := range sc.curve.clean {
 		o := sc.stageOf(p.Stage).Operations[op]
-		if o == nil || len(o.Durations) < opMinOK {
+		if o == nil || len(o.Durations) < opCurveMinOK {
 			continue
 		}
 		if r1 == 0 {
@@ -96,6 +112,10 @@ func (sc *scenarioCtx) operationModels(op string) []ModelFit {
 // opMinOK is the successes an operation needs in a stage for its mean
 // latency to say how it grew.
 const opMinOK = 20
+
+// opCurveMinOK is the successes a stage needs to be a point of an
+// operation's own throughput curve.
+const opCurveMinOK = 5
 
 // bottleneckOp names the one operation whose mean latency grew with users
 // (by latencyGrowth or more, from the fewest users of the curve at which

@@ -419,9 +419,10 @@ func TestCapacityNamesTheOneSlowOperation(t *testing.T) {
 		name string
 		m    model
 		op   string
+		kind Kind
 	}{
-		{"one operation serialized while the other scales", serialOp, "slow"},
-		{"a single-operation scenario", serialized, AllOps},
+		{"one operation serialized while the other scales", serialOp, "slow", KindSerialization},
+		{"a single-operation scenario", serialized, AllOps, KindSerialization},
 	} {
 		for seed := uint64(1); seed <= 3; seed++ {
 			info, rows, samples := simulate(tc.m, seed)
@@ -437,6 +438,9 @@ func TestCapacityNamesTheOneSlowOperation(t *testing.T) {
 			}
 			if capacity == nil {
 				t.Fatalf("%s seed %d: no capacity finding: %v\n%s", tc.name, seed, kinds(s.Findings), describe(s))
+			}
+			if capacity.Kind != tc.kind {
+				t.Errorf("%s seed %d: %s, want %s: %s", tc.name, seed, capacity.Kind, tc.kind, capacity.Summary)
 			}
 			if capacity.Operation != tc.op {
 				t.Errorf("%s seed %d: %s names operation %q, want %q: %s", tc.name, seed, capacity.Kind, capacity.Operation, tc.op, capacity.Summary)

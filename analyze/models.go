@@ -144,13 +144,34 @@ func serversOf(fits []ModelFit) float64 {
 	if len(fits) == 0 {
 		return 0
 	}
-	switch fits[0].Model {
+	return serversOfFit(fits[0])
+}
+
+func serversOfFit(f ModelFit) float64 {
+	switch f.Model {
 	case ModelSingle:
 		return 1
 	case ModelC:
-		return fits[0].Params["c"]
+		return f.Params["c"]
 	}
 	return 0
+}
+
+// clearlyOneServer tells whether the models say one server: every model
+// within decisiveAIC of the best implies about one (a single server, or c
+// servers with c near 1, say the same), and some model is rejected.
+func clearlyOneServer(fits []ModelFit) bool {
+	rejected := false
+	for _, f := range fits {
+		if f.DeltaAIC >= decisiveAIC {
+			rejected = true
+			continue
+		}
+		if c := serversOfFit(f); c < serialMinC || c > serialMaxC {
+			return false
+		}
+	}
+	return rejected
 }
 
 // decisiveAIC is how much lower the chosen model's AIC must be than the
