@@ -52,6 +52,49 @@ func sleepCtx(r *http.Request, d time.Duration) bool {
 	}
 }
 
+// sleepUntil waits until t or until the client goes away; false when it
+// went.
+func sleepUntil(r *http.Request, t time.Time) bool {
+	return sleepCtx(r, time.Until(t))
+}
+
+// queue is c servers, first come first served, kept in virtual time: a
+// request is given the server that frees first and the time its service
+// ends, then waits until then. A late wake-up on a busy machine delays
+// that response but not the next request's start (as a mutex handing over
+// to a goroutine not yet scheduled would), so the queue's throughput stays
+// c/service whatever the scheduler does. A client that goes away keeps
+// its booking, as a request a server already took would.
+type queue struct {
+	mu   sync.Mutex
+	free []time.Time // when each server is next free
+}
+
+func newQueue(c int) *queue { return &queue{free: make([]time.Time, c)} }
+
+// reserve books service on the server free first for a request arriving
+// at now. With maxWait > 0, a request that would wait longer books
+// nothing and gets false.
+func (q *queue) reserve(now time.Time, service, maxWait time.Duration) (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	first := 0
+	for i, f := range q.free {
+		if f.Before(q.free[first]) {
+			first = i
+		}
+	}
+	start := q.free[first]
+	if start.Before(now) {
+		start = now
+	}
+	if maxWait > 0 && start.Sub(now) > maxWait {
+		return time.Time{}, false
+	}
+	q.free[first] = start.Add(service)
+	return q.free[first], true
+}
+
 // jittered spreads d uniformly over ±frac of it, so that no two requests
 // take exactly the same time (a real service never does).
 func jittered(d time.Duration, frac float64) time.Duration {
@@ -100,44 +143,35 @@ func (p *plain) Close()    {}
 
 var workOp = Op{Method: http.MethodPost, Path: "/v1/work", Body: `{"input":"planted"}`}
 
-// Single handles one request at a time: a mutex around the service time.
-// Throughput is 1/service whatever the concurrency (serialization).
+// Single handles one request at a time, first come first served: throughput
+// is 1/service whatever the concurrency (serialization).
 func Single(service time.Duration) Behaviour {
-	var mu sync.Mutex
+	q := newQueue(1)
 	return &plain{op: workOp, fn: func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		done := sleepCtx(r, jittered(service, 0.1))
-		mu.Unlock()
-		if done {
+		finish, _ := q.reserve(time.Now(), jittered(service, 0.1), 0)
+		if sleepUntil(r, finish) {
 			ok(w, "single")
 		}
 	}}
 }
 
-// Pool runs at most size requests at once; the others wait for a slot.
-// With waitTimeout > 0 a request that waited that long is refused with 503
-// and errText (a connection pool's "no connection available"); with 0 it
-// waits as long as it takes (a throughput plateau at size/service).
+// Pool runs at most size requests at once, first come first served; the
+// others wait for a slot. With waitTimeout > 0 a request that would wait
+// longer is refused after waiting that long, with 503 and errText (a
+// connection pool's "no connection available"); with 0 it waits as long as
+// it takes (a throughput plateau at size/service).
 func Pool(size int, service, waitTimeout time.Duration, errText string) Behaviour {
-	slots := make(chan struct{}, size)
+	q := newQueue(size)
 	return &plain{op: workOp, fn: func(w http.ResponseWriter, r *http.Request) {
-		var expire <-chan time.Time
-		if waitTimeout > 0 {
-			t := time.NewTimer(waitTimeout)
-			defer t.Stop()
-			expire = t.C
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-expire:
-			answer(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"error":{"message":%q}}`, errText))
-			return
-		case <-r.Context().Done():
+		now := time.Now()
+		finish, admitted := q.reserve(now, jittered(service, 0.1), waitTimeout)
+		if !admitted {
+			if sleepUntil(r, now.Add(waitTimeout)) {
+				answer(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"error":{"message":%q}}`, errText))
+			}
 			return
 		}
-		done := sleepCtx(r, jittered(service, 0.1))
-		<-slots
-		if done {
+		if sleepUntil(r, finish) {
 			ok(w, "pool")
 		}
 	}}
@@ -164,7 +198,7 @@ func Retrograde(base time.Duration, kappa float64) Behaviour {
 // in parallel. As load grows the lane queues: the median stays, the tail
 // grows (tail_amplification).
 func Lane(service time.Duration, share float64, width int, laneService time.Duration) Behaviour {
-	lane := make(chan struct{}, width)
+	lane := newQueue(width)
 	return &plain{op: workOp, fn: func(w http.ResponseWriter, r *http.Request) {
 		if rand.Float64() >= share {
 			if sleepCtx(r, jittered(service, 0.1)) {
@@ -172,14 +206,8 @@ func Lane(service time.Duration, share float64, width int, laneService time.Dura
 			}
 			return
 		}
-		select {
-		case lane <- struct{}{}:
-		case <-r.Context().Done():
-			return
-		}
-		done := sleepCtx(r, jittered(laneService, 0.1))
-		<-lane
-		if done {
+		finish, _ := lane.reserve(time.Now(), jittered(laneService, 0.1), 0)
+		if sleepUntil(r, finish) {
 			ok(w, "lane")
 		}
 	}}
@@ -246,13 +274,15 @@ func Growing(base, perItem time.Duration) Behaviour {
 // a report operation serialized behind one lock.
 type slowOp struct {
 	fast, slow time.Duration
-	mu         sync.Mutex
+	report     *queue
 }
 
 // SlowOp: GET /v1/items and POST /v1/search take fast each, in parallel;
 // POST /v1/report takes slow, one at a time. Only the report operation's
 // latency grows with users.
-func SlowOp(fast, slow time.Duration) Behaviour { return &slowOp{fast: fast, slow: slow} }
+func SlowOp(fast, slow time.Duration) Behaviour {
+	return &slowOp{fast: fast, slow: slow, report: newQueue(1)}
+}
 
 // SlowOpName is the operation name loadtape records for the slow operation.
 const SlowOpName = "POST /v1/report"
@@ -275,10 +305,8 @@ func (s *slowOp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ok(w, "fast")
 		}
 	case "/v1/report":
-		s.mu.Lock()
-		done := sleepCtx(r, jittered(s.slow, 0.1))
-		s.mu.Unlock()
-		if done {
+		finish, _ := s.report.reserve(time.Now(), jittered(s.slow, 0.1), 0)
+		if sleepUntil(r, finish) {
 			ok(w, "report")
 		}
 	default:

@@ -308,3 +308,35 @@ func TestBatchPlateausAndStreamsChat(t *testing.T) {
 		t.Errorf("want a usage chunk and [DONE] at the end:\n%s", body)
 	}
 }
+
+// The queue books servers in virtual time: deterministic, whatever the
+// scheduler does.
+func TestQueueBooksTheServerFreeFirst(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	q := newQueue(2)
+	var got []time.Duration
+	for i := 0; i < 5; i++ {
+		f, ok := q.reserve(t0, 10*ms, 0)
+		if !ok {
+			t.Fatalf("request %d refused without a wait limit", i)
+		}
+		got = append(got, f.Sub(t0))
+	}
+	want := []time.Duration{10 * ms, 10 * ms, 20 * ms, 20 * ms, 30 * ms}
+	if !slices.Equal(got, want) {
+		t.Errorf("five arrivals at once on two servers end at %v, want %v", got, want)
+	}
+	// Both servers are booked to t0+30 ms and t0+20 ms: a request at
+	// t0+5 ms would wait 15 ms; with a 10 ms limit it is refused and
+	// books nothing.
+	if _, ok := q.reserve(t0.Add(5*ms), 10*ms, 10*ms); ok {
+		t.Error("a request that would wait 15 ms was admitted with a 10 ms limit")
+	}
+	if f, ok := q.reserve(t0.Add(5*ms), 10*ms, 20*ms); !ok || f.Sub(t0) != 30*ms {
+		t.Errorf("with a 20 ms limit: admitted %v, ends at %v; want true, 30ms", ok, f.Sub(t0))
+	}
+	// An idle server starts at the arrival, not at its last booking.
+	if f, _ := q.reserve(t0.Add(time.Second), 10*ms, 0); f.Sub(t0) != time.Second+10*ms {
+		t.Errorf("an arrival at an idle queue ends at %v, want 1.01s", f.Sub(t0))
+	}
+}
