@@ -30,8 +30,6 @@ type Figure struct {
 // the exact distribution, so a million rows draw as fast as a hundred.
 const cdfPoints = 200
 
-const figW, figH = 7 * vg.Inch, 3.6 * vg.Inch
-
 var palette = []color.Color{
 	color.RGBA{31, 119, 180, 255}, color.RGBA{214, 39, 40, 255}, color.RGBA{44, 160, 44, 255},
 	color.RGBA{255, 127, 14, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
@@ -42,9 +40,13 @@ var palette = []color.Color{
 // figures draws every figure of a summary.
 func figures(s *analyze.Summary) ([]Figure, error) {
 	var out []Figure
+	logX, logWhy := cdfScale(s)
+	cdf := func(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+		return cdfFigure(sc, stages, logX, logWhy)
+	}
 	for _, sc := range s.Scenarios {
 		stages := stagesOf(s, sc.Name)
-		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdfFigure, errorFigure} {
+		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdf, errorFigure} {
 			fig, err := f(sc, stages)
 			if err != nil {
 				return nil, err
@@ -95,6 +97,9 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Y.Label.Text = y
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.X.Tick.Marker = cleanTicks{plot.DefaultTicks{}}
+	p.Y.Tick.Marker = cleanTicks{plot.DefaultTicks{}}
 	p.Add(plotter.NewGrid())
 	return p
 }
@@ -125,8 +130,10 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // latencyFigure: p50, p95, p99 of all operations and the p95 of each
 // operation, against users.
 func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
-	p := newPlot(sc.Name+": latency against users", "users", "latency (ms)")
+	p := newPlot(sc.Name+": latency against "+loadLabel(stages), "users", "latency (ms)")
+	loadAxis(p, stages)
 	i := 0
+	var top float64
 	for _, q := range []struct {
 		name string
 		get  func(analyze.Latency) float64
@@ -135,6 +142,7 @@ func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, erro
 		for _, st := range stages {
 			if v := q.get(st.Operations[analyze.AllOps].LatencyMS); finite(v) {
 				xy = append(xy, plotter.XY{X: float64(st.Users), Y: v})
+				top = math.Max(top, v)
 			}
 		}
 		if err := addLine(p, q.name, xy, i, false); err != nil {
@@ -149,6 +157,7 @@ func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, erro
 			for _, st := range stages {
 				if o := st.Operations[op]; o != nil && finite(o.LatencyMS.P95) {
 					xy = append(xy, plotter.XY{X: float64(st.Users), Y: o.LatencyMS.P95})
+					top = math.Max(top, o.LatencyMS.P95)
 				}
 			}
 			if err := addLine(p, "p95 "+op, xy, i, true); err != nil {
@@ -157,24 +166,19 @@ func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, erro
 			i++
 		}
 	}
-	if sc.P95Goal > 0 {
-		goal := plotter.NewFunction(func(float64) float64 { return sc.P95Goal })
-		goal.Color = color.RGBA{200, 0, 0, 255}
-		goal.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
-		p.Add(goal)
-		p.Legend.Add(fmt.Sprintf("p95 target %g ms", sc.P95Goal), goal)
-	}
 	p.Y.Min = 0
-	return render(p, "latency_"+slug(sc.Name), sc.Name+": latency percentiles against users", sc.Name, "latency")
+	addGoal(p, sc.P95Goal, top)
+	return render(p, "latency_"+slug(sc.Name), sc.Name+": latency percentiles against "+loadLabel(stages), sc.Name, "latency")
 }
 
 // throughputFigure: successful requests per second against users, with
 // the fitted Universal Scalability Law.
-func throughputFigure(sc *analyze.Scenario, _ []*analyze.Stage) (*Figure, error) {
+func throughputFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
 	if len(sc.Points) == 0 {
 		return nil, nil
 	}
-	p := newPlot(sc.Name+": throughput against users", "users", "successful requests/s")
+	p := newPlot(sc.Name+": throughput against "+loadLabel(stages), "users", "successful requests/s")
+	loadAxis(p, stages)
 	var xy plotter.XYs
 	var maxN float64
 	for _, pt := range sc.Points {
@@ -191,7 +195,12 @@ func throughputFigure(sc *analyze.Scenario, _ []*analyze.Stage) (*Figure, error)
 		usl.XMin, usl.XMax = 0, maxN*1.2
 		usl.Samples = 100
 		p.Add(usl)
-		p.Legend.Add(fmt.Sprintf("USL fit σ=%.3g κ=%.3g", f.Sigma, f.Kappa), usl)
+		for k := 0; k <= 100; k++ { // the axis holds the whole fitted curve
+			if y := f.X(usl.XMax * float64(k) / 100); finite(y) {
+				p.Y.Max = math.Max(p.Y.Max, y*1.05)
+			}
+		}
+		p.Legend.Add(fmt.Sprintf("USL fit σ=%s κ=%s", paramText(f.Sigma), paramText(f.Kappa)), usl)
 	}
 	if sc.KneeN > 0 {
 		knee, err := plotter.NewScatter(plotter.XYs{{X: sc.KneeN, Y: kneeX(sc)}})
@@ -202,10 +211,10 @@ func throughputFigure(sc *analyze.Scenario, _ []*analyze.Stage) (*Figure, error)
 		knee.Radius = vg.Points(7)
 		knee.Color = color.RGBA{200, 0, 0, 255}
 		p.Add(knee)
-		p.Legend.Add(fmt.Sprintf("knee at %g users", sc.KneeN), knee)
+		p.Legend.Add(fmt.Sprintf("knee at %s %s", tickText(sc.KneeN), loadLabel(stages)), knee)
 	}
 	p.Y.Min, p.X.Min = 0, 0
-	return render(p, "throughput_"+slug(sc.Name), sc.Name+": throughput against users with the fitted USL", sc.Name, "throughput")
+	return render(p, "throughput_"+slug(sc.Name), sc.Name+": throughput against "+loadLabel(stages)+" with the fitted USL", sc.Name, "throughput")
 }
 
 func kneeX(sc *analyze.Scenario) float64 {
@@ -219,7 +228,7 @@ func kneeX(sc *analyze.Scenario) float64 {
 
 // cdfFigure: the latency CDF of each stage, drawn from cdfPoints exact
 // quantiles.
-func cdfFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+func cdfFigure(sc *analyze.Scenario, stages []*analyze.Stage, logX bool, logWhy string) (*Figure, error) {
 	p := newPlot(sc.Name+": latency CDF per stage", "latency (ms)", "share of requests")
 	lo, hi := math.Inf(1), 0.0
 	for i, st := range stages {
@@ -241,23 +250,25 @@ func cdfFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
 		l.Color = palette[i%len(palette)]
 		l.Width = vg.Points(1.5)
 		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("stage %d (%d users)", st.Stage, st.Users), l)
+		p.Legend.Add(fmt.Sprintf("stage %d (%s)", st.Stage, loadText(st)), l)
 	}
 	if hi == 0 {
 		return nil, nil
 	}
-	if lo > 0 && hi/lo > 50 {
+	title := sc.Name + ": latency CDF per stage, linear axis (" + logWhy + ")"
+	if logX {
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Tick.Marker = logTicks{}
+		title = sc.Name + ": latency CDF per stage, log axis (" + logWhy + ")"
 	}
-	p.Legend.Top, p.Legend.Left = false, false
 	p.Y.Min, p.Y.Max = 0, 1
-	return render(p, "cdf_"+slug(sc.Name), sc.Name+": latency CDF per stage", sc.Name, "cdf")
+	return render(p, "cdf_"+slug(sc.Name), title, sc.Name, "cdf")
 }
 
 // errorFigure: error rate against users, per error kind.
 func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
-	p := newPlot(sc.Name+": errors against users", "users", "error rate (%)")
+	p := newPlot(sc.Name+": errors against "+loadLabel(stages), "users", "error rate (%)")
+	loadAxis(p, stages)
 	var xy plotter.XYs
 	kinds := map[string]bool{}
 	for _, st := range stages {
@@ -293,7 +304,7 @@ func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error)
 	if p.Y.Max < 1 {
 		p.Y.Max = 1
 	}
-	return render(p, "errors_"+slug(sc.Name), sc.Name+": error rate against users", sc.Name, "errors")
+	return render(p, "errors_"+slug(sc.Name), sc.Name+": error rate against "+loadLabel(stages), sc.Name, "errors")
 }
 
 // timelineFigure: RPS, p95, errors and GPU/CPU utilisation over the run,
@@ -308,12 +319,18 @@ func timelineFigure(s *analyze.Summary) (*Figure, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	xlabel := "seconds since the run started"
+	xlabel := "seconds since the run started (shaded: stages, numbered at the top)"
+	bands := bandsOf(s)
 	panels := []*plot.Plot{
 		newPlot("requests per second", xlabel, "req/s"),
 		newPlot(fmt.Sprintf("p95 latency per %gs bucket (histogram)", tl.BucketS), xlabel, "ms"),
 		newPlot("errors per second", xlabel, "errors/s"),
 		newPlot("utilisation", xlabel, "%"),
+	}
+	for i, p := range panels {
+		b := bands
+		b.label = i == 0
+		p.Add(b) // first, so that the lines are drawn over the bands
 	}
 	toXY := func(v []analyze.XY) plotter.XYs {
 		out := make(plotter.XYs, len(v))
@@ -349,30 +366,28 @@ func timelineFigure(s *analyze.Summary) (*Figure, error) {
 		panels[3].Add(l)
 		panels[3].Legend.Add([]string{"GPU", "CPU"}[i], l)
 	}
-	for _, p := range panels {
+	for i, p := range panels {
 		p.Y.Min = 0
-		p.Legend.Left = false
-	}
-	const h = 8 * vg.Inch
-	fig := &Figure{Name: "timeline", Title: "Timeline of the run: RPS, p95, errors, GPU and CPU utilisation", Kind: "timeline"}
-	drawAll := func(c draw.Canvas) {
-		tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
-		grid := make([][]*plot.Plot, len(panels))
-		for i, p := range panels {
-			grid[i] = []*plot.Plot{p}
-		}
-		cs := plot.Align(grid, tiles, c)
-		for i, p := range panels {
-			p.Draw(cs[i][0])
+		if i < len(panels)-1 {
+			p.X.Label.Text = "" // the bottom panel names the shared axis
 		}
 	}
+	const h = 9 * vg.Inch
+	fig := &Figure{Name: "timeline", Title: "Timeline of the run: RPS, p95, errors, GPU and CPU utilisation; shaded bands are the stages", Kind: "timeline"}
+	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+	grid := make([][]*plot.Plot, len(panels))
+	for i, p := range panels {
+		grid[i] = []*plot.Plot{p}
+	}
+	drawAll := func(c draw.Canvas) { drawGrid(grid, tiles, c, false) }
 	var err error
 	fig.SVG, fig.PNG, err = renderWith(figW, h, drawAll)
 	return fig, err
 }
 
 func render(p *plot.Plot, name, title, scenario, kind string) (*Figure, error) {
-	svg, png, err := renderWith(figW, figH, p.Draw)
+	w := legendWidth(p.Legend)
+	svg, png, err := renderWith(figW, figH, func(c draw.Canvas) { drawBeside(p, c, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -381,14 +396,18 @@ func render(p *plot.Plot, name, title, scenario, kind string) (*Figure, error) {
 
 // renderWith draws once as SVG and once as PNG (96 dpi).
 func renderWith(w, h vg.Length, drawFn func(draw.Canvas)) (svg, png []byte, err error) {
+	white := func(c draw.Canvas) { // the legend's strip too, not only the plot
+		c.FillPolygon(color.White, []vg.Point{{X: 0, Y: 0}, {X: w, Y: 0}, {X: w, Y: h}, {X: 0, Y: h}})
+		drawFn(c)
+	}
 	sc := vgsvg.New(w, h)
-	drawFn(draw.New(sc))
+	white(draw.New(sc))
 	var sb bytes.Buffer
 	if _, err := sc.WriteTo(&sb); err != nil {
 		return nil, nil, fmt.Errorf("reports: svg: %w", err)
 	}
 	ic := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))}
-	drawFn(draw.New(ic))
+	white(draw.New(ic))
 	var pb bytes.Buffer
 	if _, err := ic.WriteTo(&pb); err != nil {
 		return nil, nil, fmt.Errorf("reports: png: %w", err)
@@ -440,6 +459,11 @@ func compareFigure(c *analyze.Comparison, scenario string) (*Figure, error) {
 		return nil, nil
 	}
 	p := newPlot(scenario+": base against new", "users", "latency (ms)")
+	var users loadTicks
+	for _, xy := range n50 {
+		users = append(users, xy.X)
+	}
+	p.X.Tick.Marker = users
 	for i, l := range []struct {
 		name   string
 		xy     plotter.XYs
@@ -462,7 +486,8 @@ func opLatencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, er
 	}
 	var panels []*plot.Plot
 	for _, op := range ops {
-		p := newPlot(op, "users", "ms")
+		p := newPlot(op, loadLabel(stages), "ms")
+		loadAxis(p, stages)
 		p.Title.TextStyle.Font.Size = vg.Points(10)
 		for i, q := range []struct {
 			name string
@@ -493,10 +518,7 @@ func opLatencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, er
 			grid[i/cols][i%cols] = p
 		}
 		tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(8), PadY: vg.Points(8), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
-		cs := plot.Align(grid, tiles, c)
-		for i, p := range panels {
-			p.Draw(cs[i/cols][i%cols])
-		}
+		drawGrid(grid, tiles, c, true)
 	}
 	svg, png, err := renderWith(figW, h, drawAll)
 	if err != nil {
@@ -504,4 +526,102 @@ func opLatencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, er
 	}
 	return &Figure{Name: "latency_ops_" + slug(sc.Name), Title: sc.Name + ": latency percentiles against users, per operation",
 		Scenario: sc.Name, Kind: "latency_ops", SVG: svg, PNG: png}, nil
+}
+
+// cdfScale picks one x scale for every scenario's CDF, so that they read
+// alike: log when some scenario's latencies span more than 20 times (its
+// fast requests would be a vertical line on a linear axis), else linear.
+func cdfScale(s *analyze.Summary) (bool, string) {
+	var spread float64
+	var widest string
+	for _, st := range s.Stages {
+		d := st.Operations[analyze.AllOps]
+		if d == nil || len(d.Durations) == 0 || d.Durations[0] <= 0 {
+			continue
+		}
+		lo := float64(d.Durations[0])
+		for _, o := range s.Stages {
+			if o.Scenario != st.Scenario {
+				continue
+			}
+			if od := o.Operations[analyze.AllOps]; od != nil && len(od.Durations) > 0 {
+				if r := float64(od.Durations[len(od.Durations)-1]) / lo; r > spread {
+					spread, widest = r, st.Scenario
+				}
+			}
+		}
+	}
+	if spread > 20 {
+		return true, fmt.Sprintf("latencies span %s× in %s", tickText(math.Round(spread)), widest)
+	}
+	return false, fmt.Sprintf("latencies span at most %s×", tickText(math.Round(math.Max(spread, 1))))
+}
+
+// addGoal draws a target's bound as a line when it lies near the data
+// (up to 1.5 times the highest point) and otherwise says in the legend
+// where it is, so that a 2,000 ms bound does not flatten a 60 ms axis.
+func addGoal(p *plot.Plot, goal, top float64) {
+	if goal <= 0 {
+		return
+	}
+	if top > 0 && goal > 1.5*top {
+		p.Legend.Add(fmt.Sprintf("p95 target %s ms: above this axis", tickText(goal)))
+		return
+	}
+	l := plotter.NewFunction(func(float64) float64 { return goal })
+	l.Color = color.RGBA{200, 0, 0, 255}
+	l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+	p.Add(l)
+	p.Legend.Add(fmt.Sprintf("p95 target %s ms", tickText(goal)), l)
+	p.Y.Max = math.Max(p.Y.Max, goal*1.05)
+}
+
+// drawGrid draws aligned panels with their legends to the right of the
+// grid, never on the data: one legend per row, or, when shared (every
+// panel has the same entries), the first panel's once at the top.
+func drawGrid(grid [][]*plot.Plot, tiles draw.Tiles, c draw.Canvas, shared bool) {
+	var w vg.Length
+	for _, row := range grid {
+		for _, p := range row {
+			if p != nil {
+				w = max(w, legendWidth(p.Legend))
+			}
+		}
+	}
+	inner := c
+	if w > 0 {
+		inner.Max.X -= w + legendPad
+	}
+	legends := make([][]plot.Legend, len(grid))
+	for i, row := range grid {
+		legends[i] = make([]plot.Legend, len(row))
+		for j, p := range row {
+			if p != nil {
+				legends[i][j], p.Legend = p.Legend, plot.NewLegend()
+			}
+		}
+	}
+	cs := plot.Align(grid, tiles, inner)
+	for i, row := range grid {
+		for j, p := range row {
+			if p == nil {
+				continue
+			}
+			p.Draw(cs[i][j])
+			p.Legend = legends[i][j]
+			if w == 0 || j != 0 || (shared && i != 0) {
+				continue
+			}
+			dc := p.DataCanvas(cs[i][j])
+			lc := c
+			lc.Min.X = inner.Max.X + legendPad
+			lc.Min.Y, lc.Max.Y = dc.Min.Y, dc.Max.Y
+			if shared {
+				lc.Min.Y = c.Min.Y
+			}
+			leg := legends[i][j]
+			leg.Top, leg.Left, leg.XOffs, leg.YOffs = true, true, 0, 0
+			leg.Draw(lc)
+		}
+	}
 }

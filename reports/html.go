@@ -99,6 +99,16 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return fmt.Sprintf("%s / %s", num(r.Mean, ""), num(r.Max, ""))
 	},
+	"anyRes": func(stages []*analyze.Stage, names []string) bool {
+		for _, st := range stages {
+			for _, n := range names {
+				if _, ok := st.Resources[n]; ok {
+					return true
+				}
+			}
+		}
+		return false
+	},
 	"hasRes": func(stages []*analyze.Stage, name string) bool {
 		for _, st := range stages {
 			if _, ok := st.Resources[name]; ok {
@@ -140,7 +150,7 @@ tr.pass td.verdict-cell{background:#dcf5e3}tr.acceptable td.verdict-cell{backgro
 .finding.high{border-left-color:#c62828}.finding.medium{border-left-color:#ef8f00}.finding.low{border-left-color:#607d8b}
 .finding h3{margin:.2rem 0 .4rem;font-size:1.1rem}
 .action{background:#f3f5f7;padding:.4rem .6rem;border-radius:4px}
-figure{margin:.8rem 0}figure img{max-width:100%;border:1px solid #e3e7eb}
+figure{margin:.8rem 0}figure img{width:100%;height:auto;border:1px solid #e3e7eb}
 figcaption{font-size:.85rem;color:#555}
 .no{color:#b71c1c;font-weight:600}
 .muted{color:#666;font-size:.9rem}
@@ -213,15 +223,19 @@ ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 {{range .Scenarios}}{{$stages := .Stages}}
 <h2>Scenario {{.Name}}</h2>
 <table class="stages">
-<tr><th>Stage</th><th>Users</th><th>Window s</th><th>Trustworthy</th><th>Steady</th><th>Requests</th><th>RPS</th><th>Error %</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th>{{range $.Resources}}{{if hasRes $stages .}}<th>{{.}} mean / max</th>{{end}}{{end}}</tr>
-{{range .Stages}}{{$st := .}}{{with index .Operations "all"}}<tr><td>{{$st.Stage}} {{$st.Name}}</td><td>{{$st.Users}}</td><td>{{printf "%.1f" $st.WindowS}}</td><td>{{if $st.Trustworthy}}yes{{else}}<span class="no">no</span>{{end}}</td><td>{{if $st.Steady}}yes{{else}}<span class="no">no</span>{{end}}</td><td>{{.Count}}</td><td>{{num .RPS ""}}</td><td>{{pct .ErrorRate}}</td><td>{{num .LatencyMS.P50 ""}}</td><td>{{num .LatencyMS.P95 ""}}</td><td>{{num .LatencyMS.P99 ""}}</td><td>{{num .LatencyMS.Max ""}}</td>{{range $.Resources}}{{if hasRes $stages .}}<td>{{res $st .}}</td>{{end}}{{end}}</tr>{{end}}
+<tr><th>Stage</th><th>Load</th><th>Window s</th><th>Trustworthy</th><th>Steady</th><th>Requests</th><th>RPS</th><th>Error %</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th></tr>
+{{range .Stages}}{{$st := .}}{{with index .Operations "all"}}<tr><td>{{$st.Stage}} {{$st.Name}}</td><td>{{load $st}}</td><td>{{printf "%.1f" $st.WindowS}}</td><td>{{if $st.Trustworthy}}yes{{else}}<span class="no">no</span>{{end}}</td><td>{{if $st.Steady}}yes{{else}}<span class="no">no</span>{{end}}</td><td>{{.Count}}</td><td>{{num .RPS ""}}</td><td>{{pct .ErrorRate}}</td><td>{{num .LatencyMS.P50 ""}}</td><td>{{num .LatencyMS.P95 ""}}</td><td>{{num .LatencyMS.P99 ""}}</td><td>{{num .LatencyMS.Max ""}}</td></tr>{{end}}
 {{end}}</table>
+{{if anyRes $stages $.Resources}}<table class="resources">
+<tr><th>Stage</th><th>Load</th>{{range $.Resources}}{{if hasRes $stages .}}<th>{{.}}<br>mean / max</th>{{end}}{{end}}</tr>
+{{range .Stages}}{{$st := .}}<tr><td>{{$st.Stage}}</td><td>{{load $st}}</td>{{range $.Resources}}{{if hasRes $stages .}}<td>{{res $st .}}</td>{{end}}{{end}}</tr>
+{{end}}</table>{{end}}
 {{range .Stages}}{{range .Notes}}<p class="muted">Stage note: {{.}}</p>{{end}}{{end}}
 {{range .Figures}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}
 <details><summary>Operations per stage</summary>
 <table class="operations">
-<tr><th>Stage</th><th>Users</th><th class="l">Operation</th><th>Requests</th><th>RPS</th><th>Error %</th><th>avg ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>TTFT p95</th><th class="l">Errors</th></tr>
-{{range .Stages}}{{$st := .}}{{range ops .}}{{$o := index $st.Operations .}}<tr><td>{{$st.Stage}}</td><td>{{$st.Users}}</td><td class="l">{{.}}</td><td>{{$o.Count}}</td><td>{{num $o.RPS ""}}</td><td>{{pct $o.ErrorRate}}</td><td>{{num $o.LatencyMS.Avg ""}}</td><td>{{num $o.LatencyMS.P50 ""}}</td><td>{{num $o.LatencyMS.P90 ""}}</td><td>{{num $o.LatencyMS.P95 ""}}</td><td>{{num $o.LatencyMS.P99 ""}}</td><td>{{ttft $o}}</td><td class="l">{{errors $o.Errors}}</td></tr>{{end}}{{end}}
+<tr><th>Stage</th><th>Load</th><th class="l">Operation</th><th>Requests</th><th>RPS</th><th>Error %</th><th>avg ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>TTFT p95</th><th class="l">Errors</th></tr>
+{{range .Stages}}{{$st := .}}{{range ops .}}{{$o := index $st.Operations .}}<tr><td>{{$st.Stage}}</td><td>{{load $st}}</td><td class="l">{{.}}</td><td>{{$o.Count}}</td><td>{{num $o.RPS ""}}</td><td>{{pct $o.ErrorRate}}</td><td>{{num $o.LatencyMS.Avg ""}}</td><td>{{num $o.LatencyMS.P50 ""}}</td><td>{{num $o.LatencyMS.P90 ""}}</td><td>{{num $o.LatencyMS.P95 ""}}</td><td>{{num $o.LatencyMS.P99 ""}}</td><td>{{ttft $o}}</td><td class="l">{{errors $o.Errors}}</td></tr>{{end}}{{end}}
 </table>
 </details>
 {{tokens .Stages}}{{end}}

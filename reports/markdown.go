@@ -74,10 +74,10 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	for _, sc := range s.Scenarios {
 		w("## Scenario %s\n\n", md(sc.Name))
 		stages := stagesOf(s, sc.Name)
-		w("| Stage | Users | Window (s) | Trustworthy | Steady | Requests | RPS | Error %% | p50 ms | p95 ms | p99 ms | max ms | GPU %% | CPU %% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("| Stage | Load | Window (s) | Trustworthy | Steady | Requests | RPS | Error %% | p50 ms | p95 ms | p99 ms | max ms | GPU %% | CPU %% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, st := range stages {
 			a := st.Operations[analyze.AllOps]
-			w("| %d %s | %d | %.1f | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", st.Stage, md(st.Name), st.Users, st.WindowS, yesNo(st.Trustworthy), yesNo(st.Steady), a.Count, num(a.RPS, ""), num(100*a.ErrorRate, ""),
+			w("| %d %s | %s | %.1f | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", st.Stage, md(st.Name), loadText(st), st.WindowS, yesNo(st.Trustworthy), yesNo(st.Steady), a.Count, num(a.RPS, ""), num(100*a.ErrorRate, ""),
 				num(a.LatencyMS.P50, ""), num(a.LatencyMS.P95, ""), num(a.LatencyMS.P99, ""), num(a.LatencyMS.Max, ""), resText(st, analyze.ResGPUUtil), resText(st, "cpu_util"))
 		}
 		w("\n")
@@ -86,7 +86,7 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 				w("![%s](figures/%s.png)\n", md(fig.Title), fig.Name)
 			}
 		}
-		w("\n#### Operations per stage\n\n| Stage | Users | Operation | Requests | RPS | Error %% | avg ms | p50 | p90 | p95 | p99 | TTFT p95 | Errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("\n#### Operations per stage\n\n| Stage | Load | Operation | Requests | RPS | Error %% | avg ms | p50 | p90 | p95 | p99 | TTFT p95 | Errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, st := range stages {
 			for _, op := range opsOf(st) {
 				o := st.Operations[op]
@@ -94,7 +94,7 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 				if o.TTFTMS != nil {
 					ttft = num(o.TTFTMS.P95, "")
 				}
-				w("| %d | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st.Stage, st.Users, md(op), o.Count, num(o.RPS, ""), num(100*o.ErrorRate, ""), num(o.LatencyMS.Avg, ""),
+				w("| %d | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st.Stage, loadText(st), md(op), o.Count, num(o.RPS, ""), num(100*o.ErrorRate, ""), num(o.LatencyMS.Avg, ""),
 					num(o.LatencyMS.P50, ""), num(o.LatencyMS.P90, ""), num(o.LatencyMS.P95, ""), num(o.LatencyMS.P99, ""), ttft, md(errorsText(o.Errors)))
 			}
 		}
@@ -213,7 +213,7 @@ func stageNotes(stages []*analyze.Stage) string {
 	var b strings.Builder
 	for _, st := range stages {
 		for _, n := range st.Notes {
-			fmt.Fprintf(&b, "- Stage %d (%d users): %s\n", st.Stage, st.Users, md(n))
+			fmt.Fprintf(&b, "- Stage %d (%s): %s\n", st.Stage, loadText(st), md(n))
 		}
 	}
 	return b.String()
