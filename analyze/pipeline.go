@@ -25,9 +25,8 @@ import (
 //     important first.
 //  7. the Summary: stage marks applied, scenario views for the figures.
 func build(info *RunInfo, c *collector, samples []captures.Sample, specs []TargetSpec, acceptance float64) *Summary {
-	stages, facts := ingest(info, c)
 	pts := normalise(samples)
-	addResources(stages, pts, newAttribution(info))
+	stages, facts := ingest(info, c, pts)
 	s := &Summary{
 		Schema: SummarySchema, Estimator: Estimator,
 		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.Scale(), LeftOut: info.LeftOut},
@@ -85,9 +84,11 @@ type stageData struct {
 	*stageFacts
 }
 
-// ingest finishes the collected stages, in run.json's order.
-func ingest(info *RunInfo, c *collector) ([]*Stage, []*stageFacts) {
+// ingest finishes the collected stages, in run.json's order, with the
+// resources sampled in their windows.
+func ingest(info *RunInfo, c *collector, pts []point) ([]*Stage, []*stageFacts) {
 	stages := c.finish()
+	addResources(stages, pts, newAttribution(info))
 	facts := make([]*stageFacts, len(stages))
 	for i, st := range stages {
 		acc := c.stages[stageKey{st.Scenario, int32(st.Stage)}]
