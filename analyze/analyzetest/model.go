@@ -54,6 +54,9 @@ type Model struct {
 	// Lane, when set, sends a share of the requests to a narrower server
 	// of their own with its own queue, as operation Lane.Operation.
 	Lane *Lane
+	// Stream, when set, makes the requests token streams (stream.go);
+	// Service is then not used.
+	Stream *Stream
 }
 
 // Lane is a second, narrower server inside the target that a share of
@@ -110,6 +113,8 @@ type request struct {
 	start        int64
 	done, queued bool
 	failed       bool
+	admitted     int64 // Stream: when it got a slot
+	tokNS        int64 // Stream: its time per token
 }
 
 type events []event
@@ -203,11 +208,19 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 				VU: int32(req.user), Iteration: int64(req.iter), Operation: op, Service: service,
 				IntendedNS: req.intended, StartNS: req.start + lag, DurationNS: t - req.start, TTFBNS: (t - req.start) / 2,
 				Status: 200, ErrorKind: kind, Error: text, ActiveUsers: int32(users)})
+			if m.Stream != nil {
+				m.Stream.fill(&rows[len(rows)-1], req)
+			}
 		}
 		startService := func(req *request, t int64) {
 			busy++
 			inService[req] = true
-			d := int64(m.Service(rng, busy+len(queue), users))
+			var d int64
+			if m.Stream != nil {
+				d = m.Stream.start(rng, req, t, busy)
+			} else {
+				d = int64(m.Service(rng, busy+len(queue), users))
+			}
 			if m.Drift != nil {
 				slow, _ := m.Drift(time.Duration(t-start), users)
 				d = int64(float64(d) * slow)
