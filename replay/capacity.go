@@ -148,6 +148,7 @@ func (p *plan) checkCapacity(c capacity) error {
 		}
 		total += l.users
 		conns += l.users * l.conns
+		p.peakConns += l.users * l.conns
 		parts = append(parts, fmt.Sprintf("%s %d", name, l.users))
 	}
 	side := fmt.Sprintf("scenarios run side by side with %d users at once (%s)", total, strings.Join(parts, ", "))

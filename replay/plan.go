@@ -18,6 +18,7 @@ type plan struct {
 	targets   map[string]*target
 	shard     shardSpec
 	scale     float64
+	peakConns int // connections the users can hold at once, all scenarios together
 }
 
 // prepare checks everything that can be checked before a request is sent;
