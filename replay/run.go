@@ -61,6 +61,8 @@ type Options struct {
 
 	Seed           int64
 	Shard          string        // "I/N"; empty = 1/1
+	RunID          string        // the run's id; empty = a new random one (shards of one run share one: barrier.go)
+	StartAt        time.Time     // lay the stages on the clock from this instant (barrier.go); zero = at once
 	TimeScale      float64       // multiplies durations and think times; 0 = 1
 	RequestTimeout time.Duration // per request; 0 = DefaultRequestTimeout
 	MaxRun         time.Duration // hard limit on the whole run from the call of Run; 0 = none
@@ -149,12 +151,22 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkShardRun(opts, time.Now()); err != nil {
+		return nil, err
+	}
 	defer tuneGC()()
 	timeout := opts.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	client := &http.Client{Transport: newTransport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tr := newTransport()
+	// Every user keeps its connection between requests: with fewer idle
+	// connections allowed than users, the transport closes the extra ones
+	// after each response and those users dial again for every request, a
+	// storm of dials that starved a 15,000-user run of CPU and kept it
+	// seconds past --max-run.
+	tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, p.peakConns)
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer client.CloseIdleConnections()
 	if err := p.checkHealth(runCtx, client); err != nil {
 		if ctx.Err() == nil && runCtx.Err() != nil {
@@ -169,7 +181,10 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	var res resources
 	defer func() { err = errors.Join(err, res.release()) }()
 
-	id := runID()
+	id := opts.RunID
+	if id == "" {
+		id = runID()
+	}
 	live := newLive(opts.Progress)
 	for _, line := range FailedLines(p.pool.LeftOutFor(p.profile, p.scenarios)) {
 		live.logf("%s", line)
@@ -234,7 +249,7 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		})
 	}
 
-	started := time.Now()
+	started := awaitStart(runCtx, opts.StartAt, live.logf)
 	runs := p.schedule(state, started)
 	if met != nil {
 		met.track(runs)

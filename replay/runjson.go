@@ -24,6 +24,7 @@ func writeRunJSON(p *plan, rp *runState, info *RunInfo, sources []monitor.Source
 		Targets: map[string]string{}, Profile: p.profile.record(), Scenarios: p.scenarios,
 		Stages: []runspec.Stage{}, Monitor: []runspec.Monitor{}, Requests: info.Requests, Errors: info.Errors,
 		LeftOut: p.pool.LeftOutFor(p.profile, p.scenarios),
+		Start:   startRecord(p.opts.StartAt, info.Started),
 	}
 	for svc, t := range p.targets {
 		rj.Targets[svc] = t.base.String()

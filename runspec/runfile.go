@@ -45,6 +45,16 @@ type Run struct {
 	Requests    int64             `json:"requests"`
 	Errors      int64             `json:"errors"`
 	LeftOut     []LeftOut         `json:"left_out,omitempty"` // captured exchanges a scenario did not replay, and why
+	Start       *Start            `json:"start,omitempty"`    // the common start instant of the shards (--start-at); nil without one
+}
+
+// Start is a shard's start instant and how late it began: the stages were
+// laid on the clock from Began, which SkewMS (Began − At, milliseconds)
+// puts after the instant At every shard was given.
+type Start struct {
+	At     string  `json:"at"`    // RFC 3339 with nanoseconds
+	Began  string  `json:"began"` // RFC 3339 with nanoseconds
+	SkewMS float64 `json:"skew_ms"`
 }
 
 // LeftOut counts the captured exchanges of one service and operation that

@@ -14,7 +14,8 @@ import (
 func init() {
 	var (
 		capturesPaths, targets, headers, secrets, scenarios, monitors []string
-		profile, out, shard, metricsAddr                              string
+		profile, out, shard, metricsAddr, runID, startAt              string
+		shards                                                        int
 		force, allowMissing                                           bool
 		seed                                                          int64
 		timeScale                                                     float64
@@ -47,6 +48,14 @@ A recorded credential is redacted in the capture and never sent: give the live o
 			if err != nil {
 				return badInput(err)
 			}
+			shard, err := replay.ResolveShard(shard, cmd.Flags().Changed("shard"), shards, os.Getenv)
+			if err != nil {
+				return badInput(err)
+			}
+			at, err := replay.ParseStartAt(startAt, time.Now())
+			if err != nil {
+				return badInput(err)
+			}
 			// The first signal cuts the run off and flushes; a second one
 			// (after stop restores the default) kills the process.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -55,7 +64,7 @@ A recorded credential is redacted in the capture and never sent: give the live o
 			info, err := replay.Run(ctx, replay.Options{
 				Captures: capturesPaths, ProfilePath: profile, Targets: tm, Headers: hs, Out: out, Force: force,
 				Secrets: sec, AllowMissingCredentials: allowMissing,
-				Scenarios: scenarios, Seed: seed, Shard: shard, TimeScale: timeScale,
+				Scenarios: scenarios, Seed: seed, Shard: shard, RunID: runID, StartAt: at, TimeScale: timeScale,
 				RequestTimeout: requestTimeout, MaxRun: maxRun, Monitor: monitors, MonitorEvery: monitorEvery,
 				MetricsAddr: metricsAddr, Progress: cmd.ErrOrStderr(), Version: version,
 			})
@@ -86,6 +95,9 @@ A recorded credential is redacted in the capture and never sent: give the live o
 	f.BoolVar(&allowMissing, "allow-missing-credentials", false, "send requests whose redacted credentials no --header or --secret supplies, without them")
 	f.Int64Var(&seed, "seed", 1, "seed of every random choice (users, mixes, think times)")
 	f.StringVar(&shard, "shard", "1/1", "run the I-th of N disjoint slices of every stage's users")
+	f.IntVar(&shards, "shards", 0, "N shards, this one numbered by JOB_COMPLETION_INDEX (0-based, as a Kubernetes Indexed Job sets it)")
+	f.StringVar(&runID, "run-id", "", "the run's `ID` (default: a new random one); the shards of one run share it")
+	f.StringVar(&startAt, "start-at", "", "start the stages at this RFC 3339 `TIME`, the same for every shard (refused when already past)")
 	f.Float64Var(&timeScale, "time-scale", 1, "multiply every duration and think time by F")
 	f.DurationVar(&requestTimeout, "request-timeout", replay.DefaultRequestTimeout, "per-request timeout")
 	f.DurationVar(&maxRun, "max-run", 0, "hard limit on the whole run, capture reading included; in-flight requests are cut off (0: none)")
