@@ -270,16 +270,16 @@ func scrapeUtil(t *testing.T, h http.Handler) float64 {
 }
 
 func TestBatchPlateausAndStreamsChat(t *testing.T) {
-	b := NewBatch(4, 5, 4*ms, 1*ms, true)
+	b := NewBatch(4, 4, 10*ms, 2*ms, true)
 	defer b.Close()
 	ops := b.Ops()
-	one := drive(t, b, ops, 1, 0, window)
-	four := drive(t, b, ops, 4, 0, window)
+	one := drive(t, b, ops, 1, 0, 2*window)
+	four := drive(t, b, ops, 4, 0, 2*window)
 	scrapeUtil(t, b) // start a fresh utilisation window
-	sixteen := drive(t, b, ops, 16, 0, window)
+	sixteen := drive(t, b, ops, 16, 0, 2*window)
 	util := scrapeUtil(t, b)
-	// One sequence: 5 steps of 5 ms; four: 5 steps of 8 ms, so 4 × 25 ms
-	// per 40 ms; beyond 4 users the same 100 req/s.
+	// One sequence: 4 steps of 12 ms (21 req/s); four: 4 steps of 18 ms,
+	// so 4 per 72 ms (56 req/s); beyond 4 users the same.
 	if four.x < 2*one.x {
 		t.Errorf("throughput at 4 users %.0f, at 1 %.0f: want the batch to fill", four.x, one.x)
 	}
@@ -301,10 +301,10 @@ func TestBatchPlateausAndStreamsChat(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q, want text/event-stream", ct)
 	}
-	if n := strings.Count(string(body), `"delta":{"content"`); n != 5 {
-		t.Errorf("%d content chunks, want 5:\n%s", n, body)
+	if n := strings.Count(string(body), `"delta":{"content"`); n != 4 {
+		t.Errorf("%d content chunks, want 4:\n%s", n, body)
 	}
-	if !strings.Contains(string(body), `"completion_tokens":5`) || !strings.HasSuffix(string(body), "data: [DONE]\n\n") {
+	if !strings.Contains(string(body), `"completion_tokens":4`) || !strings.HasSuffix(string(body), "data: [DONE]\n\n") {
 		t.Errorf("want a usage chunk and [DONE] at the end:\n%s", body)
 	}
 }
