@@ -2,6 +2,8 @@ package reports
 
 import (
 	"context"
+	"encoding/json"
+	"html"
 	"image/png"
 	"os"
 	"os/exec"
@@ -45,7 +47,9 @@ func runChromium(t *testing.T, bin string, args ...string) []byte {
 }
 
 // The HTML report opened in a real browser: its targets table, findings
-// and figures are in the DOM, and the page it paints is not blank.
+// and figures are in the DOM, the first screen (1280×800) shows the failed
+// targets, and the page it paints is not blank. The screenshot is kept
+// with go test -artifacts.
 func TestHTMLInHeadlessChromium(t *testing.T) {
 	t.Parallel()
 	bin := chromium(t)
@@ -56,7 +60,7 @@ func TestHTMLInHeadlessChromium(t *testing.T) {
 	}
 	url := "file://" + filepath.Join(dir, "report.html")
 	dom := string(runChromium(t, bin, "--dump-dom", url))
-	for _, want := range []string{`id="verdict"`, `id="targets"`, `class="finding high"`, `class="evidence"`, `class="stages"`, "serialization", "pool_exhaustion", "gpu_memory_pressure"} {
+	for _, want := range []string{`id="verdict"`, `id="failed-targets"`, `id="targets"`, `class="finding high"`, `class="evidence"`, `class="stages"`, `id="failures-table"`, "serialization", "pool_exhaustion", "gpu_memory_pressure"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("DOM lacks %q", want)
 		}
@@ -68,8 +72,44 @@ func TestHTMLInHeadlessChromium(t *testing.T) {
 		t.Errorf("DOM has %d table rows, want the targets, evidence and stage tables", n)
 	}
 
-	shot := filepath.Join(dir, "shot.png")
-	runChromium(t, bin, "--screenshot="+shot, "--window-size=1280,1600", "--hide-scrollbars", url)
+	// The first screen: the report in a 1280×800 frame of a page that
+	// measures where the failed targets end and what the banner says.
+	probe := filepath.Join(dir, "probe.html")
+	os.WriteFile(probe, []byte(`<!DOCTYPE html><html><body style="margin:0">
+<iframe id="f" src="report.html" style="width:1280px;height:800px;border:0"></iframe>
+<script>
+document.getElementById("f").onload = function () {
+  var d = this.contentDocument, ft = d.getElementById("failed-targets");
+  var out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({bottom: ft ? ft.getBoundingClientRect().bottom : -1, banner: d.getElementById("verdict").innerText});
+  document.body.appendChild(out);
+};
+</script></body></html>`), 0o644)
+	probed := string(runChromium(t, bin, "--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom", "file://"+probe))
+	i, j := strings.Index(probed, `<pre id="probe">`), strings.Index(probed, "</pre>")
+	if i < 0 || j < i {
+		t.Fatalf("the probe page measured nothing:\n%.2000s", probed)
+	}
+	var m struct {
+		Bottom float64
+		Banner string
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(probed[i+len(`<pre id="probe">`):j])), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Bottom <= 0 || m.Bottom > 800 {
+		t.Errorf("the failed targets end at y=%v, want within the first screen (800 px)", m.Bottom)
+	}
+	for _, want := range []string{"FAIL", "3 of 6 targets failed", "gateway error_rate", "rag error_rate[vector_timeout]", "mcp p95", "Explained by gpu_memory_pressure", "Explained by serialization"} {
+		if !strings.Contains(m.Banner, want) {
+			t.Errorf("first screen's banner lacks %q:\n%s", want, m.Banner)
+		}
+	}
+
+	shot := filepath.Join(t.ArtifactDir(), "report-first-screen.png")
+	runChromium(t, bin, "--screenshot="+shot, "--window-size=1280,800", "--hide-scrollbars", url)
+	runChromium(t, bin, "--screenshot="+filepath.Join(t.ArtifactDir(), "report.png"), "--window-size=1280,1600", "--hide-scrollbars", url)
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatal(err)
