@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,6 +228,12 @@ func Parse(b []byte, name string) (*Run, error) {
 	}
 	if r.ID == "" {
 		return nil, fmt.Errorf("%w: %s: missing \"id\"", ErrBadRunFile, name)
+	}
+	if r.TimeScale < 0 || math.IsNaN(r.TimeScale) || math.IsInf(r.TimeScale, 0) {
+		return nil, fmt.Errorf("%w: %s: time_scale %v: want a number > 0", ErrBadRunFile, name, r.TimeScale)
+	}
+	if err := ValidAcceptance(r.Profile.Acceptance); err != nil {
+		return nil, fmt.Errorf("%w: %s: profile.%v", ErrBadRunFile, name, err)
 	}
 	for i, s := range r.Stages {
 		if s.Scenario == "" || s.Stage <= 0 {

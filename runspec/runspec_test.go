@@ -56,6 +56,8 @@ func TestParseErrors(t *testing.T) {
 		{`{"stages": []}`, `missing "id"`},
 		{`{"id": "r", "stages": [{"scenario": "g", "stage": 0, "start": "2026-11-27T10:00:00Z"}]}`, "1-based"},
 		{`{"id": "r", "profile": {"targets": [{"scenario": "g", "metric": "p95", "max": {}}]}}`, "want a number or a string"},
+		{`{"id": "r", "time_scale": -1}`, "time_scale -1"},
+		{`{"id": "r", "profile": {"acceptance": 80}}`, "profile.acceptance 80"},
 	} {
 		_, err := Parse([]byte(tc.body), "run.json")
 		if !errors.Is(err, ErrBadRunFile) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "run.json") {
