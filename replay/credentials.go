@@ -45,9 +45,11 @@ func isPlaceholder(v string) bool {
 }
 
 // apply returns xs with every placeholder in the exchanges of the wanted
-// services replaced or removed; xs itself is never modified (the caller's
-// exchanges may be shared). Exchanges without placeholders stay as they are.
-func (c credentials) apply(xs []captures.Exchange, want map[string]bool) ([]captures.Exchange, error) {
+// services replaced or removed. Unless owned, xs itself is never modified
+// (a caller's exchanges may be shared): the first change copies the slice.
+// Exchanges read from capture files are owned, and changed in place rather
+// than held twice in memory.
+func (c credentials) apply(xs []captures.Exchange, want map[string]bool, owned bool) ([]captures.Exchange, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -70,8 +72,13 @@ func (c credentials) apply(xs []captures.Exchange, want map[string]bool) ([]capt
 			continue
 		}
 		if out == nil {
-			out = append([]captures.Exchange(nil), xs...)
+			out = xs
+			if !owned {
+				out = append([]captures.Exchange(nil), xs...)
+			}
 		}
+		orig := *x // y may be x itself
+		x = &orig
 		y := &out[i]
 		y.ReqHeaders = nil
 		for _, h := range x.ReqHeaders {

@@ -83,7 +83,7 @@ func prepare(opts Options) (*plan, error) {
 		return nil, badInput(fmt.Errorf("%w: %s", ErrEmptyCapture, strings.Join(opts.Captures, ", ")))
 	}
 	creds := credentials{headers: opts.Headers, secrets: opts.Secrets, allowMissing: opts.AllowMissingCredentials}
-	if xs, err = creds.apply(xs, p.services()); err != nil {
+	if xs, err = creds.apply(xs, p.services(), opts.Exchanges == nil); err != nil {
 		return nil, err
 	}
 	p.pool = NewPool(xs)
