@@ -242,8 +242,44 @@ func WriteMarkdown(w io.Writer, m *Matrix, outs []Outcome) error {
 		}
 		mdRow([]string{o.Target.Name, planted, named, right, o.Target.Design, curve(o.Stages), o.Load})
 	}
+	var missed []Outcome
+	for _, o := range outs {
+		if !Judge(o).Right {
+			missed = append(missed, o)
+		}
+	}
+	if len(missed) > 0 {
+		b.WriteString("\n## What the analyser said where it missed\n\n")
+		for _, o := range missed {
+			fmt.Fprintf(&b, "- **%s** (planted %s):", o.Target.Name, rowName(o.Target.Planted))
+			if o.Err != "" {
+				fmt.Fprintf(&b, " the pipeline failed: %s\n", firstLine(o.Err))
+				continue
+			}
+			if len(o.Findings) == 0 {
+				b.WriteString(" no finding\n")
+				continue
+			}
+			b.WriteString("\n")
+			for _, f := range o.Findings {
+				op := ""
+				if f.Operation != "" && f.Operation != "all" {
+					op = " on `" + f.Operation + "`"
+				}
+				fmt.Fprintf(&b, "  - `%s`%s: %s\n", f.Kind, op, clip(f.Summary, 400))
+			}
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 // curve shows the stages as "users: req/s (p50)", an untrustworthy stage

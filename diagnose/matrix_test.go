@@ -44,7 +44,7 @@ func TestJudge(t *testing.T) {
 func TestMatrixCountsAndRenders(t *testing.T) {
 	outs := []Outcome{
 		{Target: Target{Name: "a", Family: "single", Planted: KindSerialization}, Findings: []Finding{{Kind: KindSerialization}}},
-		{Target: Target{Name: "b", Family: "single", Planted: KindSerialization}, Findings: []Finding{{Kind: KindRetrograde}, {Kind: KindLoadGen}}},
+		{Target: Target{Name: "b", Family: "single", Planted: KindSerialization}, Findings: []Finding{{Kind: KindRetrograde, Summary: "throughput falls"}, {Kind: KindLoadGen}}},
 		{Target: Target{Name: "c", Family: "healthy", Planted: KindNone}},
 		{Target: Target{Name: "d", Family: "healthy", Planted: KindNone}, Findings: []Finding{{Kind: KindLoadGen}}},
 		{Target: Target{Name: "e", Family: "retrograde", Planted: KindRetrograde}, Err: "record: boom"},
@@ -78,7 +78,8 @@ func TestMatrixCountsAndRenders(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| planted \\ named |", "| none (control) |", "pipeline failed: record: boom", "| b | serialization | load_generator_saturated, retrograde | no |",
-		"| single | 2 | 1 | 1 | load_generator_saturated (1), retrograde (1), serialization (1) |", "| healthy | 2 | 1 | 1 | load_generator_saturated (1) |"} {
+		"| single | 2 | 1 | 1 | load_generator_saturated (1), retrograde (1), serialization (1) |", "| healthy | 2 | 1 | 1 | load_generator_saturated (1) |",
+		"- **b** (planted serialization):\n  - `retrograde`: throughput falls\n", "- **e** (planted retrograde): the pipeline failed: record: boom\n"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
