@@ -17,7 +17,9 @@ the exchanges with their HTTP status classes, how many failed when recorded (rep
 leaves those out), p50 and p95 duration (nearest rank), streamed responses, models and
 prompt/completion tokens; and the same for replayed results, with their error kinds.
 Sessions, status classes, error kinds and sample metrics follow. Leftover
-.parquet.inprogress files are listed as incomplete.
+.parquet.inprogress files are listed as incomplete, and write-ahead logs (.wal) with
+the rows they hold: inspect never changes them; the next loadtape record into the
+directory recovers them.
 
 The exit code is 2 when a file cannot be read (the other files are still listed), when
 a PATH holds no .parquet file (an empty directory, a directory named x.parquet), or when
