@@ -44,6 +44,9 @@ func parseTime(s string) (time.Time, error) { return runspec.ParseTime(s) }
 
 // mergeRunInfo joins the run.json of several shards of one run.
 func mergeRunInfo(dirs []string, infos []*RunInfo) (*RunInfo, error) {
+	if err := checkShards(dirs, infos); err != nil {
+		return nil, err
+	}
 	out := *infos[0]
 	out.Stages = append([]StageInfo(nil), infos[0].Stages...)
 	for i, ri := range infos[1:] {
