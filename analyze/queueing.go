@@ -16,6 +16,7 @@ const (
 	queueTTFTGrowth = 2.0 // TTFT at the most users over TTFT at the fewest
 	queueOverTPOT   = 2.0 // and that growth at least this many times TPOT's
 	queueWaitStart  = 1.5 // the first stage whose TTFT is this × the fewest users' is where waiting starts
+	queueWaitShare  = 0.1 // and the wait (TTFT's growth) is at least this share of the request at the most users: a few ms of scheduling on a busy host are not a queue
 )
 
 // QueueingEvidence backs queueing.
@@ -71,7 +72,8 @@ func detectQueueing(sc *scenarioCtx, op string) *Finding {
 		users, ttft = append(users, float64(p.users)), append(ttft, p.ttftP50)
 	}
 	ev.TTFTSpearman = spearman(users, ttft)
-	if ev.TTFTGrowth < queueTTFTGrowth || ev.TTFTSpearman < llmTrend || ev.TTFTGrowth < queueOverTPOT*ev.TPOTGrowth {
+	if ev.TTFTGrowth < queueTTFTGrowth || ev.TTFTSpearman < llmTrend || ev.TTFTGrowth < queueOverTPOT*ev.TPOTGrowth ||
+		top.ttftAvg-base.ttftAvg < queueWaitShare*top.latAvg {
 		return nil
 	}
 	for i, p := range pts {

@@ -115,6 +115,7 @@ type request struct {
 	failed       bool
 	admitted     int64 // Stream: when it got a slot
 	tokNS        int64 // Stream: its time per token
+	prefill      int64 // Stream: its time to the first token once admitted
 }
 
 type events []event
@@ -217,7 +218,7 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 			inService[req] = true
 			var d int64
 			if m.Stream != nil {
-				d = m.Stream.start(rng, req, t, busy)
+				d = m.Stream.start(rng, req, t, busy, users)
 			} else {
 				d = int64(m.Service(rng, busy+len(queue), users))
 			}

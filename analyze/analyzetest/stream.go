@@ -16,13 +16,20 @@ type Stream struct {
 	Tokens    int
 	Prefill   time.Duration
 	TokenTime func(batch int) time.Duration
+	// FirstDelay, when set, adds to the prefill of every request of a
+	// stage of that many users, as a busy host delays the first token.
+	FirstDelay func(users int) time.Duration
 }
 
 // start admits req into the batch at t and returns its time in service.
-func (s *Stream) start(r *rand.Rand, req *request, t int64, batch int) int64 {
+func (s *Stream) start(r *rand.Rand, req *request, t int64, batch, users int) int64 {
 	req.admitted = t
+	req.prefill = int64(s.Prefill)
+	if s.FirstDelay != nil {
+		req.prefill += int64(s.FirstDelay(users))
+	}
 	req.tokNS = int64(float64(s.TokenTime(batch)) * (0.95 + 0.1*r.Float64()))
-	return int64(s.Prefill) + int64(s.Tokens-1)*req.tokNS
+	return req.prefill + int64(s.Tokens-1)*req.tokNS
 }
 
 // fill makes a successful row a stream: TTFT after the wait and the
@@ -31,7 +38,7 @@ func (s *Stream) fill(row *captures.Result, req *request) {
 	if row.ErrorKind != "" || req.admitted == 0 {
 		return
 	}
-	ttft := req.admitted - req.start + int64(s.Prefill)
+	ttft := req.admitted - req.start + req.prefill
 	row.TTFTNS, row.TTFBNS = ttft, ttft
 	row.ChunkOffsetsNS = make([]int64, 0, s.Tokens+2)
 	for k := range s.Tokens {
