@@ -205,16 +205,15 @@ func (c *collector) points(m map[int64]*secondAcc, width float64, users map[int6
 		}
 		if b.ok > 0 {
 			for _, q := range SeriesPercentiles {
-				v := histQuantile(&b.hist, q)
-				if q == 1 {
-					v = float64(b.maxNS) / 1e6 // the exact maximum, not a bin's edge
-				}
+				// A bin's upper edge, but never past the exact extremes
+				// (100 % is the exact maximum).
+				v := math.Min(math.Max(histQuantile(&b.hist, q), float64(b.minNS)/1e6), float64(b.maxNS)/1e6)
 				p.Percentiles[q] = ms(v)
 			}
 			p.P50MS, p.P95MS, p.P99MS = p.Percentiles[0.5], p.Percentiles[0.95], p.Percentiles[0.99]
 		}
 		if total.ok > 0 {
-			p.TotalMedianMS = ms(histQuantile(&total.hist, 0.5))
+			p.TotalMedianMS = ms(math.Min(math.Max(histQuantile(&total.hist, 0.5), float64(total.minNS)/1e6), float64(total.maxNS)/1e6))
 			p.TotalAvgMS = ms(total.sumNS / float64(total.ok) / 1e6)
 			p.TotalMinMS, p.TotalMaxMS = ms(float64(total.minNS)/1e6), ms(float64(total.maxNS)/1e6)
 			p.TotalAvgBytes = round(float64(total.bytes)/float64(total.ok), 3)
