@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 )
 
 // KindDegradation: latency or the error rate grows with time inside a
@@ -31,13 +32,22 @@ type DegradationEvidence struct {
 	First          float64 `json:"first"`            // the metric over the first third of the window
 	Last           float64 `json:"last"`             // and over the last third
 	MannKendallZ   float64 `json:"mann_kendall_z"`
-	PValue         float64 `json:"p_value"` // one-sided: the chance of so strong a rise without a trend
+	PValue         pValue  `json:"p_value"` // one-sided: the chance of so strong a rise without a trend
 	Slices         int     `json:"slices"`
 	WindowS        float64 `json:"window_s"`
 	StagesAffected []int   `json:"stages_affected"` // users of every stage with a trend
 }
 
 func (*DegradationEvidence) evidence() {}
+
+// pValue is a probability written with three significant digits: rounded
+// to four decimals, as other evidence numbers are, a strong trend's p-value
+// would read 0.
+type pValue float64
+
+func (p pValue) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(p), 'g', 3, 64), nil
+}
 
 func init() {
 	register(detector{name: "degradation", detect: func(sc *scenarioCtx) detected { return found(detectDegradation(sc)) },
@@ -98,7 +108,7 @@ func stageTrend(st stageData) *DegradationEvidence {
 	ev := func(metric string, t, y []float64, z, p float64) *DegradationEvidence {
 		k := max(1, len(y)/3)
 		return &DegradationEvidence{Stage: st.Stage.Stage, Users: st.Users, Metric: metric, SlopePerMinute: 60 * theilSen(t, y),
-			First: mean(y[:k]), Last: mean(y[len(y)-k:]), MannKendallZ: z, PValue: p, Slices: len(y), WindowS: st.WindowS}
+			First: mean(y[:k]), Last: mean(y[len(y)-k:]), MannKendallZ: z, PValue: pValue(p), Slices: len(y), WindowS: st.WindowS}
 	}
 	if len(lat) >= degradeMinPoints {
 		z, p := mannKendall(lat)

@@ -72,6 +72,9 @@ func TestDegradationOverTime(t *testing.T) {
 				continue
 			}
 			ev := got.Evidence.(*DegradationEvidence)
+			if p, ok := got.EvidenceMap()["p_value"].(pValue); !ok || p <= 0 {
+				t.Errorf("%s seed %d: p_value %v in summary.json, want the p-value, not rounded to 0", tc.name, seed, got.EvidenceMap()["p_value"])
+			}
 			if ev.Metric != tc.metric || ev.Users != 10 || !slices.Equal(ev.StagesAffected, []int{10}) || ev.SlopePerMinute <= 0 || ev.PValue >= degradeP {
 				t.Errorf("%s seed %d: evidence %+v, want %s rising in the 10-user stage only", tc.name, seed, ev, tc.metric)
 			}
