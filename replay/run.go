@@ -139,12 +139,18 @@ type runState struct {
 // way Run returns; run.json is written last, once the rows are flushed.
 func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	// --max-run counts from here: reading captures and the health checks
-	// are part of the run a person waits for.
+	// are part of the run a person waits for. A shard told to start later
+	// (StartAt) counts from that instant, so waiting for its peers takes
+	// nothing from the load.
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	if opts.MaxRun > 0 {
+		from := time.Now()
+		if opts.StartAt.After(from) {
+			from = opts.StartAt
+		}
 		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeoutCause(runCtx, opts.MaxRun, fmt.Errorf("--max-run %v reached", opts.MaxRun))
+		runCtx, cancel = context.WithDeadlineCause(runCtx, from.Add(opts.MaxRun), fmt.Errorf("--max-run %v reached", opts.MaxRun))
 		defer cancel()
 	}
 	p, err := prepare(opts)

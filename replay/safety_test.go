@@ -370,3 +370,25 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// TestMaxRunCountsFromStartAt: a shard that waits for --start-at gets its
+// whole --max-run of load after that instant.
+func TestMaxRunCountsFromStartAt(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, 0)
+	prof := mustProfile(t, `scenarios: {g: {service: gateway, stages: [{users: 2, duration: 1m}], think: {constant: 20ms}, mix: {models.list: 1}}}`)
+	at := time.Now().Add(700 * time.Millisecond)
+	info, err := Run(context.Background(), Options{Exchanges: gatewayCapture(1, 3), Profile: prof, Targets: map[string]string{"gateway": up.URL},
+		Out: t.TempDir(), StartAt: at, MaxRun: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EndedBy != EndedMaxRun || len(info.Stages) != 1 {
+		t.Fatalf("ended by %q with %d stages", info.EndedBy, len(info.Stages))
+	}
+	// The stage runs from --start-at to --start-at + 1 s; counted from
+	// the call it would have had 300 ms.
+	if d := info.Stages[0].End.Sub(info.Stages[0].Start); d < 900*time.Millisecond {
+		t.Errorf("the stage ran %v of its --max-run 1s after --start-at", d)
+	}
+}
