@@ -108,7 +108,7 @@ func Catalog() []Target {
 		{32, 50 * ms, 150 * ms, 50 * ms, []int{8, 16, 32, 64, 160}, "timed out waiting for a database connection", true},
 	} {
 		t := Target{Name: fmt.Sprintf("pooltimeout-%dx%s-wait%s", c.size, c.service, c.timeout), Family: "pool-timeout",
-			Planted: KindPool, Users: c.users, Stage: 2500 * ms, Think: c.think,
+			Planted: KindPool, Also: []string{KindPlateau}, Users: c.users, Stage: 2500 * ms, Think: c.think,
 			Design: fmt.Sprintf("a pool of %d, %s each; waiters refused with 503 %q after %s", c.size, c.service, c.text, c.timeout),
 			New:    func() Behaviour { return Pool(c.size, c.service, c.timeout, c.text) }}
 		if c.classify {

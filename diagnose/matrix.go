@@ -16,8 +16,8 @@ type Verdict struct {
 	Right bool
 	// Named are the distinct kinds of the target's findings, sorted.
 	Named []string
-	// FalseAlarms are the named kinds other than the planted one (every
-	// named kind of a control).
+	// FalseAlarms are the named kinds other than the planted one and the
+	// target's Also (every named kind of a control).
 	FalseAlarms []string
 }
 
@@ -29,7 +29,7 @@ func Judge(o Outcome) Verdict {
 		if !slices.Contains(v.Named, f.Kind) {
 			v.Named = append(v.Named, f.Kind)
 		}
-		if f.Kind != o.Target.Planted && !slices.Contains(v.FalseAlarms, f.Kind) {
+		if f.Kind != o.Target.Planted && !slices.Contains(o.Target.Also, f.Kind) && !slices.Contains(v.FalseAlarms, f.Kind) {
 			v.FalseAlarms = append(v.FalseAlarms, f.Kind)
 		}
 		if o.Target.Planted != KindNone && f.Kind == o.Target.Planted &&
@@ -216,7 +216,7 @@ func WriteMarkdown(w io.Writer, m *Matrix, outs []Outcome) error {
 		mdRow(r)
 	}
 	b.WriteString("\nA cell counts the targets of a planted kind (row) on which the analyser named a kind (column); a target can name several. " +
-		"A control is right when it raises no finding at all. A false alarm is any named kind other than the planted one.\n\n")
+		"A control is right when it raises no finding at all. A false alarm is any named kind other than the planted one, except `throughput_plateau` on a pool that refuses waiters (its queue plateaus before the first waiter gives up).\n\n")
 	b.WriteString("**" + m.totals() + "**\n\n")
 	b.WriteString("| family | targets | named right | with false alarms | kinds named (targets) |\n|---|--:|--:|--:|---|\n")
 	for _, f := range families(outs) {

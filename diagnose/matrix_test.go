@@ -14,6 +14,7 @@ func TestJudge(t *testing.T) {
 	pool := Target{Name: "p", Planted: KindPlateau}
 	slow := Target{Name: "s", Planted: KindSerialization, Operation: SlowOpName}
 	control := Target{Name: "c", Planted: KindNone}
+	refusing := Target{Name: "r", Planted: KindPool, Also: []string{KindPlateau}}
 	f := func(kind, op string) Finding { return Finding{Kind: kind, Operation: op} }
 	cases := []struct {
 		why    string
@@ -29,6 +30,10 @@ func TestJudge(t *testing.T) {
 		{"the slow operation named", Outcome{Target: slow, Findings: []Finding{f(KindSerialization, SlowOpName)}}, true, nil},
 		{"the right kind on the scenario, not the slow operation",
 			Outcome{Target: slow, Findings: []Finding{f(KindSerialization, "")}}, false, nil},
+		{"a kind also true of the target is no false alarm, and not enough",
+			Outcome{Target: refusing, Findings: []Finding{f(KindPlateau, "")}}, false, nil},
+		{"the planted kind beside a kind also true of it",
+			Outcome{Target: refusing, Findings: []Finding{f(KindPlateau, ""), f(KindPool, "")}}, true, nil},
 		{"a quiet control", Outcome{Target: control}, true, nil},
 		{"a control with any finding", Outcome{Target: control, Findings: []Finding{f(KindLoadGen, "")}}, false, []string{KindLoadGen}},
 		{"a failed pipeline is never right", Outcome{Target: control, Err: "replay: exit 1"}, false, nil},

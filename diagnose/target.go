@@ -31,8 +31,12 @@ type Target struct {
 	// Operation, when set, is the operation the finding must name (one
 	// slow operation among fast ones).
 	Operation string
-	Users     []int         // closed-mode users of each stage, in order
-	Stage     time.Duration // each stage's length
+	// Also are kinds that are true of the target beside the planted one
+	// (a pool that refuses waiters plateaus first): not false alarms, and
+	// not enough to be right.
+	Also  []string
+	Users []int         // closed-mode users of each stage, in order
+	Stage time.Duration // each stage's length
 	// Stress, when > 0, adds a last stage of that length at the most users
 	// (like the built-in profile's stress stage, where degradation over time
 	// shows).
