@@ -1,8 +1,9 @@
 // Package diagnose is the diagnosis benchmark: HTTP servers with a planted
-// bottleneck of known kind (one lane, a pool, work that grows with the
-// square of the requests in flight, a narrow lane for a tenth of the
-// requests, a batching inference server, CPU work beside an idle GPU, one
-// slow operation, a growing collection, random errors, healthy controls),
+// bottleneck of known kind (one request at a time, a pool, work that grows
+// with the square of the requests in flight, a narrow lane for a tenth of
+// the requests, a batching inference server, CPU work beside an idle GPU,
+// one slow operation, a growing collection, random errors, healthy
+// controls),
 // driven through the real loadtape binary (record, replay, analyze), and a
 // confusion matrix of the kinds planted against the kinds the analyser
 // named.
