@@ -180,15 +180,12 @@ func recoverWAL(path string, mem memory.Allocator) (*Recovered, error) {
 		return &Recovered{WAL: path}, nil
 	}
 	f, wr, err := openWAL(path)
+	if errors.Is(err, errTornHeader) {
+		os.Remove(inprogress)
+		os.Remove(path)
+		return &Recovered{WAL: path}, nil
+	}
 	if err != nil {
-		if errors.Is(err, ErrNotWAL) {
-			if st, serr := os.Stat(path); serr == nil && st.Size() <= int64(len(walMagic))+frameHead {
-				// Created but cut before its header was whole: no rows.
-				os.Remove(inprogress)
-				os.Remove(path)
-				return &Recovered{WAL: path}, nil
-			}
-		}
 		return nil, fmt.Errorf("captures: %w", err)
 	}
 	defer f.Close()

@@ -31,6 +31,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -51,6 +52,10 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errTornHeader: the log was cut before its header was whole. No row can
+// follow a header that was never written, so such a log holds nothing.
+var errTornHeader = errors.New("write-ahead log cut off before its header was whole")
 
 // walHeader is the payload of the 'H' frame.
 type walHeader struct {
@@ -222,6 +227,9 @@ func openWAL(path string) (*os.File, *walReader, error) {
 	magic := make([]byte, len(walMagic))
 	if _, err := io.ReadFull(wr.r, magic); err != nil || string(magic) != walMagic {
 		f.Close()
+		if err != nil && st.Size() < int64(len(walMagic)) && strings.HasPrefix(walMagic, string(magic[:st.Size()])) {
+			return nil, nil, fmt.Errorf("%s: %w", path, errTornHeader)
+		}
 		return nil, nil, fmt.Errorf("%s: %w", path, ErrNotWAL)
 	}
 	wr.good = int64(len(walMagic))
@@ -231,7 +239,10 @@ func openWAL(path string) (*os.File, *walReader, error) {
 		if wr.err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, wr.err)
 		}
-		return nil, nil, fmt.Errorf("%s: %w: no whole header frame", path, ErrNotWAL)
+		if wr.torn {
+			return nil, nil, fmt.Errorf("%s: %w", path, errTornHeader)
+		}
+		return nil, nil, fmt.Errorf("%s: %w: no valid header frame", path, ErrNotWAL)
 	}
 	wr.meta = wr.header.Metadata
 	return f, wr, nil

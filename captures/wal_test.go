@@ -90,7 +90,8 @@ func TestTornWAL(t *testing.T) {
 			b[ends[0]+40] ^= 0x20
 			return b
 		}, 100, ends[2] - ends[0]},
-		{"cut in the header", func(b []byte) []byte { return b[:5] }, 0, 0},
+		{"cut in the magic", func(b []byte) []byte { return b[:5] }, 0, 0},
+		{"cut in the header frame", func(b []byte) []byte { return b[:8+8+10] }, 0, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -418,5 +419,25 @@ func TestNoWAL(t *testing.T) {
 	}
 	if st := w.Stats(); st.Rows != 100 || st.Pending != 0 {
 		t.Errorf("after Close: %+v, want 100 rows", st)
+	}
+}
+
+// TestForeignWAL: a .wal file that is not a loadtape log is left alone,
+// with an error naming it.
+func TestForeignWAL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "notes.wal")
+	if err := os.WriteFile(p, []byte("some other program's journal, long enough\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := captures.Recover(dir); err == nil || !strings.Contains(err.Error(), p) || !errors.Is(err, captures.ErrNotWAL) {
+		t.Errorf("Recover = %v, want ErrNotWAL naming %s", err, p)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Errorf("the foreign file is gone: %v", err)
+	}
+	if wals, _ := captures.WALs(dir); len(wals) != 1 || wals[0].Err == nil {
+		t.Errorf("WALs = %+v, want the file with its error", wals)
 	}
 }
