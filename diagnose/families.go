@@ -170,14 +170,17 @@ func Catalog() []Target {
 		{4, 6, 8 * ms, 2 * ms, []int{1, 2, 4, 8, 12}, 3500 * ms, true},
 		{8, 12, 6 * ms, 1 * ms, []int{2, 4, 8, 12, 16}, 3 * time.Second, true},
 	} {
+		// Requests wait for a slot (queueing) and each step slows as the
+		// batch fills (decode_slowdown): both true of the server.
 		t := Target{Name: fmt.Sprintf("batch-%dslots-%dtok", c.slots, c.tokens), Family: "gpu-batch",
-			Planted: KindPlateau, Users: c.users, Stage: c.stage,
+			Planted: KindPlateau, Also: []string{KindQueueing, KindDecodeSlowdown}, Users: c.users, Stage: c.stage,
 			Design: fmt.Sprintf("continuous batching, %d slots, %d streamed tokens, step %s + %s per sequence", c.slots, c.tokens, c.step0, c.stepPer),
 			New:    func() Behaviour { return NewBatch(c.slots, c.tokens, c.step0, c.stepPer, c.busyGPU) }}
 		if c.busyGPU {
 			t.Name += "-busy-gpu"
 			t.Family = "gpu-batch-busy"
 			t.Planted = KindGPUSaturation
+			t.Also = append(t.Also, KindPlateau)
 			t.GPU = true
 			t.Design += "; GPU samples report the share of time a step ran"
 		}

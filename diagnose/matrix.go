@@ -52,7 +52,7 @@ func Judge(o Outcome) Verdict {
 var (
 	rowOrder = []string{KindSerialization, KindPlateau, KindPool, KindRetrograde, KindTail, KindGPUSaturation, KindDegradation, KindNone}
 	colOrder = []string{KindSerialization, KindPlateau, KindPool, KindRetrograde, KindTail, KindGPUSaturation, KindDegradation,
-		"timeouts", "gpu_memory_pressure", KindLoadGen}
+		KindQueueing, KindDecodeSlowdown, "timeouts", "gpu_memory_pressure", KindLoadGen}
 )
 
 const (
@@ -216,7 +216,7 @@ func WriteMarkdown(w io.Writer, m *Matrix, outs []Outcome) error {
 		mdRow(r)
 	}
 	b.WriteString("\nA cell counts the targets of a planted kind (row) on which the analyser named a kind (column); a target can name several. " +
-		"A control is right when it raises no finding at all. A false alarm is any named kind other than the planted one, except `throughput_plateau` on a pool that refuses waiters (its queue plateaus before the first waiter gives up).\n\n")
+		"A control is right when it raises no finding at all. A false alarm is any named kind other than the planted one, except kinds also true of the server: `throughput_plateau` on a pool that refuses waiters (its queue plateaus before the first waiter gives up) and on the busy-GPU batch servers; `queueing` and `decode_slowdown` on the batch servers (requests wait for a slot; each step slows as the batch fills).\n\n")
 	b.WriteString("**" + m.totals() + "**\n\n")
 	b.WriteString("| family | targets | named right | with false alarms | kinds named (targets) |\n|---|--:|--:|--:|---|\n")
 	for _, f := range families(outs) {

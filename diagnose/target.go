@@ -7,18 +7,21 @@ import (
 	"time"
 )
 
-// Finding kinds the benchmark plants, as the analyser names them in
-// summary.json. A control plants none: it must raise no finding.
+// Finding kinds the benchmark plants or accepts beside the planted one, as
+// the analyser names them in summary.json. A control plants none: it must
+// raise no finding.
 const (
-	KindSerialization = "serialization"
-	KindPlateau       = "throughput_plateau"
-	KindRetrograde    = "retrograde"
-	KindPool          = "pool_exhaustion"
-	KindTail          = "tail_amplification"
-	KindGPUSaturation = "gpu_saturation"
-	KindDegradation   = "degradation"
-	KindLoadGen       = "load_generator_saturated"
-	KindNone          = "" // a healthy or random-error control
+	KindSerialization  = "serialization"
+	KindPlateau        = "throughput_plateau"
+	KindRetrograde     = "retrograde"
+	KindPool           = "pool_exhaustion"
+	KindTail           = "tail_amplification"
+	KindGPUSaturation  = "gpu_saturation"
+	KindDegradation    = "degradation"
+	KindQueueing       = "queueing"        // requests wait for a slot before their first token
+	KindDecodeSlowdown = "decode_slowdown" // each decoding step slows as the batch fills
+	KindLoadGen        = "load_generator_saturated"
+	KindNone           = "" // a healthy or random-error control
 )
 
 // Target is one planted server and the load the benchmark puts on it.
