@@ -151,3 +151,34 @@ func TestProfilesParse(t *testing.T) {
 		}
 	}
 }
+
+// readSummary reads what it needs from a summary.json that a real run of
+// the slow-operation target wrote (kept in testdata, so a change of the
+// analyser's output that the benchmark would misread fails here).
+func TestReadSummaryOfARealRun(t *testing.T) {
+	var o Outcome
+	if err := readSummary("testdata/summary-slowop.json", &o); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, f := range o.Findings {
+		kinds = append(kinds, f.Kind+"@"+f.Operation)
+	}
+	want := []string{"throughput_plateau@POST /v1/report", "tail_amplification@all", "load_generator_saturated@all"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("findings %v, want %v", kinds, want)
+	}
+	var users []int
+	for _, s := range o.Stages {
+		users = append(users, s.Users)
+	}
+	if !slices.Equal(users, []int{2, 4, 8, 16, 24}) || o.Stages[1].Trustworthy || !o.Stages[2].Trustworthy {
+		t.Errorf("stages %+v: want users 2..24 with the 4-user stage untrustworthy", o.Stages)
+	}
+	if s := o.Stages[4]; s.OKRPS < 169 || s.OKRPS > 170 || s.P50MS <= 0 || s.P99MS < s.P50MS {
+		t.Errorf("top stage %+v: want 169.6 req/s and a p50 under the p99", s)
+	}
+	if err := readSummary("testdata/no-such.json", &o); err == nil {
+		t.Error("a missing summary.json read without an error")
+	}
+}
