@@ -169,7 +169,10 @@ var (
 )
 
 // DefaultConfig makes these bottlenecks appear at the built-in profile's user counts:
-// GPU memory pressure and CUDA OOM on the gateway from about 50 users, vector
+// GPU memory pressure and CUDA OOM on the gateway from about 50 users, with
+// its 20 batch slots full at 100 users (later requests wait for one: their first token
+// comes later) and each decode step 8 % slower per sequence in the batch
+// (time per output token grows with the streams decoded at once), vector
 // pool exhaustion (504) and database "too many connections" on RAG at 25–50
 // users with searches slowing as the collection grows, and serialized MCP
 // tool execution.
@@ -177,10 +180,10 @@ func DefaultConfig() Config {
 	return Config{
 		TimeScale: 1,
 		Gateway: GatewayConfig{
-			BatchSlots:       48,
+			BatchSlots:       20, // room for 50 users' chats, not for 100 users': those wait for a slot
 			PrefillPerToken:  time.Millisecond,
 			DecodePerToken:   8 * time.Millisecond,
-			BatchSlowdown:    0.02,
+			BatchSlowdown:    0.08, // a full batch of 20 decodes each sequence 2.5× slower than one alone
 			GPUMemoryMiB:     6144,
 			ReservedMiB:      1152,
 			KVMiBPerToken:    0.5,
