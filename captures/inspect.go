@@ -175,9 +175,14 @@ var ErrNothingReadable = errors.New("no readable capture, result or sample file"
 func Inspect(paths []string) (*Inventory, error) {
 	var infos []FileInfo
 	var errs []error
+	var recoverable []WALSummary
 	for _, p := range paths {
 		fis, _ := List(p)
-		if len(fis) == 0 {
+		wals := walSummaries(p)
+		recoverable = append(recoverable, wals...)
+		// A directory a crashed writer left holds only write-ahead logs:
+		// listing what they can recover is the answer, not bad input.
+		if len(fis) == 0 && len(wals) == 0 {
 			err := fmt.Errorf("captures: %s: a directory holding no %s files", p, Ext)
 			errs = append(errs, err)
 			infos = append(infos, FileInfo{Path: p, Err: err})
@@ -301,18 +306,7 @@ func Inspect(paths []string) (*Inventory, error) {
 	for k := range sessions {
 		inv.Sessions[k[0]]++
 	}
-	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			wals, _ := WALs(p)
-			for _, wi := range wals {
-				ws := WALSummary{Path: wi.Path, Kind: wi.Kind, Rows: wi.Rows, Bytes: wi.Bytes, TornBytes: wi.TornBytes, Live: wi.Live, Rolled: wi.Rolled}
-				if wi.Err != nil {
-					ws.Error = wi.Err.Error()
-				}
-				inv.Recoverable = append(inv.Recoverable, ws)
-			}
-		}
-	}
+	inv.Recoverable = recoverable
 	for _, o := range ops {
 		o.Recorded.close()
 		o.Replayed.close()
@@ -321,10 +315,28 @@ func Inspect(paths []string) (*Inventory, error) {
 	slices.SortFunc(inv.Operations, func(a, b OperationCount) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Operation, b.Operation))
 	})
-	if readable == 0 && len(errs) == 0 {
+	if readable == 0 && len(inv.Recoverable) == 0 && len(errs) == 0 {
 		errs = append(errs, fmt.Errorf("captures: %s: %w", strings.Join(paths, ", "), ErrNothingReadable))
 	}
 	return inv, errors.Join(errs...)
+}
+
+// walSummaries lists what the write-ahead logs in directory p could
+// recover, reading only; a path that is not a directory has none.
+func walSummaries(p string) []WALSummary {
+	if st, err := os.Stat(p); err != nil || !st.IsDir() {
+		return nil
+	}
+	wals, _ := WALs(p)
+	var out []WALSummary
+	for _, wi := range wals {
+		ws := WALSummary{Path: wi.Path, Kind: wi.Kind, Rows: wi.Rows, Bytes: wi.Bytes, TornBytes: wi.TornBytes, Live: wi.Live, Rolled: wi.Rolled}
+		if wi.Err != nil {
+			ws.Error = wi.Err.Error()
+		}
+		out = append(out, ws)
+	}
+	return out
 }
 
 // scan reads the given columns of one file and calls f for every row.
