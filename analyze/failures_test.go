@@ -1,9 +1,12 @@
 package analyze
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/loadtape/loadtape/captures"
 
 	"github.com/loadtape/loadtape/runspec"
 )
@@ -156,4 +159,61 @@ func TestRoundSig(t *testing.T) {
 			t.Errorf("roundSig(%v, 3) = %v, want %v", c[0], got, c[1])
 		}
 	}
+}
+
+// Read from several result files by several collectors and merged, the
+// failures and the series are those of the rows in memory.
+func TestFailuresAndSeriesFromFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	info, rows, _ := simulate(pool, 13)
+	for i := range rows {
+		if rows[i].ErrorKind != "" {
+			rows[i].Error = fmt.Sprintf("pool timeout %d: no connection within %d ms", i%3, 3000+i%7)
+		}
+	}
+	third := len(rows) / 3
+	writeRun(t, dir, info, rows[:third], nil)
+	for _, part := range [][]captures.Result{rows[third : 2*third], rows[2*third:]} {
+		w, err := captures.NewWriter[captures.Result](captures.WriterOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(part...); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := resultFiles([]string{dir})
+	if err != nil || len(files) < 2 {
+		t.Fatalf("%d result files (%v), want several so that collectors merge", len(files), err)
+	}
+	got, err := Analyze(Options{Runs: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Summarize(info, rows, nil, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Failures) != 3*countKinds(want) {
+		t.Errorf("%d failure groups, want 3 messages per kind (the ms vary, the digit before the colon does not)", len(want.Failures))
+	}
+	for name, pair := range map[string][2]any{"failures": {got.Failures, want.Failures}, "series": {got.Series, want.Series}} {
+		gj, _ := json.Marshal(pair[0])
+		wj, _ := json.Marshal(pair[1])
+		if string(gj) != string(wj) {
+			t.Errorf("%s from %d files differ from the rows in memory:\n got %.400s\nwant %.400s", name, len(files), gj, wj)
+		}
+	}
+}
+
+func countKinds(s *Summary) int {
+	kinds := map[[3]string]bool{}
+	for _, f := range s.Failures {
+		kinds[[3]string{f.Scenario, f.Operation, f.ErrorKind}] = true
+	}
+	return len(kinds)
 }
