@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test bench lint node-fixtures demo diagnose clean
+.PHONY: build test bench lint node-fixtures demo diagnose image clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -33,6 +33,16 @@ demo: build
 # minutes; DIAGNOSE_FLAGS='-quick' or '-only pool,retrograde' for less.
 diagnose: build
 	go run ./diagnose/cmd/diagnose -loadtape bin/loadtape -out out/diagnose $(DIAGNOSE_FLAGS)
+
+# The container image (deploy/Containerfile) with the first builder found:
+# podman, buildah, or docker when its daemon answers. IMAGE names the tag.
+IMAGE ?= loadtape:$(VERSION)
+image:
+	@if command -v podman >/dev/null 2>&1; then set -x; podman build -f deploy/Containerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .; \
+	elif command -v buildah >/dev/null 2>&1; then set -x; buildah build -f deploy/Containerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .; \
+	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then set -x; docker build -f deploy/Containerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .; \
+	elif command -v docker >/dev/null 2>&1; then echo "make image: docker is installed but its daemon does not answer (docker info failed); start it, or install podman or buildah" >&2; exit 1; \
+	else echo "make image: no container builder installed (podman, buildah or docker); install one, or build deploy/Containerfile where one is" >&2; exit 1; fi
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
