@@ -70,8 +70,11 @@ type Options struct {
 	Monitor      []string      // monitor sources: nvml, host, prom=URL
 	MonitorEvery time.Duration // sample interval; 0 = DefaultMonitorEvery
 	MetricsAddr  string        // serve live Prometheus metrics here when set
-	Progress     io.Writer     // live view; a terminal gets progress bars; nil = none
-	Version      string        // loadtape version for run.json
+	// MetricsLinger keeps the metrics endpoint up this long after the run
+	// with its final values, for a last scrape; 0 = metricsGrace only.
+	MetricsLinger time.Duration
+	Progress      io.Writer // live view; a terminal gets progress bars; nil = none
+	Version       string    // loadtape version for run.json
 
 	// resultWriter replaces the Parquet results writer (benchmarks of a
 	// slow disk).
@@ -180,29 +183,29 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		}
 		return nil, err
 	}
-	if err := clearOut(opts.Out, opts.Force); err != nil {
-		return nil, err
-	}
 
 	var res resources
 	defer func() { err = errors.Join(err, res.release()) }()
-
-	id := opts.RunID
-	if id == "" {
-		id = runID()
-	}
 	live := newLive(opts.Progress)
-	for _, line := range FailedLines(p.pool.LeftOutFor(p.profile, p.scenarios)) {
-		live.logf("%s", line)
-	}
 	var met *metrics
 	if opts.MetricsAddr != "" {
 		met = newMetrics()
-		stop, err := met.serve(opts.MetricsAddr, live.logf)
+		stop, err := met.serve(ctx, opts.MetricsAddr, opts.MetricsLinger, live.logf)
 		if err != nil {
 			return nil, err
 		}
 		res.add(stop)
+	}
+	// Only now that the run is sure to start do an earlier run's files go.
+	if err := clearOut(opts.Out, opts.Force); err != nil {
+		return nil, err
+	}
+	id := opts.RunID
+	if id == "" {
+		id = runID()
+	}
+	for _, line := range FailedLines(p.pool.LeftOutFor(p.profile, p.scenarios)) {
+		live.logf("%s", line)
 	}
 
 	// run.json is written once the stages ran, after everything opened
