@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/runspec"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -31,6 +34,9 @@ type metrics struct {
 
 	mu     sync.Mutex
 	series map[metricKey]*metricSeries
+
+	ended atomic.Bool // the run is over: what is served are its final values
+	addr  string      // where serve listens
 }
 
 // metricKey and metricSeries cache the label lookups of observe: resolving
@@ -51,7 +57,17 @@ func newMetrics() *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"scenario", "operation"})
 	m.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "loadtape_send_lag_seconds", Help: "Actual minus intended send time.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"scenario"})
-	m.reg.MustRegister(m.reqs, m.dur, m.lag)
+	m.reg.MustRegister(m.reqs, m.dur, m.lag,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loadtape_run_ended", Help: "1 once the run is over: the values served are its final ones (--metrics-linger)."},
+			func() float64 {
+				if m.ended.Load() {
+					return 1
+				}
+				return 0
+			}),
+		// The load generator's own health, beside the load it makes: a
+		// replayer short of CPU or garbage-collecting hard sends late.
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tok = newTokenMetrics(m.reg)
 	return m
 }
@@ -102,15 +118,20 @@ func (m *metrics) observe(rows []captures.Result) {
 	}
 }
 
-// serve serves /metrics at addr until the returned stop is called, which
-// gives a last scrape metricsGrace. Serving errors go to logf.
-func (m *metrics) serve(addr string, logf func(string, ...any)) (stop func() error, err error) {
+// serve serves /metrics, and an index page at /, at addr until the
+// returned stop is called. Stop marks the run ended and keeps the final
+// values up for linger (cut short when ctx is done: a signal), so that a
+// scraper polling every 15 s still reads them, then gives a last scrape
+// metricsGrace. Serving errors go to logf.
+func (m *metrics) serve(ctx context.Context, addr string, linger time.Duration, logf func(string, ...any)) (stop func() error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, badInput(fmt.Errorf("--metrics-addr %s: %w", addr, err))
 	}
+	m.addr = ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/{$}", m.index)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	// Ends when stop shuts the server down.
 	go func() {
@@ -119,9 +140,54 @@ func (m *metrics) serve(addr string, logf func(string, ...any)) (stop func() err
 		}
 	}()
 	return func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), metricsGrace)
+		m.ended.Store(true)
+		if linger > 0 && ctx.Err() == nil {
+			logf("metrics: the run's final values stay at http://%s/metrics for %s (a signal ends this)", m.addr, linger)
+			t := time.NewTimer(linger)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), metricsGrace)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		_ = srv.Shutdown(sctx)
 		return nil
 	}, nil
 }
+
+// index is the endpoint's front page: where the metrics are and, read from
+// the registry at each request, every family served with its help.
+func (m *metrics) index(w http.ResponseWriter, r *http.Request) {
+	fams, err := m.reg.Gather()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	type row struct{ Name, Type, Help string }
+	view := struct {
+		Ended bool
+		Rows  []row
+	}{Ended: m.ended.Load()}
+	for _, f := range fams {
+		view.Rows = append(view.Rows, row{f.GetName(), f.GetType().String(), f.GetHelp()})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := indexPage.Execute(w, view); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+var indexPage = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>loadtape replay metrics</title></head>
+<body style="font-family:sans-serif">
+<h1>loadtape replay</h1>
+<p>{{if .Ended}}The run is over: these are its final values.{{else}}The run is in progress.{{end}}
+Prometheus metrics: <a href="/metrics">/metrics</a>.</p>
+<table border="1" cellpadding="4" style="border-collapse:collapse">
+<tr><th>metric</th><th>type</th><th>help</th></tr>
+{{range .Rows}}<tr><td><code>{{.Name}}</code></td><td>{{.Type}}</td><td>{{.Help}}</td></tr>
+{{end}}</table>
+</body></html>
+`))

@@ -19,7 +19,7 @@ func init() {
 		force, allowMissing                                           bool
 		seed                                                          int64
 		timeScale                                                     float64
-		requestTimeout, maxRun, monitorEvery                          time.Duration
+		requestTimeout, maxRun, monitorEvery, metricsLinger           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "replay --captures PATH --profile FILE --target NAME=URL ... --out DIR",
@@ -36,6 +36,9 @@ A recorded credential is redacted in the capture and never sent: give the live o
 --header (headers) or --secret (query parameters and body fields), or the run is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if metricsLinger < 0 || (metricsLinger > 0 && metricsAddr == "") {
+				return badInput(fmt.Errorf("--metrics-linger %v: want a duration ≥ 0, and --metrics-addr to serve from", metricsLinger))
+			}
 			tm, err := replay.ParseTargets(targets)
 			if err != nil {
 				return badInput(err)
@@ -66,7 +69,7 @@ A recorded credential is redacted in the capture and never sent: give the live o
 				Secrets: sec, AllowMissingCredentials: allowMissing,
 				Scenarios: scenarios, Seed: seed, Shard: shard, RunID: runID, StartAt: at, TimeScale: timeScale,
 				RequestTimeout: requestTimeout, MaxRun: maxRun, Monitor: monitors, MonitorEvery: monitorEvery,
-				MetricsAddr: metricsAddr, Progress: cmd.ErrOrStderr(), Version: version,
+				MetricsAddr: metricsAddr, MetricsLinger: metricsLinger, Progress: cmd.ErrOrStderr(), Version: version,
 			})
 			if replay.IsBadInput(err) {
 				return badInput(err)
@@ -103,7 +106,8 @@ A recorded credential is redacted in the capture and never sent: give the live o
 	f.DurationVar(&maxRun, "max-run", 0, "hard limit on the whole run, capture reading included; in-flight requests are cut off (0: none)")
 	f.StringArrayVar(&monitors, "monitor", nil, "resource source: nvml, host, prom=URL (repeatable or comma list)")
 	f.DurationVar(&monitorEvery, "monitor-every", replay.DefaultMonitorEvery, "monitor sampling interval")
-	f.StringVar(&metricsAddr, "metrics-addr", "", "serve live Prometheus metrics at ADDR/metrics")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve live Prometheus metrics at `ADDR`/metrics (an index at ADDR/)")
+	f.DurationVar(&metricsLinger, "metrics-linger", 0, "keep --metrics-addr up this long after the run with its final values, for a last scrape")
 	for _, name := range []string{"captures", "profile", "target", "out"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
