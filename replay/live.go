@@ -46,6 +46,8 @@ type liveStage struct {
 	count, errs int64
 	lastCount   int64
 	recent      []float64 // seconds, ring
+	tokens      int64     // output tokens of successes (metrics_tokens.go)
+	lastTokens  int64
 	next        int
 }
 
@@ -82,6 +84,8 @@ func (l *live) observe(rows []captures.Result) {
 		if r.ErrorKind != "" {
 			ls.errs++
 		}
+		n, _ := outputTokens(r)
+		ls.tokens += n
 		sec := float64(r.DurationNS) / 1e9
 		if len(ls.recent) < recentKeep {
 			ls.recent = append(ls.recent, sec)
@@ -200,8 +204,8 @@ func (l *live) loop() {
 					// finished stage shows its average instead.
 					rps = float64(count) / max(st.end.Sub(st.start).Seconds(), 1e-3)
 				}
-				stats := fmt.Sprintf("%s rps %.1f p95 %s errors %d/%d left %s", load, rps,
-					time.Duration(p95*1e9).Round(time.Millisecond), errs, count, left)
+				stats := fmt.Sprintf("%s rps %.1f%s p95 %s errors %d/%d left %s", load, rps,
+					l.tokensText(s.name, k+1, dt, finished, st.end.Sub(st.start)), time.Duration(p95*1e9).Round(time.Millisecond), errs, count, left)
 				line := fmt.Sprintf("%s stage %d/%d%s: %s", s.name, k+1, len(s.stages), name, stats)
 				if prog != nil {
 					total := st.end.Sub(st.start).Milliseconds()

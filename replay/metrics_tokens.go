@@ -1,7 +1,9 @@
 package replay
 
 import (
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,18 +59,54 @@ func (t *tokenMetrics) observe(r *captures.Result) {
 			s.itl.Observe(float64(offs[i]-offs[i-1]) / 1e9)
 		}
 	}
-	switch {
-	case r.CompletionTokens > 0:
-		s.usage.Add(float64(r.CompletionTokens))
-	default:
-		// analyze's rule: the events from the first token on, less the
-		// closing [DONE].
-		if first := slices.IndexFunc(offs, func(o int64) bool { return o >= r.TTFTNS }); first >= 0 {
-			n := len(offs) - first
-			if n >= 2 {
-				n--
-			}
-			s.chunks.Add(float64(n))
-		}
+	if n, chunks := outputTokens(r); chunks {
+		s.chunks.Add(float64(n))
+	} else {
+		s.usage.Add(float64(n))
 	}
+}
+
+// outputTokens is a successful row's output count: usage's, else (chunks
+// true) analyze's chunk count, the stream's events from the first token
+// on less the closing [DONE]; 0 for a row with neither.
+func outputTokens(r *captures.Result) (n int64, chunks bool) {
+	if r.ErrorKind != "" {
+		return 0, false
+	}
+	if r.CompletionTokens > 0 {
+		return r.CompletionTokens, false
+	}
+	if r.TTFTNS == 0 {
+		return 0, false
+	}
+	offs := r.ChunkOffsetsNS
+	first := slices.IndexFunc(offs, func(o int64) bool { return o >= r.TTFTNS })
+	if first < 0 {
+		return 0, false
+	}
+	n = int64(len(offs) - first)
+	if n >= 2 {
+		n--
+	}
+	return n, true
+}
+
+// tokensText is the live line's output tokens per second of a stage
+// (since the last call, or over the stage when finished), "" while it has
+// none.
+func (l *live) tokensText(scenario string, stage int, dt float64, finished bool, length time.Duration) string {
+	l.mu.Lock()
+	ls := l.stats[stageKey{scenario, int32(stage)}]
+	if ls == nil || ls.tokens == 0 {
+		l.mu.Unlock()
+		return ""
+	}
+	total, delta := ls.tokens, ls.tokens-ls.lastTokens
+	ls.lastTokens = ls.tokens
+	l.mu.Unlock()
+	rate := float64(delta) / max(dt, 1e-3)
+	if finished {
+		rate = float64(total) / max(length.Seconds(), 1e-3)
+	}
+	return fmt.Sprintf(" tok/s %.0f", rate)
 }

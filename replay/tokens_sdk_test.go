@@ -3,11 +3,15 @@ package replay
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/analyze"
+	"github.com/loadtape/loadtape/internal/syncbuf"
 	"github.com/loadtape/loadtape/sim"
 )
 
@@ -57,8 +61,9 @@ scenarios:
     think: {constant: 20ms}
 `)
 	runDir := t.TempDir()
+	var progress syncbuf.Buffer
 	_, rows := runAndRead(t, ctx, Options{Exchanges: recorded, Profile: prof, Targets: map[string]string{"gateway": gateway},
-		Headers: http.Header{"Authorization": {"Bearer sk-test-openai-key"}}, Out: runDir, Seed: 1})
+		Headers: http.Header{"Authorization": {"Bearer sk-test-openai-key"}}, Out: runDir, Seed: 1, Progress: &progress})
 	var usageRows, chunkRows int64
 	for _, r := range rows {
 		switch {
@@ -73,6 +78,16 @@ scenarios:
 	}
 	if usageRows == 0 || chunkRows == 0 {
 		t.Fatalf("replayed %d streams with usage and %d without, want both", usageRows, chunkRows)
+	}
+	// The live view's last line of the stage: its output tokens per second.
+	var live float64
+	for _, l := range strings.Split(progress.String(), "\n") {
+		if _, rest, ok := strings.Cut(l, " tok/s "); ok {
+			live, _ = strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		}
+	}
+	if want := float64(usageRows*tokens+chunkRows*(tokens+1)) / 3; math.Abs(live-want) > 1 {
+		t.Errorf("live view: %v tok/s, want %.0f (every stream's tokens over the 3 s stage):\n%s", live, want, progress.String())
 	}
 	s, err := analyze.Analyze(analyze.Options{Runs: []string{runDir}, WarmUp: &analyze.WarmUp{}})
 	if err != nil {
