@@ -154,8 +154,8 @@ func (rs *RunSeries) seriesStart(t *testing.T) int64 {
 
 func TestRoundSig(t *testing.T) {
 	t.Parallel()
-	for _, c := range [][2]float64{{3.2449e-12, 3.24e-12}, {0.0123456, 0.0123}, {1, 1}, {0, 0}, {123456, 123000}} {
-		if got := roundSig(c[0], 3); math.Abs(got-c[1]) > 1e-9*math.Abs(c[1]) {
+	for _, c := range [][2]float64{{3.2449e-12, 3.24e-12}, {0.0123456, 0.0123}, {1, 1}, {0, 0}, {123456, 123000}, {1e-320, 1e-320}, {5e-324, 5e-324}, {math.SmallestNonzeroFloat64 * 3, 1.5e-323}} {
+		if got := roundSig(c[0], 3); math.IsNaN(got) || math.Abs(got-c[1]) > 1e-9*math.Abs(c[1]) {
 			t.Errorf("roundSig(%v, 3) = %v, want %v", c[0], got, c[1])
 		}
 	}

@@ -3,6 +3,7 @@ package analyze
 import (
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
@@ -229,7 +230,11 @@ func roundSig(v float64, n int) float64 {
 	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return v
 	}
-	d := float64(n) - math.Ceil(math.Log10(math.Abs(v)))
-	p := math.Pow(10, d)
-	return math.Round(v*p) / p
+	// Through the decimal text: scaling by 10^d overflows for the tiny
+	// p-values of a large run (1e-320 × 1e323 is +Inf, and Inf/Inf NaN).
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', n, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
 }

@@ -153,10 +153,18 @@ func pText(p float64) string {
 	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", p), "0"), ".")
 }
 
+// pIs is "p = 3.2e-12", or "p < 1e-300" for one too small for a float.
+func pIs(p float64) string {
+	if t := pText(p); strings.HasPrefix(t, "<") {
+		return "p " + t
+	}
+	return "p = " + pText(p)
+}
+
 // opChangeText is one operation's change in a line.
 func opChangeText(o analyze.OpChange) string {
-	return fmt.Sprintf("%s stage %d (%d users): p95 %s, p50 %s (p = %s)", scenarioOp(o.Scenario, o.Operation), o.Stage, o.Users,
-		deltaText(o.P95, 1), deltaText(o.P50, 1), pText(o.LatencyP))
+	return fmt.Sprintf("%s stage %d (%d users): p95 %s, p50 %s (%s)", scenarioOp(o.Scenario, o.Operation), o.Stage, o.Users,
+		deltaText(o.P95, 1), deltaText(o.P50, 1), pIs(o.LatencyP))
 }
 
 func changesText(c *analyze.Comparison, paint func(string, string) string) string {
