@@ -46,7 +46,8 @@ func figures(s *analyze.Summary) ([]Figure, error) {
 	}
 	for _, sc := range s.Scenarios {
 		stages := stagesOf(s, sc.Name)
-		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdf, errorFigure} {
+		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdf, errorFigure,
+			tokenTTFTFigure, tokenTPOTFigure, tokenThroughputFigure, tokenTradeoffFigure} { // token figures: tokens_figures.go
 			fig, err := f(sc, stages)
 			if err != nil {
 				return nil, err

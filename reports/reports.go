@@ -230,6 +230,8 @@ func figuresFor(f analyze.Finding, figs []Figure) []Figure {
 		analyze.KindLoadGenSaturated:  {"latency"},
 		analyze.KindSandboxViolation:  {"errors"},
 		analyze.KindDegradation:       {"timeline"},
+		analyze.KindQueueing:          {"tokens_ttft", "tokens_tpot"},
+		analyze.KindDecodeSlowdown:    {"tokens_tpot"},
 	}[f.Kind]
 	var out []Figure
 	for _, k := range want {

@@ -44,3 +44,50 @@ func TestTokenTable(t *testing.T) {
 		t.Errorf("usage counting not said:\n%s", md)
 	}
 }
+
+// A scenario with token figures gets the three token figures, and a
+// queueing finding shows the TTFT and the TPOT ones; one without gets none.
+func TestTokenFigures(t *testing.T) {
+	t.Parallel()
+	nan := math.NaN()
+	var stages []*analyze.Stage
+	for i, users := range []int{1, 8, 32} {
+		u := float64(users)
+		lat := analyze.Latency{Min: 1, Avg: 500, P50: 500, P90: 600, P95: 650, P99: 700, Max: 800}
+		o := &analyze.OpStats{Count: 100, LatencyMS: lat,
+			TTFTMS: &analyze.Latency{Min: 1, Avg: 30 * u, P50: 30 * u, P90: 40 * u, P95: 45 * u, P99: 50 * u, Max: 60 * u},
+			TPOTMS: &analyze.Latency{Min: 1, Avg: 10, P50: 10, P90: 11, P95: 12, P99: 13, Max: 14},
+			Tokens: &analyze.TokenStats{Counting: analyze.CountUsage, Requests: 100, OutputTokens: 4000, OutputPerS: 40 * u, PeakOutputPerS: 50 * u,
+				PerRequest: &analyze.RateDist{Min: nan, P10: 90, P50: 100 / u, Avg: 100, Max: 110}}}
+		stages = append(stages, &analyze.Stage{Scenario: "llm", Stage: i + 1, Users: users, Trustworthy: true, Steady: true,
+			Operations: map[string]*analyze.OpStats{analyze.AllOps: o, "chat.completions": o}})
+	}
+	plain := &analyze.Stage{Scenario: "rag", Stage: 1, Users: 1, Trustworthy: true, Steady: true,
+		Operations: map[string]*analyze.OpStats{analyze.AllOps: {Count: 1, LatencyMS: analyze.Latency{Min: 1, Avg: 1, P50: 1, P90: 1, P95: 1, P99: 1, Max: 1}}}}
+	s := &analyze.Summary{Stages: append(stages, plain), Findings: []analyze.Finding{{Kind: analyze.KindQueueing, Scenario: "llm"}},
+		Scenarios: []*analyze.Scenario{{Name: "llm"}, {Name: "rag"}}}
+	figs, err := figures(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, f := range figs {
+		if strings.HasPrefix(f.Kind, "tokens_") {
+			kinds[f.Kind] = f.Scenario
+			if len(f.PNG) == 0 || !strings.Contains(string(f.SVG), "<svg") {
+				t.Errorf("%s: empty figure", f.Name)
+			}
+		}
+	}
+	for _, k := range []string{"tokens_ttft", "tokens_tpot", "tokens_throughput", "tokens_tradeoff"} {
+		if kinds[k] != "llm" {
+			t.Errorf("figure %s: scenario %q, want llm (got %v)", k, kinds[k], kinds)
+		}
+	}
+	if len(kinds) != 4 {
+		t.Errorf("token figures %v, want four, none for rag", kinds)
+	}
+	if f := figuresFor(s.Findings[0], figs); len(f) != 2 || f[0].Kind != "tokens_ttft" || f[1].Kind != "tokens_tpot" {
+		t.Errorf("queueing shows %d figures, want the TTFT and the TPOT one", len(f))
+	}
+}
