@@ -82,7 +82,9 @@ document.getElementById("f").onload = function () {
   var d = this.contentDocument, ft = d.getElementById("failed-targets");
   var out = document.createElement("pre");
   out.id = "probe";
-  out.textContent = JSON.stringify({bottom: ft ? ft.getBoundingClientRect().bottom : -1, banner: d.getElementById("verdict").innerText});
+  var wide = [];
+  d.querySelectorAll("table").forEach(function (t) { if (t.scrollWidth > t.clientWidth + 1 || t.getBoundingClientRect().right > d.documentElement.clientWidth) wide.push(t.className || t.id); });
+  out.textContent = JSON.stringify({bottom: ft ? ft.getBoundingClientRect().bottom : -1, banner: d.getElementById("verdict").innerText, wide: wide});
   document.body.appendChild(out);
 };
 </script></body></html>`), 0o644)
@@ -94,6 +96,7 @@ document.getElementById("f").onload = function () {
 	var m struct {
 		Bottom float64
 		Banner string
+		Wide   []string // tables that scroll sideways
 	}
 	if err := json.Unmarshal([]byte(html.UnescapeString(probed[i+len(`<pre id="probe">`):j])), &m); err != nil {
 		t.Fatal(err)
@@ -105,6 +108,10 @@ document.getElementById("f").onload = function () {
 		if !strings.Contains(m.Banner, want) {
 			t.Errorf("first screen's banner lacks %q:\n%s", want, m.Banner)
 		}
+	}
+
+	if len(m.Wide) > 0 {
+		t.Errorf("tables scroll sideways in a 1280 px window: %q", m.Wide)
 	}
 
 	shot := filepath.Join(t.ArtifactDir(), "report-first-screen.png")
