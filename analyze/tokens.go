@@ -92,12 +92,8 @@ func (c *collector) addTokens(st *stageAcc, r *captures.Result, failed bool) {
 	}
 	rt := requestTokensOf(r)
 	good := a.good.holds(rt)
-	for _, o := range []*opTokens{op, &a.all} {
-		o.add(r, rt, a.ws)
-		if good {
-			o.good++
-		}
-	}
+	op.add(r, rt, a.ws, good)
+	a.all.add(r, rt, a.ws, good)
 }
 
 // requestTokens is one successful request as the token figures read it.
@@ -151,7 +147,10 @@ func requestTokensOf(r *captures.Result) requestTokens {
 	return rt
 }
 
-func (o *opTokens) add(r *captures.Result, rt requestTokens, ws int64) {
+func (o *opTokens) add(r *captures.Result, rt requestTokens, ws int64, good bool) {
+	if good {
+		o.good++
+	}
 	start := r.StartNS - ws
 	// Active seconds: from the one it started in to the one it ended in.
 	for s := second(start); s <= second(start+r.DurationNS) && s < maxTokenSeconds; s++ {
