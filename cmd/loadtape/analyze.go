@@ -51,15 +51,37 @@ report.html, report.md, summary.json, junit.xml, stats.csv, stats_history.csv an
 (Locust's columns) and figures/ to --out. It prints the verdict first: the failed targets, each with
 the finding that explains it, then the findings by severity.
 
+A RUN_DIR or --out may be s3://BUCKET/PREFIX (docs/scale-out.md); a prefix holding the shards of a
+run is read as all of them. Shards given must make the whole run (each I of N once, one run id).
+
 Exit code 3 when a target misses its acceptance bound; 2 on bad input.`,
 	Args: cobra.MinimumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
-		opts, err := analyzeOpts.options(args)
+		// s3:// runs and --out go through local directories; a prefix
+		// holding the shards of a run is read as all of them.
+		local, done, err := stagedIn(cmd.Context(), "run", args)
+		if err != nil {
+			return err
+		}
+		defer done()
+		runs, err := runDirsIn(args, local)
+		if err != nil {
+			return err
+		}
+		out, publish, err := stagedOut(cmd.Context(), "--out", analyzeOpts.out, true)
+		if err != nil {
+			return err
+		}
+		opts, err := analyzeOpts.options(runs)
 		if err != nil {
 			return err
 		}
 		s, err := analyze.Analyze(opts)
-		return finishReport(cmd.OutOrStdout(), analyzeOpts.out, s, err)
+		err = finishReport(cmd.OutOrStdout(), out, s, err)
+		if s != nil {
+			err = errors.Join(err, publish())
+		}
+		return err
 	},
 }
 

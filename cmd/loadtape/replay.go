@@ -59,13 +59,23 @@ A recorded credential is redacted in the capture and never sent: give the live o
 			if err != nil {
 				return badInput(err)
 			}
+			// s3:// --captures and --out go through local directories.
+			caps, doneIn, err := stagedIn(cmd.Context(), "--captures", capturesPaths)
+			if err != nil {
+				return err
+			}
+			defer doneIn()
+			outDir, publish, err := stagedOut(cmd.Context(), "--out", out, force)
+			if err != nil {
+				return err
+			}
 			// The first signal cuts the run off and flushes; a second one
 			// (after stop restores the default) kills the process.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			go func() { <-ctx.Done(); stop() }()
 			info, err := replay.Run(ctx, replay.Options{
-				Captures: capturesPaths, ProfilePath: profile, Targets: tm, Headers: hs, Out: out, Force: force,
+				Captures: caps, ProfilePath: profile, Targets: tm, Headers: hs, Out: outDir, Force: force,
 				Secrets: sec, AllowMissingCredentials: allowMissing,
 				Scenarios: scenarios, Seed: seed, Shard: shard, RunID: runID, StartAt: at, TimeScale: timeScale,
 				RequestTimeout: requestTimeout, MaxRun: maxRun, Monitor: monitors, MonitorEvery: monitorEvery,
@@ -77,6 +87,10 @@ A recorded credential is redacted in the capture and never sent: give the live o
 			if err != nil {
 				return err
 			}
+			if err := publish(); err != nil {
+				return err
+			}
+			info.Dir = out
 			state := "finished"
 			if info.Interrupted {
 				state = "interrupted (" + info.EndReason + ")"
@@ -87,10 +101,10 @@ A recorded credential is redacted in the capture and never sent: give the live o
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&capturesPaths, "captures", nil, "capture files, directories or globs (repeatable)")
+	f.StringArrayVar(&capturesPaths, "captures", nil, "capture files, directories or globs, or s3://BUCKET/PREFIX (repeatable)")
 	f.StringVar(&profile, "profile", "", "profile YAML `FILE` (loadtape profile init writes one)")
 	f.StringArrayVar(&targets, "target", nil, "NAME=URL: where service NAME's requests go (one per service; required)")
-	f.StringVar(&out, "out", "", "run directory to write (created; must be empty unless --force)")
+	f.StringVar(&out, "out", "", "run directory to write (created; must be empty unless --force), or s3://BUCKET/PREFIX (uploaded at the end)")
 	f.BoolVar(&force, "force", false, "reuse a non-empty --out, removing its earlier results, samples and run.json first")
 	f.StringArrayVar(&scenarios, "scenario", nil, "scenario to run (repeatable or comma list; default: all, concurrently)")
 	f.StringArrayVar(&headers, "header", nil, "'Name: value' set on every request, replacing the recorded one (and a redacted credential)")

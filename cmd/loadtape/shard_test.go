@@ -191,7 +191,7 @@ scenarios:
 	counts := func(runs ...string) map[string]int64 {
 		out := filepath.Join(t.TempDir(), "report")
 		a := append(append([]string{"analyze"}, runs...), "--out", out, "--warmup-fraction", "0")
-		if _, stderr, code, _ := runBin(t, "", bin, a...); code != 0 && code != 1 {
+		if _, stderr, code, _ := runBin(t, "", bin, a...); code != 0 && code != 3 {
 			t.Fatalf("analyze %v: exit %d\n%s", runs, code, stderr)
 		}
 		var s struct {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/loadtape/loadtape/objstore"
+	"github.com/loadtape/loadtape/runspec"
+)
+
+// Object storage paths (s3://BUCKET/PREFIX) are staged through a local
+// directory: inputs are downloaded before the command reads them, outputs
+// are written locally and uploaded once whole, each file one object.
+
+// stagedIn replaces each s3:// path by a local directory holding its
+// objects. done removes the downloads.
+func stagedIn(ctx context.Context, what string, paths []string) (local []string, done func(), err error) {
+	var tmps []string
+	done = func() {
+		for _, d := range tmps {
+			_ = os.RemoveAll(d)
+		}
+	}
+	var st *objstore.Store
+	for _, p := range paths {
+		if !objstore.IsURL(p) {
+			local = append(local, p)
+			continue
+		}
+		loc, err := objstore.Parse(p)
+		if err != nil {
+			done()
+			return nil, nil, badInput(fmt.Errorf("%s %w", what, err))
+		}
+		if st == nil {
+			if st, err = objstore.FromEnv(); err != nil {
+				done()
+				return nil, nil, badInput(err)
+			}
+		}
+		tmp, err := os.MkdirTemp("", "loadtape-s3-")
+		if err != nil {
+			done()
+			return nil, nil, err
+		}
+		tmps = append(tmps, tmp)
+		if _, err := st.Download(ctx, loc, tmp); err != nil {
+			done()
+			if errors.Is(err, objstore.ErrEmpty) {
+				return nil, nil, badInput(fmt.Errorf("%s %w", what, err))
+			}
+			return nil, nil, err
+		}
+		local = append(local, tmp)
+	}
+	return local, done, nil
+}
+
+// runDirsIn expands each downloaded run location to its run directories:
+// the location itself when it holds run.json, else each directory below
+// it that does (the shards of a run under one prefix), in name order.
+func runDirsIn(args, local []string) ([]string, error) {
+	var out []string
+	for i, dir := range local {
+		if !objstore.IsURL(args[i]) {
+			out = append(out, dir)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, runspec.FileName)); err == nil {
+			out = append(out, dir)
+			continue
+		}
+		var found []string
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && d.Name() == runspec.FileName {
+				found = append(found, filepath.Dir(p))
+			}
+			return nil
+		})
+		if len(found) == 0 {
+			return nil, badInput(fmt.Errorf("%s: no %s under it: want a run, or the shards of one", args[i], runspec.FileName))
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// stagedOut gives the local directory to write for out and publish, which
+// uploads it when out is s3:// (then removes the local copy). Unless
+// force, an s3:// out must hold no objects yet, as a local --out must be
+// empty.
+func stagedOut(ctx context.Context, flag, out string, force bool) (local string, publish func() error, err error) {
+	if !objstore.IsURL(out) {
+		return out, func() error { return nil }, nil
+	}
+	loc, err := objstore.Parse(out)
+	if err != nil {
+		return "", nil, badInput(fmt.Errorf("%s %w", flag, err))
+	}
+	st, err := objstore.FromEnv()
+	if err != nil {
+		return "", nil, badInput(err)
+	}
+	used, err := st.Used(ctx, loc)
+	if err != nil {
+		return "", nil, err
+	}
+	if used && !force {
+		return "", nil, badInput(fmt.Errorf("%s %s: not empty (objects are there); give a new prefix, or --force", flag, out))
+	}
+	tmp, err := os.MkdirTemp("", "loadtape-s3-out-")
+	if err != nil {
+		return "", nil, err
+	}
+	local = filepath.Join(tmp, "out")
+	return local, func() error {
+		defer os.RemoveAll(tmp)
+		if used {
+			if err := st.Clear(ctx, loc); err != nil {
+				return err
+			}
+		}
+		n, err := st.Upload(ctx, local, loc)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "uploaded %d files to %s\n", n, loc)
+		return nil
+	}, nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/loadtape/loadtape/objstore"
+)
+
+// TestObjectStorageShards runs two shards of one run with their captures
+// read from and their run directories written to object storage, then
+// analyzes the run's prefix: every shard found there, reports uploaded; a
+// prefix missing a shard is refused naming it. The store is gofakes3, an
+// in-memory S3 implementation on 127.0.0.1 that the test starts (no S3
+// server is installed here).
+func TestObjectStorageShards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	be := s3mem.New()
+	for _, b := range []string{"caps", "runs"} {
+		if err := be.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s3 := httptest.NewServer(gofakes3.New(be).Server())
+	t.Cleanup(s3.Close)
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL": s3.URL, "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
+		t.Setenv(k, v) // the test's client and the binaries it starts
+	}
+	st, err := objstore.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	capsLoc, _ := objstore.Parse("s3://caps/gateway")
+	if _, err := st.Upload(ctx, writeTwoOpCapture(t), capsLoc); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(up.Close)
+	profile := writeProfile(t, `
+scenarios:
+  users:
+    service: gateway
+    stages: [{users: 4, duration: 800ms}]
+    spawn_rate: 1000
+    think: {constant: 40ms}
+    mix: {chat.completions: 3, models.list: 1}
+`)
+	replayTo := func(out, shard, id string) (string, int) {
+		_, stderr, code, _ := runBin(t, "", bin, "replay", "--captures", "s3://caps/gateway", "--profile", profile,
+			"--target", "gateway="+up.URL, "--seed", "3", "--shard", shard, "--run-id", id, "--out", out)
+		return stderr, code
+	}
+	for _, sh := range []string{"1/2", "2/2"} {
+		if stderr, code := replayTo("s3://runs/job-s3/shard-"+sh[:1], sh, "job-s3"); code != 0 {
+			t.Fatalf("shard %s: exit %d\n%s", sh, code, stderr)
+		}
+	}
+	for _, key := range []string{"job-s3/shard-1/run.json", "job-s3/shard-2/run.json"} {
+		if _, err := be.HeadObject("runs", key); err != nil {
+			t.Errorf("s3://runs/%s: %v", key, err)
+		}
+	}
+
+	// Another run into a prefix already used is refused before it starts.
+	stderr, code := replayTo("s3://runs/job-s3/shard-1", "1/2", "job-s3")
+	wantBadInput(t, "used --out prefix", stderr, code, "--out s3://runs/job-s3/shard-1: not empty", "--force")
+
+	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-s3/", "--out", "s3://runs/reports/job-s3")
+	if code != 0 && code != 3 {
+		t.Fatalf("analyze: exit %d\n%s", code, stderr)
+	}
+	obj, err := be.HeadObject("runs", "reports/job-s3/summary.json")
+	if err != nil || obj.Size < 100 {
+		t.Fatalf("summary.json uploaded: %+v, %v", obj, err)
+	}
+
+	// One shard of two under a prefix: named as missing.
+	if stderr, code := replayTo("s3://runs/job-half/shard-1", "1/2", "job-half"); code != 0 {
+		t.Fatalf("half: exit %d\n%s", code, stderr)
+	}
+	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-half", "--out", t.TempDir())
+	wantBadInput(t, "a shard missing in the store", stderr, code, "run job-half: shard 2/2 missing")
+	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-none", "--out", t.TempDir())
+	wantBadInput(t, "an empty prefix", stderr, code, "s3://runs/job-none: no objects there")
+	if strings.Contains(stderr, "panic") {
+		t.Error(stderr)
+	}
+}
