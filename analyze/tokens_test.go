@@ -241,3 +241,23 @@ func TestTokensChunkCountsAndFailures(t *testing.T) {
 		t.Error("goodput without bounds")
 	}
 }
+
+// BenchmarkAddTokens is the token figures' share of ingesting one
+// successful stream row of 100 chunks.
+func BenchmarkAddTokens(b *testing.B) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	info := oneStage(t0, &runspec.Goodput{TTFT: runspec.Duration(time.Second)}, 1)
+	c := newCollector(info, WarmUp{})
+	st := c.stages[stageKey{"llm", 1}]
+	offs := make([]int64, 102)
+	for i := range offs {
+		offs[i] = int64(50+i*10) * int64(time.Millisecond)
+	}
+	r := captures.Result{Scenario: "llm", Stage: 1, Operation: "chat.completions", TTFTNS: 50 * int64(time.Millisecond),
+		DurationNS: offs[101], ChunkOffsetsNS: offs, CompletionTokens: 100, PromptTokens: 20}
+	b.ReportAllocs()
+	for i := range b.N {
+		r.StartNS = t0.UnixNano() + int64(i%9000)*int64(time.Millisecond)
+		c.addTokens(st, &r, false)
+	}
+}
