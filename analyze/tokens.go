@@ -100,7 +100,7 @@ func (c *collector) addTokens(st *stageAcc, r *captures.Result, failed bool) {
 type requestTokens struct {
 	output     int64
 	chunks     bool    // output is a chunk count
-	times      []int64 // ns from start of the output's arrivals (stream) or its end
+	times      []int64 // ns from start of a stream's output arrivals; nil: all at the end
 	ttftNS     int64   // TTFT, else TTFB, else the duration
 	lastNS     int64   // last event of a stream, else the duration
 	e2eNS      int64
@@ -136,7 +136,6 @@ func requestTokensOf(r *captures.Result) requestTokens {
 		if rt.ttftNS == 0 {
 			rt.ttftNS = r.DurationNS
 		}
-		rt.times = []int64{r.DurationNS}
 	}
 	if rt.streamed && rt.output > 1 && rt.lastNS > rt.ttftNS {
 		rt.tpotNS = float64(rt.lastNS-rt.ttftNS) / float64(rt.output-1)
@@ -175,9 +174,15 @@ func (o *opTokens) add(r *captures.Result, rt requestTokens, ws int64, good bool
 	// tokens (vLLM's rule, exact for a server that sends one token per
 	// chunk); otherwise the tokens are spread evenly over the events.
 	times, each := rt.times, 1.0
-	if int64(len(times)) >= rt.output {
+	switch {
+	case len(times) == 0: // a whole response: every token at its end
+		if s := second(start + r.DurationNS); s >= 0 && s < maxTokenSeconds {
+			o.tokPerSec = grow(o.tokPerSec, s)
+			o.tokPerSec[s] += float64(rt.output)
+		}
+	case int64(len(times)) >= rt.output:
 		times = times[:rt.output]
-	} else {
+	default:
 		each = float64(rt.output) / float64(len(times))
 	}
 	for _, t := range times {
