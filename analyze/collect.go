@@ -431,6 +431,7 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	}
 	if s.Users == 0 && st.info.Rate > 0 {
 		s.Users = int(math.Round(st.info.Rate))
+		s.Rate = st.info.Rate
 	}
 	if st.we == math.MaxInt64 {
 		// No end in run.json (interrupted): the window ends at the last row;

@@ -70,6 +70,7 @@ type Stage struct {
 	Notes       []string               `json:"notes,omitempty"`
 
 	Mode    string  `json:"-"` // closed, open, sessions
+	Rate    float64 `json:"-"` // open mode: arrivals per second (Users holds it rounded)
 	WindowS float64 `json:"-"` // measured window after warm-up, seconds
 	// The stage's span and its raw counts (warm-up included), read by the
 	// resources and targets; what only detectors read is in stageFacts.

@@ -112,7 +112,7 @@ func (t loadTicks) Ticks(min, max float64) []plot.Tick {
 func loadAxis(p *plot.Plot, stages []*analyze.Stage) {
 	var loads []float64
 	for _, st := range stages {
-		loads = append(loads, float64(st.Users))
+		loads = append(loads, loadOf(st))
 	}
 	p.X.Tick.Marker = loadTicks(loads)
 	p.X.Label.Text = loadLabel(stages)
@@ -236,4 +236,13 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 		}
 	}
 	return out
+}
+
+// loadOf is where a stage sits on a load axis: its users, or its arrival
+// rate in open mode.
+func loadOf(st *analyze.Stage) float64 {
+	if st.Mode == "open" && st.Rate > 0 {
+		return st.Rate
+	}
+	return float64(st.Users)
 }

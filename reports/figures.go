@@ -142,7 +142,7 @@ func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, erro
 		var xy plotter.XYs
 		for _, st := range stages {
 			if v := q.get(st.Operations[analyze.AllOps].LatencyMS); finite(v) {
-				xy = append(xy, plotter.XY{X: float64(st.Users), Y: v})
+				xy = append(xy, plotter.XY{X: loadOf(st), Y: v})
 				top = math.Max(top, v)
 			}
 		}
@@ -157,7 +157,7 @@ func latencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, erro
 			var xy plotter.XYs
 			for _, st := range stages {
 				if o := st.Operations[op]; o != nil && finite(o.LatencyMS.P95) {
-					xy = append(xy, plotter.XY{X: float64(st.Users), Y: o.LatencyMS.P95})
+					xy = append(xy, plotter.XY{X: loadOf(st), Y: o.LatencyMS.P95})
 					top = math.Max(top, o.LatencyMS.P95)
 				}
 			}
@@ -274,7 +274,7 @@ func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error)
 	kinds := map[string]bool{}
 	for _, st := range stages {
 		all := st.Operations[analyze.AllOps]
-		xy = append(xy, plotter.XY{X: float64(st.Users), Y: 100 * all.ErrorRate})
+		xy = append(xy, plotter.XY{X: loadOf(st), Y: 100 * all.ErrorRate})
 		for k := range all.Errors {
 			kinds[k] = true
 		}
@@ -293,7 +293,7 @@ func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error)
 			for _, st := range stages {
 				all := st.Operations[analyze.AllOps]
 				if all.Count > 0 {
-					xy = append(xy, plotter.XY{X: float64(st.Users), Y: 100 * float64(all.Errors[k]) / float64(all.Count)})
+					xy = append(xy, plotter.XY{X: loadOf(st), Y: 100 * float64(all.Errors[k]) / float64(all.Count)})
 				}
 			}
 			if err := addLine(p, k, xy, i+2, true); err != nil {
@@ -497,7 +497,7 @@ func opLatencyFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, er
 			var xy plotter.XYs
 			for _, st := range stages {
 				if o := st.Operations[op]; o != nil && finite(q.get(o.LatencyMS)) {
-					xy = append(xy, plotter.XY{X: float64(st.Users), Y: q.get(o.LatencyMS)})
+					xy = append(xy, plotter.XY{X: loadOf(st), Y: q.get(o.LatencyMS)})
 				}
 			}
 			if err := addLine(p, q.name, xy, i, false); err != nil {

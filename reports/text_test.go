@@ -170,3 +170,21 @@ func TestBoundTextScaled(t *testing.T) {
 		t.Errorf("unscaled: %q", got)
 	}
 }
+
+// An open-mode stage reads as its arrival rate, not as users.
+func TestLoadText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		st   analyze.Stage
+		want string
+	}{
+		{analyze.Stage{Users: 20, Mode: "open", Rate: 20}, "20 arrivals/s"},
+		{analyze.Stage{Users: 3, Mode: "open", Rate: 2.5}, "2.5 arrivals/s"},
+		{analyze.Stage{Users: 1, Mode: "closed"}, "1 user"},
+		{analyze.Stage{Users: 50, Mode: "sessions"}, "50 users"},
+	} {
+		if got := loadText(&c.st); got != c.want {
+			t.Errorf("loadText(%+v) = %q, want %q", c.st, got, c.want)
+		}
+	}
+}

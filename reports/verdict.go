@@ -225,7 +225,11 @@ func targetStage(s *analyze.Summary, t analyze.TargetResult) string {
 // mode, where Users holds the arrival rate.
 func loadText(st *analyze.Stage) string {
 	if st.Mode == "open" {
-		return fmt.Sprintf("%d arrivals/s", st.Users)
+		r := st.Rate
+		if r == 0 {
+			r = float64(st.Users)
+		}
+		return tickText(r) + " arrivals/s"
 	}
 	return fmt.Sprintf("%d %s", st.Users, plural(st.Users, "user", "users"))
 }
