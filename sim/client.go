@@ -23,7 +23,7 @@ import (
 // gateway, rag, mcp, and loops: one operation, then a think pause.
 //
 //   - gateway: chat completion 70 % (half streamed with include_usage; models
-//     chat-7b, code-7b and the plan's qwen2.5-14b-instruct alias), model
+//     chat-7b, code-7b and the qwen2.5-14b-instruct alias clients commonly ask for), model
 //     listing 20 %, health 10 %.
 //   - rag: query 70 %, index 30 % (a new 80–200-word document).
 //   - mcp: a session (initialize, tools/list), then read_file 20 %,

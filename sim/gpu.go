@@ -9,7 +9,7 @@ import (
 
 // gpu is the simulated device behind the gateway: batch slots, memory
 // (reserved + model weights + KV cache of requests in flight) and a
-// utilisation meter. One gpu is shared by every served model, as in the plan
+// utilisation meter. One gpu is shared by every served model, as on a small stack's single card
 // where chat-7b and code-7b share one 6 GB card.
 type gpu struct {
 	cfg   GatewayConfig

@@ -89,7 +89,7 @@ func newMCP(cfg Config, box *sandbox) *mcpService {
 
 type pathArgs struct {
 	Path     string `json:"path,omitempty" jsonschema:"path relative to the workspace root"`
-	FilePath string `json:"file_path,omitempty" jsonschema:"the same as path (the plan's spelling)"`
+	FilePath string `json:"file_path,omitempty" jsonschema:"the same as path (a spelling some clients use)"`
 }
 
 func (a pathArgs) path() string {

@@ -40,7 +40,7 @@ func callText(t *testing.T, cs *mcp.ClientSession, name string, args map[string]
 }
 
 // TestMCPOfficialClientEveryTool drives the service with the official Go SDK
-// client under both protocol versions the plan's clients speak.
+// client under both protocol versions current clients speak.
 func TestMCPOfficialClientEveryTool(t *testing.T) {
 	t.Parallel()
 	s := startSuite(t, fastConfig())

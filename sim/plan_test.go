@@ -10,14 +10,14 @@ import (
 	"time"
 )
 
-// TestPlanScenarios runs the seed plan's scenarios at time scale 0.05 with
-// sim.Client (think times of the plan, scaled) against DefaultConfig and
-// HealthyConfig, and checks that the plan's bottlenecks appear with the
+// TestPlanScenarios runs the built-in profile's scenarios at time scale 0.05 with
+// sim.Client (the profile's think times, scaled) against DefaultConfig and
+// HealthyConfig, and checks that the planted bottlenecks appear with the
 // first and not with the second. It takes about a minute and two busy cores,
 // so it runs only with LOADTAPE_SIM_PLAN=1; docs/sim.md quotes its output.
 func TestPlanScenarios(t *testing.T) {
 	if os.Getenv("LOADTAPE_SIM_PLAN") == "" {
-		t.Skip("set LOADTAPE_SIM_PLAN=1 to run the plan's scenarios (about a minute)")
+		t.Skip("set LOADTAPE_SIM_PLAN=1 to run the built-in profile's scenarios (about a minute)")
 	}
 	const scale = 0.05
 	stage := 6 * time.Second

@@ -234,7 +234,7 @@ func TestRAGSearchCostGrowsWithCollection(t *testing.T) {
 	}
 }
 
-// The plan's "LLM context processing latency": with the shared GPU's memory
+// Bottleneck "LLM context processing latency": with the shared GPU's memory
 // short, the retrieved chunks are read on the CPU, 25× slower by default.
 func TestRAGContextOnCPUUnderGPUMemoryPressure(t *testing.T) {
 	t.Parallel()

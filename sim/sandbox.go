@@ -203,7 +203,7 @@ func cleanFSError(err error, p string) error {
 	return err
 }
 
-// seedFiles is the workspace the sim creates: the plan's example path
+// seedFiles is the workspace the sim creates: the example path of the MCP scenario
 // (services/rag/app.py) among a few others.
 var seedFiles = map[string]string{
 	"README.md":                "# AI suite\n\nGateway, RAG and MCP services used by the load tests.\n",

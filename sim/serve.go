@@ -10,7 +10,7 @@ import (
 
 // ServeOptions are the settings of `loadtape sim`.
 type ServeOptions struct {
-	// Addrs to listen on (DefaultAddrs: the plan's ports).
+	// Addrs to listen on (DefaultAddrs: the default ports).
 	Addrs Addrs
 	// ConfigPath is a YAML file read over the base config ("" for none).
 	ConfigPath string

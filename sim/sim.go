@@ -6,7 +6,7 @@
 // and PostgreSQL's errors) and an MCP tool server on the official Go SDK
 // (sandboxed file tools, real git, fetch_url of its own pages, a bounded
 // tool executor). Every mechanism is a knob of Config; DefaultConfig shows
-// the seed plan's bottlenecks at its user counts and HealthyConfig none.
+// the bottlenecks of a typical AI stack at the built-in profile's user counts and HealthyConfig none.
 // Client is a scripted user population that drives the three services.
 //
 // sim is a target: it imports none of loadtape's other packages.
@@ -30,7 +30,7 @@ type Addrs struct {
 	Gateway, RAG, MCP string
 }
 
-// DefaultAddrs are the plan's ports.
+// DefaultAddrs are the default ports.
 var DefaultAddrs = Addrs{Gateway: "127.0.0.1:8000", RAG: "127.0.0.1:8002", MCP: "127.0.0.1:8020"}
 
 // Suite is the running set of services.
@@ -69,7 +69,7 @@ func Start(ctx context.Context, cfg Config, addrs Addrs) (*Suite, error) {
 		}},
 		{"rag", addrs.RAG, func(net.Listener) (http.Handler, error) {
 			s.rag = newRAG(cfg)
-			if s.gateway != nil { // started first: the plan's stack shares one GPU
+			if s.gateway != nil { // started first: a small stack shares one GPU
 				s.rag.gpuShare = s.gateway.gpu.memoryShare
 			}
 			return s.rag.handler(), nil
