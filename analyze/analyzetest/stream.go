@@ -32,9 +32,11 @@ func (s *Stream) start(r *rand.Rand, req *request, t int64, batch, users int) in
 	return req.prefill + int64(s.Tokens-1)*req.tokNS
 }
 
-// fill makes a successful row a stream: TTFT after the wait and the
-// prefill, one chunk per token, a usage event and [DONE] with the last.
+// fill names the row's operation chat.completions and makes a successful
+// row a stream: TTFT after the wait and the prefill, one chunk per token,
+// a usage event and [DONE] with the last.
 func (s *Stream) fill(row *captures.Result, req *request) {
+	row.Operation = "chat.completions"
 	if row.ErrorKind != "" || req.admitted == 0 {
 		return
 	}
@@ -48,7 +50,6 @@ func (s *Stream) fill(row *captures.Result, req *request) {
 	row.ChunkOffsetsNS = append(row.ChunkOffsetsNS, last, last)
 	row.DurationNS = last
 	row.PromptTokens, row.CompletionTokens = 120, int64(s.Tokens)
-	row.Operation = "chat.completions"
 }
 
 // LLM models: token streams whose first token or whose pace gives way.
