@@ -44,9 +44,12 @@ func figures(s *analyze.Summary) ([]Figure, error) {
 	cdf := func(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
 		return cdfFigure(sc, stages, logX, logWhy)
 	}
+	errs := func(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+		return errorFigure(sc, stages, errorBound(s, sc.Name))
+	}
 	for _, sc := range s.Scenarios {
 		stages := stagesOf(s, sc.Name)
-		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdf, errorFigure,
+		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdf, errs,
 			tokenTTFTFigure, tokenTPOTFigure, tokenThroughputFigure, tokenTradeoffFigure} { // token figures: tokens_figures.go
 			fig, err := f(sc, stages)
 			if err != nil {
@@ -267,14 +270,16 @@ func cdfFigure(sc *analyze.Scenario, stages []*analyze.Stage, logX bool, logWhy 
 }
 
 // errorFigure: error rate against users, per error kind.
-func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
+func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage, bound float64) (*Figure, error) {
 	p := newPlot(sc.Name+": errors against "+loadLabel(stages), "users", "error rate (%)")
 	loadAxis(p, stages)
 	var xy plotter.XYs
 	kinds := map[string]bool{}
+	top := 0.0
 	for _, st := range stages {
 		all := st.Operations[analyze.AllOps]
 		xy = append(xy, plotter.XY{X: loadOf(st), Y: 100 * all.ErrorRate})
+		top = math.Max(top, 100*all.ErrorRate)
 		for k := range all.Errors {
 			kinds[k] = true
 		}
@@ -305,6 +310,7 @@ func errorFigure(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error)
 	if p.Y.Max < 1 {
 		p.Y.Max = 1
 	}
+	addBound(p, "error_rate target "+tickText(bound)+" %", bound, top)
 	return render(p, "errors_"+slug(sc.Name), sc.Name+": error rate against "+loadLabel(stages), sc.Name, "errors")
 }
 
@@ -562,18 +568,24 @@ func cdfScale(s *analyze.Summary) (bool, string) {
 // (up to 1.5 times the highest point) and otherwise says in the legend
 // where it is, so that a 2,000 ms bound does not flatten a 60 ms axis.
 func addGoal(p *plot.Plot, goal, top float64) {
+	addBound(p, "p95 target "+tickText(goal)+" ms", goal, top)
+}
+
+// addBound draws a bound at y = goal near the data, or names it as above
+// the axis.
+func addBound(p *plot.Plot, name string, goal, top float64) {
 	if goal <= 0 {
 		return
 	}
 	if top > 0 && goal > 1.5*top {
-		p.Legend.Add(fmt.Sprintf("p95 target %s ms: above this axis", tickText(goal)))
+		p.Legend.Add(name + ": above this axis")
 		return
 	}
 	l := plotter.NewFunction(func(float64) float64 { return goal })
 	l.Color = color.RGBA{200, 0, 0, 255}
 	l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
 	p.Add(l)
-	p.Legend.Add(fmt.Sprintf("p95 target %s ms", tickText(goal)), l)
+	p.Legend.Add(name, l)
 	p.Y.Max = math.Max(p.Y.Max, goal*1.05)
 }
 
@@ -625,4 +637,15 @@ func drawGrid(grid [][]*plot.Plot, tiles draw.Tiles, c draw.Canvas, shared bool)
 			leg.Draw(lc)
 		}
 	}
+}
+
+// errorBound is a scenario's error_rate bound over all its operations and
+// kinds, in %, or 0 when it has none.
+func errorBound(s *analyze.Summary, scenario string) float64 {
+	for _, t := range s.Targets {
+		if t.Scenario == scenario && t.Metric == "error_rate" && t.ErrorKind == "" && (t.Operation == "" || t.Operation == analyze.AllOps) && t.Max {
+			return t.Bound
+		}
+	}
+	return 0
 }
