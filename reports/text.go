@@ -62,7 +62,7 @@ func Text(w io.Writer, s *analyze.Summary, opts TextOptions) error {
 		b.WriteString(changesText(c, paint))
 	}
 	if opts.Dir != "" {
-		fmt.Fprintf(&b, "Report: %s\n", filepath.Join(opts.Dir, "report.html"))
+		fmt.Fprintf(&b, "Report: %s\n", reportPath(opts.Dir))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -207,4 +207,14 @@ func changeColor(verdict string) string {
 		return ansiRed
 	}
 	return ansiYellow
+}
+
+// reportPath is report.html under dir: joined for a local directory,
+// appended with one slash to a URL (s3://bucket/prefix/), whose "//"
+// filepath.Join would fold.
+func reportPath(dir string) string {
+	if strings.Contains(dir, "://") {
+		return strings.TrimRight(dir, "/") + "/report.html"
+	}
+	return filepath.Join(dir, "report.html")
 }

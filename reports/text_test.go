@@ -188,3 +188,12 @@ func TestLoadText(t *testing.T) {
 		}
 	}
 }
+
+func TestReportPath(t *testing.T) {
+	t.Parallel()
+	for dir, want := range map[string]string{"out/": "out/report.html", "out": "out/report.html", "/tmp//x/": "/tmp/x/report.html", "s3://bucket/runs/": "s3://bucket/runs/report.html"} {
+		if got := reportPath(dir); got != want {
+			t.Errorf("reportPath(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}

@@ -77,7 +77,7 @@ Exit code 3 when a target misses its acceptance bound; 2 on bad input.`,
 			return err
 		}
 		s, err := analyze.Analyze(opts)
-		err = finishReport(cmd.OutOrStdout(), out, s, err)
+		err = finishReport(cmd.OutOrStdout(), out, analyzeOpts.out, s, err)
 		if s != nil {
 			err = errors.Join(err, publish())
 		}
@@ -85,9 +85,10 @@ Exit code 3 when a target misses its acceptance bound; 2 on bad input.`,
 	},
 }
 
-// finishReport writes the reports, prints the verdict and maps a missed
-// target to exit code 3.
-func finishReport(w io.Writer, out string, s *analyze.Summary, err error) error {
+// finishReport writes the reports into out, prints the verdict naming
+// them under shown (the --out given: an s3:// one is staged in out) and
+// maps a missed target to exit code 3.
+func finishReport(w io.Writer, out, shown string, s *analyze.Summary, err error) error {
 	if err != nil {
 		if errors.Is(err, analyze.ErrBadInput) {
 			return badInput(err)
@@ -97,7 +98,7 @@ func finishReport(w io.Writer, out string, s *analyze.Summary, err error) error 
 	if err := reports.Write(out, s); err != nil {
 		return err
 	}
-	if err := reports.Text(w, s, reports.TextOptions{Dir: out, Color: colorable(w)}); err != nil {
+	if err := reports.Text(w, s, reports.TextOptions{Dir: shown, Color: colorable(w)}); err != nil {
 		return err
 	}
 	if reports.Failed(s) {

@@ -28,7 +28,7 @@ Exit code 3 when a target of the new run misses its acceptance bound; 2 on bad i
 			return err
 		}
 		s, err := analyze.Compare(base, next)
-		return finishReport(cmd.OutOrStdout(), compareOpts.out, s, err)
+		return finishReport(cmd.OutOrStdout(), compareOpts.out, compareOpts.out, s, err)
 	},
 }
 
