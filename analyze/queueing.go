@@ -13,10 +13,10 @@ const KindQueueing Kind = "queueing"
 
 // Thresholds of the queueing detector; docs/analyze.md explains each.
 const (
-	queueTTFTGrowth = 2.0 // TTFT at the most users over TTFT at the fewest
-	queueOverTPOT   = 2.0 // and that growth at least this many times TPOT's
-	queueWaitStart  = 1.5 // the first stage whose TTFT is this × the fewest users' is where waiting starts
-	queueWaitShare  = 0.1 // and the wait (TTFT's growth) is at least this share of the request at the most users: a few ms of scheduling on a busy host are not a queue
+	queueTTFTGrowth = 2.0  // TTFT at the most users over TTFT at the fewest
+	queueOverTPOT   = 2.0  // and that growth at least this many times TPOT's
+	queueWaitStart  = 1.5  // the first stage whose TTFT is this × the fewest users' is where waiting starts
+	queueWaitShare  = 0.25 // and the wait (TTFT's growth) is at least this share of the request at the most users: a first token some ms later on a busy host is not a queue
 )
 
 // QueueingEvidence backs queueing.
