@@ -123,3 +123,19 @@ func checkShardRun(opts Options, now time.Time) error {
 	}
 	return checkStartAt(opts.StartAt, now)
 }
+
+// startInstant is the instant the stages start from: --start-at, or the
+// one the barrier gives once every shard is ready (kept in opts for
+// run.json's start record).
+func startInstant(ctx context.Context, opts *Options, logf func(string, ...any)) (time.Time, error) {
+	if opts.Barrier == nil {
+		return opts.StartAt, nil
+	}
+	logf("start barrier: waiting for the run's other shards")
+	at, err := opts.Barrier(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	opts.StartAt = at
+	return at, nil
+}

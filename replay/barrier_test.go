@@ -27,11 +27,11 @@ func TestResolveShard(t *testing.T) {
 		want     string // "" with wantErr
 		wantErr  string
 	}{
-		{"1/1", false, 0, "3", "1/1", ""},     // no --shards: the index is not read
-		{"2/5", true, 0, "", "2/5", ""},       // plain --shard
-		{"1/1", false, 4, "0", "1/4", ""},     // index 0 is shard 1
-		{"1/1", false, 4, "3", "4/4", ""},     // the last index is shard N
-		{"3/4", true, 4, "0", "3/4", ""},      // an explicit --shard wins over the index
+		{"1/1", false, 0, "3", "1/1", ""}, // no --shards: the index is not read
+		{"2/5", true, 0, "", "2/5", ""},   // plain --shard
+		{"1/1", false, 4, "0", "1/4", ""}, // index 0 is shard 1
+		{"1/1", false, 4, "3", "4/4", ""}, // the last index is shard N
+		{"3/4", true, 4, "0", "3/4", ""},  // an explicit --shard wins over the index
 		{"1/1", false, 4, "4", "", "from 0 to 3"},
 		{"1/1", false, 4, "-1", "", "from 0 to 3"},
 		{"1/1", false, 4, "x", "", `JOB_COMPLETION_INDEX="x"`},

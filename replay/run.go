@@ -66,6 +66,9 @@ type Options struct {
 	TimeScale      float64       // multiplies durations and think times; 0 = 1
 	RequestTimeout time.Duration // per request; 0 = DefaultRequestTimeout
 	MaxRun         time.Duration // hard limit on the whole run from the call of Run; 0 = none
+	// Barrier, when set, waits for the run's other shards once this one
+	// is ready to send and returns the common start instant (barrier.go).
+	Barrier func(context.Context) (time.Time, error)
 
 	Monitor      []string      // monitor sources: nvml, host, prom=URL
 	MonitorEvery time.Duration // sample interval; 0 = DefaultMonitorEvery
@@ -258,7 +261,11 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		})
 	}
 
-	started := awaitStart(runCtx, opts.StartAt, live.logf)
+	at, err := startInstant(runCtx, &p.opts, live.logf)
+	if err != nil {
+		return nil, err
+	}
+	started := awaitStart(runCtx, at, live.logf)
 	runs := p.schedule(state, started)
 	if met != nil {
 		met.track(runs)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/loadtape/loadtape/objstore"
 	"github.com/loadtape/loadtape/runspec"
@@ -131,5 +132,41 @@ func stagedOut(ctx context.Context, flag, out string, force bool) (local string,
 		}
 		fmt.Fprintf(os.Stderr, "uploaded %d files to %s\n", n, loc)
 		return nil
+	}, nil
+}
+
+// barrierLead is how long after the last shard registered the run starts:
+// time for every shard to see that registration (a listing or two) and
+// for clocks NTP keeps within a few milliseconds.
+const barrierLead = 2 * time.Second
+
+// barrierOf gives replay's start barrier for --barrier (nil without one):
+// the shards of the run register under that prefix and start together.
+func barrierOf(raw, runID, shard, startAt string, timeout time.Duration) (func(context.Context) (time.Time, error), error) {
+	if raw == "" {
+		return nil, nil
+	}
+	loc, err := objstore.Parse(raw)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("--barrier %w", err))
+	}
+	var i, n int
+	if _, err := fmt.Sscanf(shard, "%d/%d", &i, &n); err != nil {
+		return nil, badInput(fmt.Errorf("--barrier: --shard %q: want I/N", shard))
+	}
+	switch {
+	case startAt != "":
+		return nil, badInput(errors.New("--barrier and --start-at: give one; the barrier picks the instant itself"))
+	case runID == "":
+		return nil, badInput(errors.New("--barrier needs --run-id: the shards of one run register under it"))
+	case timeout <= 0:
+		return nil, badInput(fmt.Errorf("--barrier-timeout %v: want a duration > 0", timeout))
+	}
+	st, err := objstore.FromEnv()
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return func(ctx context.Context) (time.Time, error) {
+		return st.Barrier(ctx, objstore.BarrierOptions{Loc: loc, RunID: runID, Shard: i, Shards: n, Timeout: timeout, Lead: barrierLead})
 	}, nil
 }

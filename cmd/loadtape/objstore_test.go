@@ -2,16 +2,22 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/loadtape/loadtape/objstore"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // TestObjectStorageShards runs two shards of one run with their captures
@@ -100,4 +106,95 @@ scenarios:
 	if strings.Contains(stderr, "panic") {
 		t.Error(stderr)
 	}
+}
+
+// TestBarrierShards starts 3 shards with --barrier 700 ms apart: none
+// starts before the last has registered, all from one instant, within
+// 250 ms of each other by their run files; a shard whose partner never
+// comes fails naming it.
+func TestBarrierShards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	be := s3mem.New()
+	if err := be.CreateBucket("runs"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := httptest.NewServer(gofakes3.New(be).Server())
+	t.Cleanup(s3.Close)
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL": s3.URL, "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
+		t.Setenv(k, v)
+	}
+	bin := buildBinary(t)
+	caps := writeTwoOpCapture(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(up.Close)
+	profile := writeProfile(t, `
+scenarios:
+  users:
+    service: gateway
+    stages: [{users: 6, duration: 500ms}]
+    spawn_rate: 1000
+    think: {constant: 40ms}
+    mix: {chat.completions: 1}
+`)
+	args := func(out, shard, id string, extra ...string) []string {
+		return append([]string{"replay", "--captures", caps, "--profile", profile, "--target", "gateway=" + up.URL,
+			"--shard", shard, "--run-id", id, "--barrier", "s3://runs/barrier", "--out", out}, extra...)
+	}
+	base := t.TempDir()
+	var procs []*exec.Cmd
+	var logs []*strings.Builder
+	var lastUp time.Time
+	for i := 1; i <= 3; i++ {
+		cmd := exec.Command(bin, args(filepath.Join(base, fmt.Sprint(i)), fmt.Sprintf("%d/3", i), "job-bar")...)
+		var b strings.Builder
+		cmd.Stdout, cmd.Stderr = &b, &b
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lastUp = time.Now()
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		procs, logs = append(procs, cmd), append(logs, &b)
+		time.Sleep(700 * time.Millisecond)
+	}
+	var began []time.Time
+	at := ""
+	for i, cmd := range procs {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("shard %d/3: %v\n%s", i+1, err, logs[i])
+		}
+		rf, err := runspec.Read(filepath.Join(base, fmt.Sprint(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rf.Start == nil || (at != "" && rf.Start.At != at) {
+			t.Fatalf("shard %d/3: start %+v, want the instant %s of the others", i+1, rf.Start, at)
+		}
+		at = rf.Start.At
+		b, _ := time.Parse(time.RFC3339Nano, rf.Start.Began)
+		began = append(began, b)
+		t.Logf("shard %d/3: skew %.3f ms", i+1, rf.Start.SkewMS)
+	}
+	first := slices.MinFunc(began, time.Time.Compare)
+	spread := slices.MaxFunc(began, time.Time.Compare).Sub(first)
+	t.Logf("barrier: shards began within %v; first %v after the last process started", spread, first.Sub(lastUp))
+	if first.Before(lastUp) {
+		t.Errorf("a shard began %v before the last one was started", lastUp.Sub(first))
+	}
+	if spread > 250*time.Millisecond {
+		t.Errorf("shards began %v apart, want within 250 ms", spread)
+	}
+
+	// The partner never comes: named, after the timeout, nothing sent.
+	_, stderr, code, el := runBin(t, "", bin, args(filepath.Join(base, "alone"), "1/2", "job-alone", "--barrier-timeout", "1s")...)
+	if code != 1 || !strings.Contains(stderr, "shard 2/2 of the run had not registered") || el > 20*time.Second {
+		t.Errorf("alone: exit %d after %v\n%s", code, el, stderr)
+	}
+	_, stderr, code, _ = runBin(t, "", bin, args(filepath.Join(base, "both"), "1/2", "job-both", "--start-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))...)
+	wantBadInput(t, "--barrier with --start-at", stderr, code, "--barrier and --start-at: give one")
 }

@@ -14,12 +14,13 @@ import (
 func init() {
 	var (
 		capturesPaths, targets, headers, secrets, scenarios, monitors []string
-		profile, out, shard, metricsAddr, runID, startAt              string
+		profile, out, shard, metricsAddr, runID, startAt, barrier     string
 		shards                                                        int
 		force, allowMissing                                           bool
 		seed                                                          int64
 		timeScale                                                     float64
 		requestTimeout, maxRun, monitorEvery, metricsLinger           time.Duration
+		barrierTimeout                                                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "replay --captures PATH --profile FILE --target NAME=URL ... --out DIR",
@@ -59,6 +60,10 @@ A recorded credential is redacted in the capture and never sent: give the live o
 			if err != nil {
 				return badInput(err)
 			}
+			wait, err := barrierOf(barrier, runID, shard, startAt, barrierTimeout)
+			if err != nil {
+				return err
+			}
 			// s3:// --captures and --out go through local directories.
 			caps, doneIn, err := stagedIn(cmd.Context(), "--captures", capturesPaths)
 			if err != nil {
@@ -77,7 +82,7 @@ A recorded credential is redacted in the capture and never sent: give the live o
 			info, err := replay.Run(ctx, replay.Options{
 				Captures: caps, ProfilePath: profile, Targets: tm, Headers: hs, Out: outDir, Force: force,
 				Secrets: sec, AllowMissingCredentials: allowMissing,
-				Scenarios: scenarios, Seed: seed, Shard: shard, RunID: runID, StartAt: at, TimeScale: timeScale,
+				Scenarios: scenarios, Seed: seed, Shard: shard, RunID: runID, StartAt: at, Barrier: wait, TimeScale: timeScale,
 				RequestTimeout: requestTimeout, MaxRun: maxRun, Monitor: monitors, MonitorEvery: monitorEvery,
 				MetricsAddr: metricsAddr, MetricsLinger: metricsLinger, Progress: cmd.ErrOrStderr(), Version: version,
 			})
@@ -114,6 +119,8 @@ A recorded credential is redacted in the capture and never sent: give the live o
 	f.StringVar(&shard, "shard", "1/1", "run the I-th of N disjoint slices of every stage's users")
 	f.IntVar(&shards, "shards", 0, "N shards, this one numbered by JOB_COMPLETION_INDEX (0-based, as a Kubernetes Indexed Job sets it)")
 	f.StringVar(&runID, "run-id", "", "the run's `ID` (default: a new random one); the shards of one run share it")
+	f.StringVar(&barrier, "barrier", "", "start barrier at s3://BUCKET/PREFIX: each shard registers there and all start together once every one has (needs --run-id)")
+	f.DurationVar(&barrierTimeout, "barrier-timeout", 5*time.Minute, "how long --barrier waits for the other shards before failing, naming the missing ones")
 	f.StringVar(&startAt, "start-at", "", "start the stages at this RFC 3339 `TIME`, the same for every shard (refused when already past)")
 	f.Float64Var(&timeScale, "time-scale", 1, "multiply every duration and think time by F")
 	f.DurationVar(&requestTimeout, "request-timeout", replay.DefaultRequestTimeout, "per-request timeout")
