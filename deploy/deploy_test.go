@@ -37,15 +37,17 @@ func decodeStrict(t *testing.T, path string, out any) {
 }
 
 func TestManifestsStrict(t *testing.T) {
-	var job, analyze batchv1.Job
+	var job, jobS3, analyze batchv1.Job
 	var cm corev1.ConfigMap
 	var pvc corev1.PersistentVolumeClaim
 	decodeStrict(t, "kubernetes/job.yaml", &job)
+	decodeStrict(t, "kubernetes/job-s3.yaml", &jobS3)
 	decodeStrict(t, "kubernetes/analyze-job.yaml", &analyze)
 	decodeStrict(t, "kubernetes/configmap.yaml", &cm)
 	decodeStrict(t, "kubernetes/pvc.yaml", &pvc)
 	for _, k := range []struct{ got, want string }{
-		{job.APIVersion + " " + job.Kind, "batch/v1 Job"}, {analyze.APIVersion + " " + analyze.Kind, "batch/v1 Job"},
+		{job.APIVersion + " " + job.Kind, "batch/v1 Job"}, {jobS3.APIVersion + " " + jobS3.Kind, "batch/v1 Job"},
+		{analyze.APIVersion + " " + analyze.Kind, "batch/v1 Job"},
 		{cm.APIVersion + " " + cm.Kind, "v1 ConfigMap"}, {pvc.APIVersion + " " + pvc.Kind, "v1 PersistentVolumeClaim"},
 	} {
 		if k.got != k.want {
@@ -53,37 +55,66 @@ func TestManifestsStrict(t *testing.T) {
 		}
 	}
 
-	// The Indexed Job: N pods at once, N shards.
+	// On a shared volume, started at one instant.
+	flags := checkShardJob(t, "job.yaml", job, cm, pvc.Name)
+	if flags["start-at"] != "$(START_AT)" {
+		t.Errorf("job.yaml: --start-at %q, want $(START_AT)", flags["start-at"])
+	}
+	if !strings.HasPrefix(flags["out"], "/data/") {
+		t.Errorf("job.yaml: --out %q, want the shared volume", flags["out"])
+	}
+	// On object storage, started by the barrier.
+	flags = checkShardJob(t, "job-s3.yaml", jobS3, cm, pvc.Name)
+	if flags["start-at"] != "" || flags["barrier"] != "s3://loadtape/runs/$(RUN_ID)" || !strings.HasPrefix(flags["out"], flags["barrier"]+"/") ||
+		!strings.HasPrefix(flags["captures"], "s3://") {
+		t.Errorf("job-s3.yaml: --start-at %q --barrier %q --out %q --captures %q: want the barrier under the run's prefix and the run beside it",
+			flags["start-at"], flags["barrier"], flags["out"], flags["captures"])
+	}
+	if ef := jobS3.Spec.Template.Spec.Containers[0].EnvFrom; len(ef) != 1 || ef[0].SecretRef == nil || ef[0].SecretRef.Name == "" {
+		t.Errorf("job-s3.yaml: envFrom %+v, want the store's credentials from a Secret", ef)
+	}
+
+	// The analyze Job reads the run the replay Job writes.
+	ap := analyze.Spec.Template.Spec
+	checkNonRoot(t, "analyze job", ap)
+	ac := ap.Containers[0]
+	if !strings.Contains(strings.Join(ac.Args, " "), `/data/runs/"$RUN_ID"/shard-*`) || ac.Env[0].Name != "RUN_ID" || ac.Env[0].Value != job.Name {
+		t.Errorf("analyze job: args %v env %+v, want every shard of run %s", ac.Args, ac.Env, job.Name)
+	}
+}
+
+// checkShardJob checks what every sharded replay Job needs and returns its
+// replay flags.
+func checkShardJob(t *testing.T, file string, job batchv1.Job, cm corev1.ConfigMap, claim string) map[string]string {
+	t.Helper()
 	s := job.Spec
 	if s.CompletionMode == nil || *s.CompletionMode != batchv1.IndexedCompletion {
-		t.Errorf("completionMode %v, want Indexed", s.CompletionMode)
+		t.Errorf("%s: completionMode %v, want Indexed", file, s.CompletionMode)
 	}
 	if s.Completions == nil || s.Parallelism == nil || *s.Completions != *s.Parallelism || *s.Completions < 2 {
-		t.Fatalf("completions %v, parallelism %v: want equal, at least 2", s.Completions, s.Parallelism)
+		t.Fatalf("%s: completions %v, parallelism %v: want equal, at least 2", file, s.Completions, s.Parallelism)
 	}
 	if s.BackoffLimit == nil || *s.BackoffLimit != 0 {
-		t.Errorf("backoffLimit %v: a retried shard would start after the common instant", s.BackoffLimit)
+		t.Errorf("%s: backoffLimit %v: a retried shard would start after the others", file, s.BackoffLimit)
 	}
 	pod := s.Template.Spec
 	if pod.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("restartPolicy %q", pod.RestartPolicy)
+		t.Errorf("%s: restartPolicy %q", file, pod.RestartPolicy)
 	}
-	checkNonRoot(t, "job", pod)
+	checkNonRoot(t, file, pod)
 	c := pod.Containers[0]
 	flags := argFlags(c.Args)
 	if c.Args[0] != "replay" {
-		t.Fatalf("args %v: want replay first", c.Args)
+		t.Fatalf("%s: args %v: want replay first", file, c.Args)
 	}
 	if got, want := flags["shards"], strconv.Itoa(int(*s.Completions)); got != want {
-		t.Errorf("--shards %q, completions %s: want equal", got, want)
+		t.Errorf("%s: --shards %q, completions %s: want equal", file, got, want)
 	}
-	for name, want := range map[string]string{"run-id": "$(RUN_ID)", "start-at": "$(START_AT)"} {
-		if flags[name] != want {
-			t.Errorf("--%s %q, want %q", name, flags[name], want)
-		}
+	if flags["run-id"] != "$(RUN_ID)" {
+		t.Errorf("%s: --run-id %q, want $(RUN_ID)", file, flags["run-id"])
 	}
 	if !strings.Contains(flags["out"], "$(JOB_COMPLETION_INDEX)") || !strings.Contains(flags["out"], "$(RUN_ID)") {
-		t.Errorf("--out %q: want a directory per run and shard", flags["out"])
+		t.Errorf("%s: --out %q: want a directory per run and shard", file, flags["out"])
 	}
 
 	// Every $(VAR) in the args is set: by the env list, or by the Job
@@ -95,18 +126,18 @@ func TestManifestsStrict(t *testing.T) {
 	for _, a := range c.Args {
 		for _, m := range regexp.MustCompile(`\$\(([A-Z_]+)\)`).FindAllStringSubmatch(a, -1) {
 			if _, ok := env[m[1]]; !ok {
-				t.Errorf("arg %q: $(%s) is not in the container's env", a, m[1])
+				t.Errorf("%s: arg %q: $(%s) is not in the container's env", file, a, m[1])
 			}
 		}
 	}
 	if r := env["RUN_ID"].ValueFrom; r == nil || r.FieldRef == nil || r.FieldRef.FieldPath != "metadata.labels['batch.kubernetes.io/job-name']" {
-		t.Errorf("RUN_ID %+v: want the Job's name", env["RUN_ID"])
+		t.Errorf("%s: RUN_ID %+v: want the Job's name", file, env["RUN_ID"])
 	}
 	if sk := env["API_TOKEN"].ValueFrom; sk == nil || sk.SecretKeyRef == nil || sk.SecretKeyRef.Name == "" || env["API_TOKEN"].Value != "" {
-		t.Errorf("API_TOKEN %+v: want it from a Secret, not written in the manifest", env["API_TOKEN"])
+		t.Errorf("%s: API_TOKEN %+v: want it from a Secret, not written in the manifest", file, env["API_TOKEN"])
 	}
 	if !strings.Contains(flags["header"], "$(API_TOKEN)") {
-		t.Errorf("--header %q: want the credential from the Secret", flags["header"])
+		t.Errorf("%s: --header %q: want the credential from the Secret", file, flags["header"])
 	}
 
 	// The volumes name the ConfigMap and the claim defined beside the Job,
@@ -119,22 +150,25 @@ func TestManifestsStrict(t *testing.T) {
 		switch {
 		case v.ConfigMap != nil:
 			if v.ConfigMap.Name != cm.Name {
-				t.Errorf("volume %s: ConfigMap %q, defined: %q", v.Name, v.ConfigMap.Name, cm.Name)
+				t.Errorf("%s: volume %s: ConfigMap %q, defined: %q", file, v.Name, v.ConfigMap.Name, cm.Name)
 			}
 			if want := mounts[v.Name] + "/profile.yaml"; flags["profile"] != want {
-				t.Errorf("--profile %q, the ConfigMap is mounted as %q", flags["profile"], want)
+				t.Errorf("%s: --profile %q, the ConfigMap is mounted as %q", file, flags["profile"], want)
 			}
 		case v.PersistentVolumeClaim != nil:
-			if v.PersistentVolumeClaim.ClaimName != pvc.Name {
-				t.Errorf("volume %s: claim %q, defined: %q", v.Name, v.PersistentVolumeClaim.ClaimName, pvc.Name)
+			if v.PersistentVolumeClaim.ClaimName != claim {
+				t.Errorf("%s: volume %s: claim %q, defined: %q", file, v.Name, v.PersistentVolumeClaim.ClaimName, claim)
 			}
 		}
 		if _, ok := mounts[v.Name]; !ok {
-			t.Errorf("volume %s is not mounted", v.Name)
+			t.Errorf("%s: volume %s is not mounted", file, v.Name)
 		}
 	}
+	if mounts["tmp"] != "/tmp" {
+		t.Errorf("%s: no writable /tmp (the root is read-only; s3:// paths are staged there)", file)
+	}
 	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
-		t.Errorf("container securityContext %+v: want a read-only root", c.SecurityContext)
+		t.Errorf("%s: container securityContext %+v: want a read-only root", file, c.SecurityContext)
 	}
 
 	// The profile is one replay accepts, and each of its services has a
@@ -145,17 +179,10 @@ func TestManifestsStrict(t *testing.T) {
 	}
 	for name, sc := range prof.Scenarios {
 		if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--target="+sc.Service+"=") }) {
-			t.Errorf("scenario %s: no --target for service %s in %v", name, sc.Service, c.Args)
+			t.Errorf("%s: scenario %s: no --target for service %s in %v", file, name, sc.Service, c.Args)
 		}
 	}
-
-	// The analyze Job reads the run the replay Job writes.
-	ap := analyze.Spec.Template.Spec
-	checkNonRoot(t, "analyze job", ap)
-	ac := ap.Containers[0]
-	if !strings.Contains(strings.Join(ac.Args, " "), `/data/runs/"$RUN_ID"/shard-*`) || ac.Env[0].Name != "RUN_ID" || ac.Env[0].Value != job.Name {
-		t.Errorf("analyze job: args %v env %+v, want every shard of run %s", ac.Args, ac.Env, job.Name)
-	}
+	return flags
 }
 
 func checkNonRoot(t *testing.T, what string, pod corev1.PodSpec) {
@@ -275,5 +302,32 @@ func TestMakeImage(t *testing.T) {
 	got, _ := os.ReadFile(log)
 	if want := "build -f deploy/Containerfile --build-arg VERSION=t1 -t loadtape:t1 .\n"; string(got) != want {
 		t.Errorf("podman called with %q, want %q", got, want)
+	}
+}
+
+// TestJobFlagsExist: every flag the Jobs give replay is one the binary
+// has (a renamed flag would fail every pod).
+func TestJobFlagsExist(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "loadtape")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/loadtape")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	help, err := exec.Command(bin, "replay", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("replay --help: %v\n%s", err, help)
+	}
+	for _, file := range []string{"kubernetes/job.yaml", "kubernetes/job-s3.yaml"} {
+		var job batchv1.Job
+		decodeStrict(t, file, &job)
+		for name := range argFlags(job.Spec.Template.Spec.Containers[0].Args) {
+			if !strings.Contains(string(help), "--"+name+" ") {
+				t.Errorf("%s: replay has no flag --%s", file, name)
+			}
+		}
 	}
 }
