@@ -174,3 +174,16 @@ func normaliseMessage(s string) string {
 	s = strings.TrimSpace(wsRe.ReplaceAllString(s, " "))
 	return truncate(s, 200)
 }
+
+// includeFailed lists the scenarios whose profile kept the exchanges that
+// failed when recorded, in name order.
+func includeFailed(info *RunInfo) []string {
+	var out []string
+	for name, sc := range info.Profile.Scenarios {
+		if sc.IncludeFailed {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -51,6 +51,9 @@ type RunMeta struct {
 	// LeftOut are the captured exchanges replay left out of its pools
 	// because they failed when recorded (run.json's left_out).
 	LeftOut []runspec.LeftOut `json:"left_out,omitempty"`
+	// IncludeFailed names the scenarios that replayed those exchanges too
+	// (profile include_failed: true): their failures were expected.
+	IncludeFailed []string `json:"include_failed,omitempty"`
 }
 
 // Stage holds one stage of one scenario: its statistics per operation (and

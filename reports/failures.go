@@ -26,9 +26,13 @@ func secondsText(v float64) string { return num(v, "s") }
 func shareText(v float64) string { return num(100*v, "%") }
 
 // leftOutLines say, per scenario, which captured exchanges replay left out
-// of its pools because they failed when recorded.
+// of its pools because they failed when recorded, and which scenarios
+// replayed them anyway.
 func leftOutLines(s *analyze.Summary) []string {
 	var out []string
+	for _, name := range s.Run.IncludeFailed {
+		out = append(out, fmt.Sprintf("scenario %s replayed the exchanges that failed when recorded too (include_failed: true): their failures were expected", name))
+	}
 	for _, l := range s.Run.LeftOut {
 		who := l.Scenario
 		if who == "" {
@@ -56,7 +60,7 @@ func markdownFailures(b *strings.Builder, s *analyze.Summary) {
 		w("\n")
 	}
 	if lines := leftOutLines(s); len(lines) > 0 {
-		w("Left out of the replay pools because they failed when recorded (profile include_failed: true keeps them):\n\n")
+		w("Exchanges that failed when recorded, left out of the replay pools unless the profile says include_failed: true:\n\n")
 		for _, l := range lines {
 			w("- %s\n", md(l))
 		}
@@ -71,5 +75,5 @@ const htmlFailures = `<h2 id="failures">Failures by message</h2>
 {{range .Failures}}<tr><td class="l">{{.Scenario}}</td><td class="l">{{.Operation}}</td><td class="l">{{.ErrorKind}}</td><td class="l msg">{{.Message}}</td><td>{{.Count}}</td><td>{{share .Share}}</td><td>{{seconds .FirstS}}</td><td>{{seconds .LastS}}</td><td class="l msg"><code>{{.Example}}</code></td></tr>
 {{end}}</table>
 {{with .FailuresLeft}}<p class="muted">{{.}} more in failures.csv and summary.json.</p>{{end}}{{end}}
-{{with .LeftOut}}<p id="left-out-pools">Left out of the replay pools because they failed when recorded (profile include_failed: true keeps them):</p><ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{with .LeftOut}}<p id="left-out-pools">Exchanges that failed when recorded, left out of the replay pools unless the profile says include_failed: true:</p><ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 `

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/loadtape/loadtape/analyze"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -194,6 +195,25 @@ func TestReportPath(t *testing.T) {
 	for dir, want := range map[string]string{"out/": "out/report.html", "out": "out/report.html", "/tmp//x/": "/tmp/x/report.html", "s3://bucket/runs/": "s3://bucket/runs/report.html"} {
 		if got := reportPath(dir); got != want {
 			t.Errorf("reportPath(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}
+
+// The exchanges left out of the pools, and the scenarios that kept them,
+// are in both reports.
+func TestLeftOutInReports(t *testing.T) {
+	t.Parallel()
+	s := nineTargets()
+	s.Run.LeftOut = []runspec.LeftOut{{Scenario: "gateway", Service: "gw", Operation: "chat.completions", Reason: "HTTP 404", Count: 3}}
+	s.Run.IncludeFailed = []string{"mcp"}
+	html, err := HTML(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := Markdown(s, nil)
+	for _, want := range []string{"scenario gateway: left out 3 × HTTP 404 chat.completions (gw)", "scenario mcp replayed the exchanges that failed when recorded too"} {
+		if !strings.Contains(string(html), want) || !strings.Contains(md, want) {
+			t.Errorf("report.html or report.md lacks %q", want)
 		}
 	}
 }
