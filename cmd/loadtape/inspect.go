@@ -26,7 +26,18 @@ a PATH holds no .parquet file (an empty directory, a directory named x.parquet),
 nothing readable was given.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			inv, err := captures.Inspect(args)
+			local, done, err := stagedIn(cmd.Context(), "PATH", args) // s3:// paths are downloaded first
+			if err != nil {
+				return err
+			}
+			defer done()
+			inv, err := captures.Inspect(local)
+			if inv != nil {
+				show := shownAs(args, local)
+				for i := range inv.Files {
+					inv.Files[i].Path = show(inv.Files[i].Path)
+				}
+			}
 			out := cmd.OutOrStdout()
 			var werr error
 			if jsonOut {

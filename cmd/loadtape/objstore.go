@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/loadtape/loadtape/objstore"
@@ -169,4 +170,17 @@ func barrierOf(raw, runID, shard, startAt string, timeout time.Duration) (func(c
 	return func(ctx context.Context) (time.Time, error) {
 		return st.Barrier(ctx, objstore.BarrierOptions{Loc: loc, RunID: runID, Shard: i, Shards: n, Timeout: timeout, Lead: barrierLead})
 	}, nil
+}
+
+// shownAs maps a path under a download of stagedIn back to the s3:// name
+// it came from, for what a command prints; other paths stay.
+func shownAs(args, local []string) func(string) string {
+	return func(p string) string {
+		for i, a := range args {
+			if objstore.IsURL(a) && (p == local[i] || strings.HasPrefix(p, local[i]+string(filepath.Separator))) {
+				return strings.TrimSuffix(a, "/") + filepath.ToSlash(strings.TrimPrefix(p, local[i]))
+			}
+		}
+		return p
+	}
 }

@@ -52,6 +52,10 @@ func TestObjectStorageShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := buildBinary(t)
+	stdout, stderr, code, _ := runBin(t, "", bin, "inspect", "s3://caps/gateway")
+	if code != 0 || !strings.Contains(stdout, "s3://caps/gateway/exchanges-") || !strings.Contains(stdout, "chat.completions") || strings.Contains(stdout, "loadtape-s3-") {
+		t.Errorf("inspect s3://caps/gateway: exit %d\n%s%s", code, stdout, stderr)
+	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"ok":true}`))
@@ -83,7 +87,7 @@ scenarios:
 	}
 
 	// Another run into a prefix already used is refused before it starts.
-	stderr, code := replayTo("s3://runs/job-s3/shard-1", "1/2", "job-s3")
+	stderr, code = replayTo("s3://runs/job-s3/shard-1", "1/2", "job-s3")
 	wantBadInput(t, "used --out prefix", stderr, code, "--out s3://runs/job-s3/shard-1: not empty", "--force")
 
 	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-s3/", "--out", "s3://runs/reports/job-s3")
