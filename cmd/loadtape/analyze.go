@@ -68,10 +68,11 @@ Exit code 3 when a target misses its acceptance bound; 2 on bad input.`,
 		if err != nil {
 			return err
 		}
-		out, publish, err := stagedOut(cmd.Context(), "--out", analyzeOpts.out, true)
+		out, publish, discard, err := stagedOut(cmd.Context(), "--out", analyzeOpts.out, true)
 		if err != nil {
 			return err
 		}
+		defer discard()
 		opts, err := analyzeOpts.options(runs)
 		if err != nil {
 			return err

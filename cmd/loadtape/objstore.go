@@ -92,36 +92,35 @@ func runDirsIn(args, local []string) ([]string, error) {
 	return out, nil
 }
 
-// stagedOut gives the local directory to write for out and publish, which
-// uploads it when out is s3:// (then removes the local copy). Unless
-// force, an s3:// out must hold no objects yet, as a local --out must be
-// empty.
-func stagedOut(ctx context.Context, flag, out string, force bool) (local string, publish func() error, err error) {
+// stagedOut gives the local directory to write for out; publish uploads
+// it when out is s3://, and discard (deferred by the caller) removes the
+// local copy whatever happened. Unless force, an s3:// out must hold no
+// objects yet, as a local --out must be empty.
+func stagedOut(ctx context.Context, flag, out string, force bool) (local string, publish func() error, discard func(), err error) {
 	if !objstore.IsURL(out) {
-		return out, func() error { return nil }, nil
+		return out, func() error { return nil }, func() {}, nil
 	}
 	loc, err := objstore.Parse(out)
 	if err != nil {
-		return "", nil, badInput(fmt.Errorf("%s %w", flag, err))
+		return "", nil, nil, badInput(fmt.Errorf("%s %w", flag, err))
 	}
 	st, err := objstore.FromEnv()
 	if err != nil {
-		return "", nil, badInput(err)
+		return "", nil, nil, badInput(err)
 	}
 	used, err := st.Used(ctx, loc)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if used && !force {
-		return "", nil, badInput(fmt.Errorf("%s %s: not empty (objects are there); give a new prefix, or --force", flag, out))
+		return "", nil, nil, badInput(fmt.Errorf("%s %s: not empty (objects are there); give a new prefix, or --force", flag, out))
 	}
 	tmp, err := os.MkdirTemp("", "loadtape-s3-out-")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	local = filepath.Join(tmp, "out")
 	return local, func() error {
-		defer os.RemoveAll(tmp)
 		if used {
 			if err := st.Clear(ctx, loc); err != nil {
 				return err
@@ -133,7 +132,7 @@ func stagedOut(ctx context.Context, flag, out string, force bool) (local string,
 		}
 		fmt.Fprintf(os.Stderr, "uploaded %d files to %s\n", n, loc)
 		return nil
-	}, nil
+	}, func() { _ = os.RemoveAll(tmp) }, nil
 }
 
 // barrierLead is how long after the last shard registered the run starts:

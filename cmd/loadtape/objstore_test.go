@@ -52,6 +52,8 @@ func TestObjectStorageShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := buildBinary(t)
+	tmp := t.TempDir() // where the binaries stage s3:// paths
+	t.Setenv("TMPDIR", tmp)
 	stdout, stderr, code, _ := runBin(t, "", bin, "inspect", "s3://caps/gateway")
 	if code != 0 || !strings.Contains(stdout, "s3://caps/gateway/exchanges-") || !strings.Contains(stdout, "chat.completions") || strings.Contains(stdout, "loadtape-s3-") {
 		t.Errorf("inspect s3://caps/gateway: exit %d\n%s%s", code, stdout, stderr)
@@ -109,6 +111,20 @@ scenarios:
 	wantBadInput(t, "an empty prefix", stderr, code, "s3://runs/job-none: no objects there")
 	if strings.Contains(stderr, "panic") {
 		t.Error(stderr)
+	}
+	// A run refused by replay itself (here: no profile file) uploads
+	// nothing.
+	_, stderr, code, _ = runBin(t, "", bin, "replay", "--captures", "s3://caps/gateway", "--profile", filepath.Join(tmp, "none.yaml"),
+		"--target", "gateway="+up.URL, "--out", "s3://runs/job-bad/shard-1")
+	if code != 2 {
+		t.Errorf("no profile: exit %d\n%s", code, stderr)
+	}
+	if used, err := st.Used(ctx, objstore.Location{Bucket: "runs", Prefix: "job-bad"}); used || err != nil {
+		t.Errorf("a refused run uploaded: %v %v", used, err)
+	}
+	// Every download and staged run was removed, refused runs included.
+	if left, _ := filepath.Glob(filepath.Join(tmp, "loadtape-s3*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
 

@@ -70,10 +70,11 @@ A recorded credential is redacted in the capture and never sent: give the live o
 				return err
 			}
 			defer doneIn()
-			outDir, publish, err := stagedOut(cmd.Context(), "--out", out, force)
+			outDir, publish, discard, err := stagedOut(cmd.Context(), "--out", out, force)
 			if err != nil {
 				return err
 			}
+			defer discard()
 			// The first signal cuts the run off and flushes; a second one
 			// (after stop restores the default) kills the process.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
