@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/diagnose"
 )
 
 // Bad flags are refused with one line naming the flag and exit code 2,
@@ -48,5 +51,28 @@ func TestListShowsEveryTarget(t *testing.T) {
 	}
 	if got := strings.Count(out.String(), "\n"); got != 3 {
 		t.Errorf("-quick -only pool,retrograde listed %d lines, want 2 targets and a total:\n%s", got, out.String())
+	}
+}
+
+func TestBar(t *testing.T) {
+	right := diagnose.Outcome{Target: diagnose.Target{Planted: diagnose.KindRetrograde}, Findings: []diagnose.Finding{{Kind: diagnose.KindRetrograde}}}
+	quiet := diagnose.Outcome{Target: diagnose.Target{Planted: diagnose.KindNone}}
+	noisy := diagnose.Outcome{Target: diagnose.Target{Planted: diagnose.KindNone}, Findings: []diagnose.Finding{{Kind: diagnose.KindLoadGen}}}
+	cases := []struct {
+		why     string
+		outs    []diagnose.Outcome
+		wall    time.Duration
+		catalog int
+		want    string
+	}{
+		{"all right, quiet, in time", []diagnose.Outcome{right, quiet}, 12 * time.Minute, 2, "bar met: yes"},
+		{"a control with a finding", []diagnose.Outcome{right, noisy}, 12 * time.Minute, 2, "bar met: no"},
+		{"too slow", []diagnose.Outcome{right, quiet}, 16 * time.Minute, 2, "bar met: no"},
+		{"a part of the catalog", []diagnose.Outcome{right, quiet}, time.Minute, 51, "bar met: not judged"},
+	}
+	for _, c := range cases {
+		if got := bar(diagnose.NewMatrix(c.outs), c.wall, c.catalog); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: %q, want it to start %q", c.why, got, c.want)
+		}
 	}
 }
