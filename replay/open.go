@@ -33,7 +33,11 @@ func (s *scenarioRun) runOpen() {
 		h := fnv.New64a()
 		h.Write([]byte(s.name))
 		rng := rand.New(rand.NewPCG(uint64(s.rp.opts.Seed), h.Sum64()^uint64(k+1)<<48))
-		gap := float64(time.Second) / st.rate
+		// The rate is the profile's: the time scale shortens the gaps
+		// as it shortens think times, so the service sees the same
+		// utilisation in a shorter run (and analyze scales the rate
+		// bounds by the inverse).
+		gap := float64(time.Second) / st.rate * s.rp.scale
 		at := st.start
 		for i := int64(0); ; i++ {
 			g := gap
