@@ -57,6 +57,10 @@ func startSimProcess(ctx context.Context, argv []string, healthy bool, scale flo
 	// Its own process group keeps a terminal's Ctrl-C for the demo, which
 	// then stops the sim itself; Pdeathsig stops it if the demo is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// Wait also waits for the copy of the child's stderr, which any process
+	// of the group that outlives the child (a shell's own child) holds open:
+	// bound that wait.
+	cmd.WaitDelay = 2 * time.Second
 	stdout, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
@@ -97,15 +101,20 @@ func startSimProcess(ctx context.Context, argv []string, healthy bool, scale flo
 	return p, urls, nil
 }
 
-// stop ends the child with SIGTERM (the sim's own clean stop) and waits for
-// it; a child that does not stop within 10 s is killed.
+// stop ends the child's process group with SIGTERM (the sim's own clean
+// stop) and waits for the child; a group that does not stop within 10 s is
+// killed. The group, not the child alone: under nice(1) or a shell the
+// process started may not be the last of the chain yet when the signal
+// comes (seen on a busy machine: a cancelled start waited 30 s for a
+// shell's child).
 func (p *simProcess) stop() error {
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	pgid := p.cmd.Process.Pid // Setpgid: the child leads its own group
+	syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case err := <-p.done:
 		return err
 	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
+		syscall.Kill(-pgid, syscall.SIGKILL)
 		return <-p.done
 	}
 }

@@ -94,3 +94,20 @@ func TestSimProcessCancelled(t *testing.T) {
 		t.Errorf("took %v: the child was not stopped", d)
 	}
 }
+
+// TestSimProcessStopEndsTheGroup: a child that ignores SIGTERM and leaves a
+// process of its own holding stderr open is still stopped, within the 10 s
+// grace and not when that process ends (30 s).
+func TestSimProcessStopEndsTheGroup(t *testing.T) {
+	t.Parallel()
+	script := `trap '' TERM; echo '{"gateway":"g","rag":"r","mcp":"m"}'; sleep 30; true`
+	p, _, err := startSimProcess(context.Background(), []string{"/bin/sh", "-c", script}, false, 1, &syncbuf.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.stop()
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("stop took %v: the group was not killed", d)
+	}
+}
