@@ -196,3 +196,11 @@ func (s *Store) Clear(ctx context.Context, loc Location) error {
 	}
 	return nil
 }
+
+// Put uploads one file as the object rel under loc.
+func (s *Store) Put(ctx context.Context, loc Location, rel, file string) error {
+	if _, err := s.c.FPutObject(ctx, loc.Bucket, loc.key(rel), file, minio.PutObjectOptions{}); err != nil {
+		return fmt.Errorf("upload %s to %s/%s: %w", file, loc, rel, err)
+	}
+	return nil
+}

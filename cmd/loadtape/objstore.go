@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loadtape/loadtape/objstore"
@@ -183,3 +184,80 @@ func shownAs(args, local []string) func(string) string {
 		return p
 	}
 }
+
+// spooled gives record a local directory for an s3:// --out and uploads
+// its finished files (never .inprogress files or write-ahead logs) every
+// spoolEvery while the recorder runs, so a capture reaches the store as it
+// rolls; finish uploads what is left and removes the local copy once all
+// of it is in the store (a failed upload leaves it, named in the error).
+func spooled(ctx context.Context, out string) (local string, finish func() error, err error) {
+	if !objstore.IsURL(out) {
+		return out, func() error { return nil }, nil
+	}
+	loc, err := objstore.Parse(out)
+	if err != nil {
+		return "", nil, badInput(fmt.Errorf("--out %w", err))
+	}
+	st, err := objstore.FromEnv()
+	if err != nil {
+		return "", nil, badInput(err)
+	}
+	tmp, err := os.MkdirTemp("", "loadtape-s3-record-")
+	if err != nil {
+		return "", nil, err
+	}
+	sent := map[string]string{} // relative path → size and mtime uploaded
+	var mu sync.Mutex
+	syncOnce := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(p, ".inprogress") || strings.HasSuffix(p, ".wal") {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return nil // gone since the listing: a rename in progress
+			}
+			rel, _ := filepath.Rel(tmp, p)
+			stamp := fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+			if sent[rel] == stamp {
+				return nil
+			}
+			if err := st.Put(ctx, loc, filepath.ToSlash(rel), p); err != nil {
+				return err
+			}
+			sent[rel] = stamp
+			return nil
+		})
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(spoolEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := syncOnce(); err != nil {
+					fmt.Fprintf(os.Stderr, "record: upload to %s: %v (retried at the next roll)\n", loc, err)
+				}
+			}
+		}
+	}()
+	return tmp, func() error {
+		close(done)
+		<-stopped
+		if err := syncOnce(); err != nil {
+			return fmt.Errorf("record: %v; the capture is still in %s", err, tmp)
+		}
+		fmt.Fprintf(os.Stderr, "record: %d files in %s\n", len(sent), loc)
+		return os.RemoveAll(tmp)
+	}, nil
+}
+
+// spoolEvery is how often record uploads the files finished since.
+var spoolEvery = 2 * time.Second

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -217,4 +218,83 @@ scenarios:
 	}
 	_, stderr, code, _ = runBin(t, "", bin, args(filepath.Join(base, "both"), "1/2", "job-both", "--start-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))...)
 	wantBadInput(t, "--barrier with --start-at", stderr, code, "--barrier and --start-at: give one")
+}
+
+// TestRecordToObjectStorage records through the proxy with --out s3://:
+// a rolled file reaches the store while the recorder still runs, and
+// after Ctrl-C every exchange is there, read back by inspect.
+func TestRecordToObjectStorage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	be := s3mem.New()
+	if err := be.CreateBucket("caps"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := httptest.NewServer(gofakes3.New(be).Server())
+	t.Cleanup(s3.Close)
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL": s3.URL, "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
+		t.Setenv(k, v)
+	}
+	st, err := objstore.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"object":"list","data":[]}`))
+	}))
+	t.Cleanup(up.Close)
+	addr := freeAddr(t)
+	rec, recOut := start(t, bin, "http://"+addr+"/health", "record", "--route", "gateway@"+addr+"="+up.URL,
+		"--out", "s3://caps/rec", "--roll", "1s", "--flush", "200ms")
+	get := func(n int) {
+		for i := 0; i < n; i++ {
+			resp, err := http.Get("http://" + addr + "/v1/models")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	get(5)
+	loc := objstore.Location{Bucket: "caps", Prefix: "rec"}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		names, _ := st.Download(context.Background(), loc, t.TempDir())
+		if slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "exchanges-") && strings.HasSuffix(n, ".parquet") }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no exchanges file in the store 15 s into the recording (%v)\n%s", names, recOut)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	get(5)
+	interrupt(t, rec, recOut)
+	stdout, stderr, code, _ := runBin(t, "", bin, "inspect", "--json", "s3://caps/rec")
+	if code != 0 {
+		t.Fatalf("inspect: exit %d\n%s", code, stderr)
+	}
+	var inv struct {
+		Operations []struct{ Exchanges int64 } `json:"operations"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &inv); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	var total int64
+	for _, o := range inv.Operations {
+		total += o.Exchanges
+	}
+	// The readiness probe's /health requests are recorded too.
+	if total < 10 {
+		t.Errorf("%d exchanges in the store, want the 10 sent at least\n%s", total, stdout)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "loadtape-s3*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -58,7 +59,7 @@ the traffic: rows are counted as failed until writes succeed again.`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.routes, "route", nil, "reverse route NAME@LISTEN=UPSTREAM (repeatable)")
-	fl.StringVar(&f.out, "out", "", "capture directory (required)")
+	fl.StringVar(&f.out, "out", "", "capture directory, or s3://BUCKET/PREFIX (files uploaded as they roll) (required)")
 	fl.StringVar(&f.forward, "forward", "", "listen address of a forward HTTP proxy")
 	fl.StringVar(&f.mitmCA, "mitm-ca", "", "with --forward: intercept HTTPS using the CA in this directory (made on first use)")
 	fl.StringVar(&f.maxBody, "max-body", "1MiB", "body bytes recorded per side; the client still gets everything")
@@ -113,8 +114,15 @@ func runRecord(ctx context.Context, f recordFlags) error {
 			return badInput(err)
 		}
 	}
+	// An s3:// --out is written locally and uploaded as the files roll.
+	out, finish, err := spooled(context.Background(), f.out)
+	if err != nil {
+		return err
+	}
+	opts.Out = out
 	rec, err := proxy.New(opts)
 	if err != nil {
+		_ = finish()
 		return badInput(err)
 	}
 	if ctx == nil {
@@ -125,6 +133,7 @@ func runRecord(ctx context.Context, f recordFlags) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := rec.Start(); err != nil {
+		_ = finish()
 		return badInput(err) // a port in use is the user's to fix
 	}
 	for name, addr := range rec.Addrs() {
@@ -139,9 +148,9 @@ func runRecord(ctx context.Context, f recordFlags) error {
 	stop() // a second signal now ends the process the default way
 	fmt.Fprintf(os.Stderr, "record: stopping; draining for up to %s (Ctrl-C again to quit at once)\n", f.drainTimeout)
 	if _, err := rec.Shutdown(context.Background()); err != nil {
-		return err
+		return errors.Join(err, finish())
 	}
-	return nil
+	return finish()
 }
 
 // forwardPolicy fills the forward proxy's policy and the upstream timeouts
