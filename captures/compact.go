@@ -12,8 +12,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -148,23 +146,15 @@ func (w *Writer[T]) merge(group []rolledFile) error {
 	if rows != want {
 		return fail(fmt.Errorf("read %d rows of %d", rows, want))
 	}
-	kv := map[string]string{}
-	maps.Copy(kv, meta)
+	kv := maps.Clone(meta)
+	if kv == nil {
+		kv = map[string]string{}
+	}
 	if w.opts.RollMetadata != nil {
 		maps.Copy(kv, w.opts.RollMetadata(st))
 	}
-	kv[MetaSchema] = strconv.Itoa(SchemaVersion)
-	kv[MetaKind] = string(w.codec.kind)
 	kv[MetaCompactedFrom] = strings.Join(names, " ")
-	for _, k := range slices.Sorted(maps.Keys(kv)) {
-		if err := fw.AppendKeyValueMetadata(k, kv[k]); err != nil {
-			return fail(err)
-		}
-	}
-	if err := fw.Close(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
+	if err := writeFooter(fw, f, w.codec.kind, kv); err != nil {
 		return fail(err)
 	}
 	size, _ := f.Seek(0, 1)

@@ -7,8 +7,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -324,23 +322,7 @@ func (l *fileLoop[T]) roll() {
 		maps.Copy(meta, l.w.opts.RollMetadata(cs))
 	}
 	fail := func(err error) { l.drop(fmt.Errorf("captures: %s: %w", path, err)) }
-	kv := map[string]string{MetaSchema: strconv.Itoa(SchemaVersion), MetaKind: string(l.w.codec.kind)}
-	for k, v := range meta {
-		if _, reserved := kv[k]; !reserved {
-			kv[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(kv)) {
-		if err := fw.AppendKeyValueMetadata(k, kv[k]); err != nil {
-			fail(err)
-			return
-		}
-	}
-	if err := fw.Close(); err != nil {
-		fail(err)
-		return
-	}
-	if err := f.Sync(); err != nil {
+	if err := writeFooter(fw, f, l.w.codec.kind, meta); err != nil {
 		fail(err)
 		return
 	}

@@ -274,21 +274,11 @@ func rewrite[T Row](c *codec[T], wr *walReader, inprogress, final string, mem me
 	if kv == nil {
 		kv = map[string]string{}
 	}
-	kv[MetaSchema] = strconv.Itoa(SchemaVersion)
-	kv[MetaKind] = string(c.kind)
 	kv[MetaRecovered] = time.Now().UTC().Format(time.RFC3339)
 	if t := wr.tornBytes(); t > 0 {
 		kv[MetaRecoveredTorn] = strconv.FormatInt(t, 10)
 	}
-	for _, k := range slices.Sorted(maps.Keys(kv)) {
-		if err := fw.AppendKeyValueMetadata(k, kv[k]); err != nil {
-			return fail(err)
-		}
-	}
-	if err := fw.Close(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
+	if err := writeFooter(fw, f, c.kind, kv); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
@@ -301,13 +291,4 @@ func rewrite[T Row](c *codec[T], wr *walReader, inprogress, final string, mem me
 	}
 	syncDir(filepath.Dir(final))
 	return rows, nil
-}
-
-// syncDir makes renames and removals in dir survive a power cut; best
-// effort: not every file system syncs directories.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
