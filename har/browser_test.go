@@ -17,9 +17,6 @@ import (
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/har"
 	"github.com/loadtape/loadtape/internal/nodefixture"
-	"github.com/loadtape/loadtape/replay"
-	"github.com/loadtape/loadtape/runspec"
-	"github.com/loadtape/loadtape/sim"
 )
 
 // chatPage is a small chat UI: it lists the models, asks two questions of
@@ -88,13 +85,7 @@ func TestBrowserRecordedHARReplaysAgainstSim(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := sim.HealthyConfig()
-	cfg.TimeScale = 0.02
-	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer suite.Close()
+	suite := startSim(t, ctx)
 	gw, err := url.Parse(suite.URLs()["gateway"])
 	if err != nil {
 		t.Fatal(err)
@@ -189,44 +180,7 @@ func TestBrowserRecordedHARReplaysAgainstSim(t *testing.T) {
 		t.Errorf("%d chats imported as streamed, want 1", streamed)
 	}
 
-	y, err := replay.ProfileFromCaptures([]string{capDir}, replay.GenOptions{Stages: []replay.Stage{{Users: 2, Duration: replay.Duration(2 * time.Second)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prof, err := replay.ParseProfile(y, "generated.yaml")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, y)
-	}
-	prof.Scenarios["gateway"].Think = replay.Think{Constant: replay.Duration(20 * time.Millisecond)}
-	runDir := filepath.Join(t.TempDir(), "run")
-	info, err := replay.Run(ctx, replay.Options{
-		Captures: []string{capDir}, Profile: prof, Targets: map[string]string{"gateway": suite.URLs()["gateway"]}, Out: runDir, Seed: 1,
-		Headers: http.Header{"Authorization": {"Bearer sim"}}, // the browser's was redacted when imported
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := captures.NewReader[captures.Result]([]string{runDir}, captures.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	replayed := map[string]int{}
-	for r.Next() {
-		for _, res := range r.Batch() {
-			replayed[res.Operation]++
-			if res.ErrorKind != "" && res.ErrorKind != runspec.ErrCutOff {
-				t.Errorf("%s failed: %s %s", res.Operation, res.ErrorKind, res.Error)
-			}
-		}
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("replayed %d requests: %v", info.Requests, replayed)
-	if replayed["chat.completions"] == 0 || replayed["models.list"] == 0 || replayed["health"] == 0 {
-		t.Errorf("operations replayed %v, want chats, model lists and health checks", replayed)
-	}
+	replayOnGateway(t, ctx, capDir, suite.URLs()["gateway"], 2, http.Header{"Authorization": {"Bearer sim"}}) // the browser's was redacted when imported
 }
 
 func capturedExchanges(t *testing.T, dir string) []captures.Exchange {

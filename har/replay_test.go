@@ -57,7 +57,35 @@ func TestImportedHARReplaysAgainstSim(t *testing.T) {
 	if _, err := har.Import([]string{harFile}, har.ImportOptions{Service: "gateway", Out: capDir}); err != nil {
 		t.Fatal(err)
 	}
-	y, err := replay.ProfileFromCaptures([]string{capDir}, replay.GenOptions{Stages: []replay.Stage{{Users: 4, Duration: replay.Duration(2 * time.Second)}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	suite := startSim(t, ctx)
+	// The browser's credentials were redacted when imported.
+	replayOnGateway(t, ctx, capDir, suite.URLs()["gateway"], 4, http.Header{"Authorization": {"Bearer sim"}, "Cookie": {"session=sim"}})
+}
+
+// startSim starts the simulated suite, healthy and at a small time scale,
+// and closes it when the test ends.
+func startSim(t *testing.T, ctx context.Context) *sim.Suite {
+	t.Helper()
+	cfg := sim.HealthyConfig()
+	cfg.TimeScale = 0.02
+	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { suite.Close() })
+	return suite
+}
+
+// replayOnGateway gives the gateway capture in capDir a profile, as
+// `profile init --from` does, with users users for 2 s, replays it against
+// gateway with headers set on every request, and fails the test on any
+// failed request or when chats, model lists or health checks were not
+// replayed.
+func replayOnGateway(t *testing.T, ctx context.Context, capDir, gateway string, users int, headers http.Header) {
+	t.Helper()
+	y, err := replay.ProfileFromCaptures([]string{capDir}, replay.GenOptions{Stages: []replay.Stage{{Users: users, Duration: replay.Duration(2 * time.Second)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,21 +95,9 @@ func TestImportedHARReplaysAgainstSim(t *testing.T) {
 	}
 	// The recorded pauses are seconds long; a shorter think keeps the test short.
 	prof.Scenarios["gateway"].Think = replay.Think{Constant: replay.Duration(20 * time.Millisecond)}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cfg := sim.HealthyConfig()
-	cfg.TimeScale = 0.02
-	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer suite.Close()
 	out := filepath.Join(t.TempDir(), "run")
 	info, err := replay.Run(ctx, replay.Options{
-		Captures: []string{capDir}, Profile: prof, Targets: map[string]string{"gateway": suite.URLs()["gateway"]}, Out: out, Seed: 1,
-		// The browser's credentials were redacted when imported.
-		Headers: http.Header{"Authorization": {"Bearer sim"}, "Cookie": {"session=sim"}},
+		Captures: []string{capDir}, Profile: prof, Targets: map[string]string{"gateway": gateway}, Out: out, Seed: 1, Headers: headers,
 	})
 	if err != nil {
 		t.Fatal(err)
