@@ -102,10 +102,19 @@ scenarios:
 		t.Fatalf("summary.json uploaded: %+v, %v", obj, err)
 	}
 
-	// One shard of two under a prefix: named as missing.
+	// One shard of two finished, the other killed mid-run: analyze of the
+	// prefix names the killed one as missing.
 	if stderr, code := replayTo("s3://runs/job-half/shard-1", "1/2", "job-half"); code != 0 {
 		t.Fatalf("half: exit %d\n%s", code, stderr)
 	}
+	killed := exec.Command(bin, "replay", "--captures", "s3://caps/gateway", "--profile", profile,
+		"--target", "gateway="+up.URL, "--seed", "3", "--shard", "2/2", "--run-id", "job-half", "--out", "s3://runs/job-half/shard-2")
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	_ = killed.Process.Kill()
+	_ = killed.Wait()
 	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-half", "--out", t.TempDir())
 	wantBadInput(t, "a shard missing in the store", stderr, code, "run job-half: shard 2/2 missing")
 	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-none", "--out", t.TempDir())
@@ -123,8 +132,9 @@ scenarios:
 	if used, err := st.Used(ctx, objstore.Location{Bucket: "runs", Prefix: "job-bad"}); used || err != nil {
 		t.Errorf("a refused run uploaded: %v %v", used, err)
 	}
-	// Every download and staged run was removed, refused runs included.
-	if left, _ := filepath.Glob(filepath.Join(tmp, "loadtape-s3*")); len(left) > 0 {
+	// Every download and staged run was removed, refused runs included;
+	// only the killed shard's two are left (its captures, its run).
+	if left, _ := filepath.Glob(filepath.Join(tmp, "loadtape-s3*")); len(left) > 2 {
 		t.Errorf("left behind: %v", left)
 	}
 }
