@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test bench lint node-fixtures demo diagnose image clean
+.PHONY: build test bench bench-peers lint node-fixtures demo diagnose image clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -46,6 +46,12 @@ image:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+# loadtape replay beside hey, vegeta and wrk against a local nginx, in one
+# run (about 2 minutes; installs the peers it lacks: bench/peers.sh).
+# Not part of test: it measures, and loads the whole machine.
+bench-peers: build
+	bash bench/peers.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
