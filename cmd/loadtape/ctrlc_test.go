@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,17 +22,43 @@ import (
 // `loadtape record` in front of it, both stopped with SIGINT (Ctrl-C), then
 // `loadtape inspect` on what was left.
 
-// buildBinary compiles cmd/loadtape without the race detector; the build
-// cache makes it quick after the first time.
+// binary is cmd/loadtape built once for all the tests of this package:
+// a link takes seconds, and a dozen tests run the binary.
+var binary struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	path string
+	err  error
+}
+
+// buildBinary compiles cmd/loadtape without the race detector, once per
+// test process, and returns its path; tests must not change the file.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "loadtape")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	binary.once.Do(func() {
+		binary.dir, binary.err = os.MkdirTemp("", "loadtape-test-")
+		if binary.err != nil {
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "loadtape")
+		cmd := exec.Command("go", "build", "-o", binary.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatalf("go build: %v", binary.err)
 	}
-	return bin
+	return binary.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
+	}
+	os.Exit(code)
 }
 
 // freeAddr returns a loopback address nobody listens on right now.
