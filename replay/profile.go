@@ -297,6 +297,8 @@ func (p *Profile) checkTargets() error {
 			switch {
 			case errors.Is(err, runspec.ErrUnknownMetric):
 				where = append(at, "metric")
+			case errors.Is(err, runspec.ErrAbortMetric):
+				where = append(at, "abort")
 			case errors.Is(err, runspec.ErrBound) && t.Min != "":
 				where = append(at, "min")
 			case errors.Is(err, runspec.ErrBound):

@@ -91,6 +91,7 @@ const (
 	EndedCompleted = "completed" // every scenario reached the end of its last stage
 	EndedSignal    = "signal"    // the caller's context was cancelled (SIGINT, SIGTERM)
 	EndedMaxRun    = "max_run"   // Options.MaxRun ran out
+	// EndedAbort (abort.go): a target with abort: true failed.
 )
 
 // RunInfo is what a finished run reports; run.json holds the same and more.
@@ -233,9 +234,13 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		}
 		rw = w
 	}
+	// A target with abort: true ends the run through abortRun (abort.go).
+	runCtx, abortRun := context.WithCancelCause(runCtx)
+	defer abortRun(nil)
+	judge := newLiveJudge(p.profile, p.scale, p.shard.n, func(t runspec.Target) bool { return t.Abort })
 	state = &runState{ctx: runCtx, opts: opts, id: id, profile: p.profile, client: client, timeout: timeout,
 		headers: opts.Headers, scale: p.scale, shard: p.shard}
-	state.sink = newSink(rw, fanOut(counts.observe, live, met))
+	state.sink = newSink(rw, judge.wrap(fanOut(counts.observe, live, met)))
 	res.add(func() error {
 		if err := state.sink.close(); err != nil {
 			return fmt.Errorf("results: %w", err)
@@ -267,6 +272,7 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	}
 	started := awaitStart(runCtx, at, live.logf)
 	runs := p.schedule(state, started)
+	judge.watchAbort(runCtx, runs, abortRun, live.logf)
 	if met != nil {
 		met.track(runs)
 	}
@@ -288,6 +294,8 @@ func endOfRun(parent, run context.Context) (by, reason string) {
 		return EndedCompleted, "every stage ran to its end"
 	case parent.Err() != nil:
 		return EndedSignal, "interrupted: " + context.Cause(parent).Error()
+	case errors.As(context.Cause(run), new(*abortError)):
+		return EndedAbort, context.Cause(run).Error()
 	default:
 		return EndedMaxRun, context.Cause(run).Error()
 	}

@@ -31,7 +31,7 @@ type Run struct {
 	Started     string            `json:"started"` // RFC 3339, seconds
 	Ended       string            `json:"ended"`
 	Interrupted bool              `json:"interrupted"`          // ended before its last stage did
-	EndedBy     string            `json:"ended_by,omitempty"`   // completed, signal or max_run
+	EndedBy     string            `json:"ended_by,omitempty"`   // completed, signal, max_run or abort
 	EndReason   string            `json:"end_reason,omitempty"` // in words: "--max-run 5s reached"
 	TimeScale   float64           `json:"time_scale"`           // durations and think times were multiplied by it; 0 reads as 1
 	Seed        int64             `json:"seed"`

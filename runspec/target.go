@@ -34,6 +34,10 @@ type Target struct {
 	ErrorKind string `json:"error_kind,omitempty" yaml:"error_kind"`
 	Max       Limit  `json:"max,omitempty" yaml:"max"`
 	Min       Limit  `json:"min,omitempty" yaml:"min"`
+	// Abort ends the run once the target has failed over a whole stage
+	// window (k6's abortOnFail); replay judges it while the run goes on,
+	// so its metric must be one LiveMetric accepts.
+	Abort bool `json:"abort,omitempty" yaml:"abort"`
 }
 
 // Limit is a bound as written: "2s", "500ms", "1%", "10"; empty when not
@@ -61,10 +65,29 @@ const MetricHelp = "p50, p90, p95, p99, avg, min, max, ttft_p95 and the like (tt
 var (
 	ErrUnknownMetric = errors.New("unknown target metric")
 	ErrBound         = errors.New("bad target bound")
+	ErrAbortMetric   = errors.New("abort needs a metric replay judges while it runs")
 )
 
 // KnownMetric reports whether a target may name metric.
 func KnownMetric(metric string) bool { return metricRe.MatchString(metric) }
+
+// LiveMetric reports whether replay can judge metric from its own tallies
+// while the run goes on, for a target with abort: the latency statistics
+// of the request, its TTFB, TTFT, TPOT and send lag, the error rate, rps,
+// rpm, and count with a max (a count only grows, so a min is known only
+// at the end). ITL and goodput are analyze's alone.
+func LiveMetric(metric string, max bool) bool {
+	switch {
+	case !KnownMetric(metric), metric == "goodput", metric == "good_share", strings.HasPrefix(metric, "itl_"):
+		return false
+	case metric == "count":
+		return max
+	}
+	return true
+}
+
+// LiveMetricHelp lists the metrics LiveMetric accepts, for error messages.
+const LiveMetricHelp = "p50…max, ttfb_, ttft_, tpot_ and send_lag_ statistics, error_rate, rps, rpm, or count with a max"
 
 // UnitOf is the unit a metric's bound is in.
 func UnitOf(metric string) string {
@@ -123,8 +146,12 @@ func (t Target) Validate() error {
 	if t.ErrorKind != "" && t.Metric != "error_rate" && t.Metric != "count" {
 		return fmt.Errorf("target %s: error_kind applies to error_rate and count, not %s", t.Label(), t.Metric)
 	}
-	if _, err := t.Bound(); err != nil {
+	b, err := t.Bound()
+	if err != nil {
 		return fmt.Errorf("target %s: %w", t.Label(), err)
+	}
+	if t.Abort && !LiveMetric(t.Metric, b.Max) {
+		return fmt.Errorf("target %s: %w (want %s), not %s with %s", t.Label(), ErrAbortMetric, LiveMetricHelp, t.Metric, map[bool]string{true: "max", false: "min"}[b.Max])
 	}
 	return nil
 }
