@@ -66,28 +66,18 @@ func (rt *recordingTarget) received() []string {
 // field of the JSON body.
 func writeCredentialCapture(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "caps")
-	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Prefix: "exchanges"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	var xs []captures.Exchange
 	for i := 0; i < 5; i++ {
-		x := captures.Exchange{ID: fmt.Sprintf("c%d", i), Service: "gateway", Session: "s", Seq: int64(i),
+		xs = append(xs, captures.Exchange{ID: fmt.Sprintf("c%d", i), Service: "gateway", Session: "s", Seq: int64(i),
 			StartNS: t0 + int64(i)*int64(time.Second), DurationNS: int64(time.Millisecond),
 			Operation: "chat.completions", Method: "POST", Path: "/v1/chat/completions", Status: 200,
 			Query: "api_key=redacted%3A0123456789abcdef",
 			ReqHeaders: []captures.Header{{Name: "Content-Type", Value: "application/json"},
 				{Name: "Authorization", Value: "redacted:fedcba9876543210"}},
-			ReqBody: []byte(`{"model":"m","api_key":"redacted:00112233aabbccdd","messages":[{"role":"user","content":"hi"}]}`)}
-		if err := w.Write(x); err != nil {
-			t.Fatal(err)
-		}
+			ReqBody: []byte(`{"model":"m","api_key":"redacted:00112233aabbccdd","messages":[{"role":"user","content":"hi"}]}`)})
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return writeCapture(t, xs)
 }
 
 func writeProfile(t *testing.T, y string) string {

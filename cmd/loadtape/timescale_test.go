@@ -78,15 +78,11 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // not (recorded as 200, so every replayed one is a status_mismatch).
 func writeScaleCapture(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "caps")
-	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Prefix: "exchanges"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	prompts := []string{"hi", "hello there", "what is a load test", "name three colours"}
-	n := 0
+	var xs []captures.Exchange
 	add := func(service, op, method, path string, body string) {
+		n := len(xs)
 		x := captures.Exchange{ID: fmt.Sprintf("x%d", n), Service: service, Session: fmt.Sprintf("s%d", n%3), Seq: int64(n),
 			StartNS: t0 + int64(n)*int64(time.Second), DurationNS: int64(50 * time.Millisecond), Status: 200,
 			Operation: op, Method: method, Path: path,
@@ -94,10 +90,7 @@ func writeScaleCapture(t *testing.T) string {
 		if body != "" {
 			x.ReqBody = []byte(body)
 		}
-		if err := w.Write(x); err != nil {
-			t.Fatal(err)
-		}
-		n++
+		xs = append(xs, x)
 	}
 	for _, p := range prompts {
 		add("gateway", "chat.completions", "POST", "/v1/chat/completions",
@@ -107,10 +100,7 @@ func writeScaleCapture(t *testing.T) string {
 	}
 	add("gateway", "models.list", "GET", "/v1/models", "")
 	add("gateway", "models.list", "GET", "/v1/models", "")
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return writeCapture(t, xs)
 }
 
 // scaleTarget is one row of summary.json's targets.
