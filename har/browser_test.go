@@ -16,6 +16,7 @@ import (
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/har"
+	"github.com/loadtape/loadtape/internal/capturetest"
 	"github.com/loadtape/loadtape/internal/nodefixture"
 )
 
@@ -150,7 +151,7 @@ func TestBrowserRecordedHARReplaysAgainstSim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xs := capturedExchanges(t, capDir)
+	xs := capturetest.Read[captures.Exchange](t, capDir)
 	t.Logf("imported %+v", st)
 	ops := map[string][]captures.Exchange{}
 	for _, x := range xs {
@@ -181,23 +182,6 @@ func TestBrowserRecordedHARReplaysAgainstSim(t *testing.T) {
 	}
 
 	replayOnGateway(t, ctx, capDir, suite.URLs()["gateway"], 2, http.Header{"Authorization": {"Bearer sim"}}) // the browser's was redacted when imported
-}
-
-func capturedExchanges(t *testing.T, dir string) []captures.Exchange {
-	t.Helper()
-	r, err := captures.NewReader[captures.Exchange]([]string{dir}, captures.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var xs []captures.Exchange
-	for r.Next() {
-		xs = append(xs, r.Batch()...)
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return xs
 }
 
 func opCounts(ops map[string][]captures.Exchange) map[string]int {

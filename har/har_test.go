@@ -2,6 +2,7 @@ package har
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/capturetest"
 	"github.com/loadtape/loadtape/proxy"
 )
 
@@ -41,26 +43,11 @@ func TestFixtureIsHAR(t *testing.T) {
 	}
 }
 
+// readCapture reads the exchanges in dir in order of start time.
 func readCapture(t *testing.T, dir string) []captures.Exchange {
 	t.Helper()
-	r, err := captures.NewReader[captures.Exchange]([]string{dir}, captures.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var xs []captures.Exchange
-	for r.Next() {
-		for _, x := range r.Batch() {
-			x.ReqHeaders = slices.Clone(x.ReqHeaders)
-			x.RespHeaders = slices.Clone(x.RespHeaders)
-			x.ReqBody, x.RespBody = slices.Clone(x.ReqBody), slices.Clone(x.RespBody)
-			xs = append(xs, x)
-		}
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	slices.SortStableFunc(xs, func(a, b captures.Exchange) int { return int(a.StartNS - b.StartNS) })
+	xs := capturetest.Read[captures.Exchange](t, dir)
+	slices.SortStableFunc(xs, func(a, b captures.Exchange) int { return cmp.Compare(a.StartNS, b.StartNS) })
 	return xs
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/har"
+	"github.com/loadtape/loadtape/internal/capturetest"
 	"github.com/loadtape/loadtape/replay"
 	"github.com/loadtape/loadtape/runspec"
 	"github.com/loadtape/loadtape/sim"
@@ -102,22 +103,12 @@ func replayOnGateway(t *testing.T, ctx context.Context, capDir, gateway string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := captures.NewReader[captures.Result]([]string{out}, captures.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	ops := map[string]int{}
-	for r.Next() {
-		for _, res := range r.Batch() {
-			ops[res.Operation]++
-			if res.ErrorKind != "" && res.ErrorKind != runspec.ErrCutOff {
-				t.Errorf("%s failed: %s %s", res.Operation, res.ErrorKind, res.Error)
-			}
+	for _, res := range capturetest.Read[captures.Result](t, out) {
+		ops[res.Operation]++
+		if res.ErrorKind != "" && res.ErrorKind != runspec.ErrCutOff {
+			t.Errorf("%s failed: %s %s", res.Operation, res.ErrorKind, res.Error)
 		}
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
 	}
 	t.Logf("%d requests: %v", info.Requests, ops)
 	if ops["chat.completions"] == 0 || ops["models.list"] == 0 || ops["health"] == 0 {

@@ -20,26 +20,9 @@ import (
 	"testing"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/capturetest"
 	"github.com/loadtape/loadtape/internal/nodefixture"
 )
-
-// readCapture reads every exchange of the Parquet files in dir.
-func readCapture(t testing.TB, dir string) []captures.Exchange {
-	t.Helper()
-	rd, err := captures.NewReader[captures.Exchange]([]string{dir}, captures.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	var out []captures.Exchange
-	for rd.Next() {
-		out = append(out, rd.Batch()...)
-	}
-	if err := rd.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // TestSecretsNeverReachTheCapture plants a distinct secret in every place
 // that is redacted (request and response headers, rule-named headers and
@@ -102,7 +85,7 @@ func TestSecretsNeverReachTheCapture(t *testing.T) {
 			}
 		}
 	}
-	rows := readCapture(t, dir)
+	rows := capturetest.Read[captures.Exchange](t, dir)
 	if len(rows) != 2 {
 		t.Fatalf("read back %d rows, want 2", len(rows))
 	}
@@ -257,7 +240,7 @@ func TestSecretsEverywhere(t *testing.T) {
 	do("POST", "/clean", "application/json", cleanReq)
 	stop()
 
-	rows := readCapture(t, dir)
+	rows := capturetest.Read[captures.Exchange](t, dir)
 	if len(rows) != 6 {
 		t.Fatalf("read back %d rows, want 6", len(rows))
 	}

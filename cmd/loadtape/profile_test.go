@@ -21,6 +21,7 @@ import (
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/capturetest"
 	"github.com/loadtape/loadtape/replay"
 )
 
@@ -199,18 +200,7 @@ func TestProfileFromCaptureReplayed(t *testing.T) {
 	if _, stderr, code := loadtape(t, bin, "replay", "--captures", capDir, "--profile", prof, "--target", "gateway="+up.URL, "--out", runDir); code != 0 {
 		t.Fatalf("replay: exit %d: %s\n%s", code, stderr, y)
 	}
-	r, err := captures.NewReader[captures.Result]([]string{runDir}, captures.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var rows []captures.Result
-	for r.Next() {
-		rows = append(rows, r.Batch()...)
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
+	rows := capturetest.Read[captures.Result](t, runDir)
 	if len(rows) < 2500 {
 		t.Fatalf("%d requests replayed, want at least 2500", len(rows))
 	}
