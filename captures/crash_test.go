@@ -1,17 +1,16 @@
 package captures_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/syncbuf"
 )
 
 const (
@@ -68,7 +67,7 @@ func TestCrash(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 	cmd.Stderr = os.Stderr
-	var progress lockedBuffer
+	var progress syncbuf.Buffer
 	cmd.Stdout = &progress
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -196,22 +195,4 @@ func dirState(t *testing.T, dir string) string {
 		fmt.Fprintf(&b, "%s:%d:%d ", e.Name(), fi.Size(), fi.ModTime().UnixNano())
 	}
 	return b.String()
-}
-
-// lockedBuffer is a child's output that the test reads while it is written.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

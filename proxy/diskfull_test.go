@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,31 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/syncbuf"
 )
-
-// syncBuffer is a log the recorder and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDiskFull records onto a small tmpfs, fills it, and frees it again:
 // every request is served throughout, the live line, capture.json and the
@@ -54,7 +35,7 @@ func TestDiskFull(t *testing.T) {
 		io.WriteString(w, body)
 	}))
 	defer up.Close()
-	var logBuf syncBuffer
+	var logBuf syncbuf.Buffer
 	r, err := New(Options{Routes: []Route{{Name: "svc", Listen: "127.0.0.1:0", Upstream: mustURL(t, up.URL)}},
 		Out: dir, Roll: 300 * time.Millisecond, Flush: 40 * time.Millisecond, LiveEvery: 50 * time.Millisecond, Log: &logBuf})
 	if err != nil {
