@@ -88,8 +88,7 @@ func (w *Writer[T]) merge(group []rolledFile) error {
 	w.seq++
 	name := fmt.Sprintf("%s-%s-%06d", w.opts.Prefix, w.start, w.seq)
 	meta := maps.Clone(w.meta)
-	st := w.stats
-	st.Pending = w.accepted - st.Rows - st.Logged - st.Failed
+	st := w.statsWith(0, 0)
 	w.mu.Unlock()
 	base := filepath.Join(w.opts.Dir, name)
 	inprogress, final, manifest := base+InProgressExt, base+Ext, base+CompactExt

@@ -310,10 +310,7 @@ func (l *fileLoop[T]) roll() {
 	f, fw, path, rows := l.f, l.fw, l.path, l.rows
 	l.w.mu.Lock()
 	meta := maps.Clone(l.w.meta)
-	cs := l.w.stats
-	cs.Rows += rows
-	cs.Logged -= l.synced
-	cs.Pending = l.w.accepted - cs.Rows - cs.Logged - cs.Failed
+	cs := l.w.statsWith(rows, l.synced)
 	l.w.mu.Unlock()
 	if l.w.opts.RollMetadata != nil {
 		if meta == nil {

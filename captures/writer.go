@@ -332,7 +332,16 @@ func (w *Writer[T]) SetMetadata(key, value string) {
 func (w *Writer[T]) Stats() WriterStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.statsWith(0, 0)
+}
+
+// statsWith is the stats as they read once a file holding rows more rows,
+// synced of them in its write-ahead log, is renamed into place: what a
+// file's footer says of itself. w.mu must be held.
+func (w *Writer[T]) statsWith(rows, synced int64) WriterStats {
 	st := w.stats
+	st.Rows += rows
+	st.Logged -= synced
 	st.Pending = w.accepted - st.Rows - st.Logged - st.Failed
 	return st
 }
