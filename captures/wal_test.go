@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/fullfs"
 )
 
 // waitFor polls cond for up to 20 s (a busy machine), failing the test
@@ -192,46 +192,12 @@ func TestLiveWALLeftAlone(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a small tmpfs to fill up; tests run as root.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs to fill (needs root and permission to mount): %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
-
-// fill writes a file in dir until the file system is full.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, n := range []int{64 << 10, 4 << 10, 1} {
-		buf := make([]byte, n)
-		for i := 0; i < 1<<20; i++ {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return p
-}
-
 // TestDiskFull: writes into a full file system fail without stopping the
 // writer, the counts add up at every step, and once space returns writing
 // resumes and the rows that reached the log before the disk filled are
 // made readable.
 func TestDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "4m")
+	dir := fullfs.Mount(t, "4m")
 	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{Dir: dir, Roll: 300 * time.Millisecond, Flush: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +219,7 @@ func TestDiskFull(t *testing.T) {
 	if st := w.Stats(); st.Failed != 0 {
 		t.Fatalf("before the disk filled: %+v", st)
 	}
-	filler := fill(t, dir)
+	filler := fullfs.Fill(t, dir)
 	for i := 5; i < 10; i++ {
 		if err := w.Write(exchanges(i*100, 100, 1000)...); err != nil {
 			t.Fatalf("Write on a full disk: %v, want no error (the rows are counted as failed)", err)

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/fullfs"
 	"github.com/loadtape/loadtape/internal/syncbuf"
 )
 
@@ -25,11 +24,7 @@ import (
 // files' metadata add up at every step, and recording resumes once space
 // returns.
 func TestDiskFull(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs to fill (needs root and permission to mount): %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := fullfs.Mount(t, "8m")
 	body := strings.Repeat("x", 2048)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, body)
@@ -97,23 +92,7 @@ func TestDiskFull(t *testing.T) {
 	if tot := settle(100); tot.Written != 100 {
 		t.Fatalf("before the disk filled: %+v", tot)
 	}
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []int{64 << 10, 4 << 10, 1} {
-		buf := make([]byte, n)
-		for i := 0; i < 1<<20; i++ {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
+	filler := fullfs.Fill(t, dir)
 	for range 10 {
 		send(10)
 		summary() // never a torn file, whatever the disk says
