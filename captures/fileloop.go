@@ -357,7 +357,10 @@ func (l *fileLoop[T]) roll() {
 	}
 }
 
-// countingWriter counts bytes on their way to the file, for MaxBytes.
+// countingWriter counts bytes on their way to the file, for MaxBytes. It
+// also hides the file's Close from the Parquet writer, which would close
+// an io.Closer sink itself in its own Close: the footer must be fsynced
+// first (writeFooter), so every Parquet writer here writes through one.
 type countingWriter struct {
 	w io.Writer
 	n int64
