@@ -29,7 +29,7 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 	stages, facts := ingest(info, c, pts)
 	s := &Summary{
 		Schema: SummarySchema, Estimator: Estimator,
-		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.Scale(), LeftOut: info.LeftOut, IncludeFailed: includeFailed(info)},
+		Run:    RunMeta{ID: info.ID, Started: info.Started, Ended: info.Ended, Interrupted: info.Interrupted, TimeScale: info.Scale(), LeftOut: info.LeftOut, IncludeFailed: includeFailed(info), Search: info.Search},
 		Stages: stages,
 	}
 	s.Targets, s.Run.TargetsLeftOut = evaluateTargets(specs, acceptance, stages, info)

@@ -54,6 +54,8 @@ type RunMeta struct {
 	// IncludeFailed names the scenarios that replayed those exchanges too
 	// (profile include_failed: true): their failures were expected.
 	IncludeFailed []string `json:"include_failed,omitempty"`
+	// Search are the run's capacity searches as run.json records them.
+	Search []runspec.SearchResult `json:"search,omitempty"`
 }
 
 // Stage holds one stage of one scenario: its statistics per operation (and

@@ -83,7 +83,12 @@ func newLiveJudge(p *Profile, scale float64, shards int, pick func(runspec.Targe
 			j.scenarios[t.Scenario] = true
 		}
 	}
-	if len(j.targets) == 0 {
+	for name, sc := range p.Scenarios {
+		if sc.Search != nil {
+			j.scenarios[name] = true
+		}
+	}
+	if len(j.scenarios) == 0 {
 		return nil
 	}
 	return j
@@ -170,7 +175,7 @@ func (j *liveJudge) judge(t runspec.Target, s *scenarioRun, k int) liveVerdict {
 			if !targetMatches(t, s, i) {
 				continue
 			}
-			for _, r := range j.rows[liveKey{s.name, int32(i + 1)}] {
+			for _, r := range j.rows[liveKey{s.name, int32(s.stages[i].idx + 1)}] {
 				if (op == runspec.AllOps || r.op == op) && (t.ErrorKind == "" || r.kind == t.ErrorKind) {
 					v.Value++
 				}
@@ -200,7 +205,7 @@ func (j *liveJudge) metric(t runspec.Target, op string, s *scenarioRun, k int) (
 	} else if prefix == "send" {
 		stat = strings.TrimPrefix(stat, "lag_")
 	}
-	for _, r := range j.rows[liveKey{s.name, int32(k + 1)}] {
+	for _, r := range j.rows[liveKey{s.name, int32(st.idx + 1)}] {
 		if r.t < ws || r.t >= we || (op != runspec.AllOps && r.op != op) || r.kind == runspec.ErrCutOff {
 			continue
 		}
@@ -297,7 +302,8 @@ func (v liveVerdict) text() string {
 
 // watchAbort judges every abort target at the end of each stage it
 // judges and ends the run through stop with the first that failed. Its
-// goroutines end with the run's context.
+// goroutines end with the run's context. It hands the judge to the
+// capacity searches, which judge their stages themselves.
 func (j *liveJudge) watchAbort(ctx context.Context, runs []*scenarioRun, stop context.CancelCauseFunc, logf func(string, ...any)) {
 	if j == nil {
 		return
@@ -306,12 +312,16 @@ func (j *liveJudge) watchAbort(ctx context.Context, runs []*scenarioRun, stop co
 	// natural end.
 	var last time.Time
 	for _, s := range runs {
+		if s.search != nil {
+			s.search.judge, s.search.logf = j, logf
+			continue
+		}
 		if e := s.stages[len(s.stages)-1].end; e.After(last) {
 			last = e
 		}
 	}
 	for _, s := range runs {
-		if !j.scenarios[s.name] {
+		if !j.scenarios[s.name] || s.search != nil {
 			continue
 		}
 		go func() {

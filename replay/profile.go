@@ -64,6 +64,9 @@ type Scenario struct {
 	// Goodput: the bounds (ttft, tpot, e2e) a request must all meet to
 	// count as good; analyze reports good requests/s and the good share.
 	Goodput *runspec.Goodput `yaml:"goodput" json:"goodput,omitempty"`
+	// Search raises users stage by stage to find the most that meet one
+	// target (search.go).
+	Search *Search `yaml:"search" json:"search,omitempty"`
 }
 
 // Stage is one step of a scenario: users (closed, sessions) or an arrival
@@ -275,7 +278,10 @@ func (p *Profile) validate() error {
 	if err := runspec.ValidAcceptance(p.Acceptance); err != nil {
 		return p.errAt([]any{"acceptance"}, "%v", err)
 	}
-	return p.checkTargets()
+	if err := p.checkTargets(); err != nil {
+		return err
+	}
+	return p.checkSearch()
 }
 
 // checkTargets refuses, with its line, a target that analyze could not

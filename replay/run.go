@@ -107,6 +107,7 @@ type RunInfo struct {
 	Errors      int64  // rows with an error kind, cut-offs included
 	CutOff      int64  // rows cut off by a stopping user or the run's end
 	Stages      []StageSpan
+	Search      []runspec.SearchResult // capacity searches (search.go)
 }
 
 // StageSpan is one stage's place on the timeline of a run.
@@ -281,7 +282,7 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	runAll(runs)
 	ended := time.Now()
 
-	info = &RunInfo{ID: id, Dir: opts.Out, Started: started, Ended: ended, Stages: spans(runs, ended)}
+	info = &RunInfo{ID: id, Dir: opts.Out, Started: started, Ended: ended, Stages: spans(runs, ended), Search: searchResults(runs)}
 	info.EndedBy, info.EndReason = endOfRun(ctx, runCtx)
 	info.Interrupted = info.EndedBy != EndedCompleted
 	return info, nil

@@ -25,6 +25,7 @@ func writeRunJSON(p *plan, rp *runState, info *RunInfo, sources []monitor.Source
 		Stages: []runspec.Stage{}, Monitor: []runspec.Monitor{}, Requests: info.Requests, Errors: info.Errors,
 		LeftOut: p.pool.LeftOutFor(p.profile, p.scenarios),
 		Start:   startRecord(p.opts.StartAt, info.Started),
+		Search:  info.Search,
 	}
 	for svc, t := range p.targets {
 		rj.Targets[svc] = t.base.String()

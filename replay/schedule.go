@@ -19,6 +19,11 @@ func (p *plan) schedule(rp *runState, t0 time.Time) []*scenarioRun {
 			total += sc.Mix[op]
 			s.cum = append(s.cum, total)
 		}
+		if sc.Search != nil {
+			s.search = p.newSearch(sc, t0)
+			runs = append(runs, s)
+			continue
+		}
 		at := t0
 		for k, st := range sc.Stages {
 			end := at.Add(time.Duration(float64(st.Duration) * p.scale))
@@ -54,6 +59,10 @@ func runAll(runs []*scenarioRun) {
 
 // run drives a scenario to its end.
 func (s *scenarioRun) run() {
+	if s.search != nil {
+		s.runSearch()
+		return
+	}
 	if s.sc.Mode == ModeOpen {
 		s.runOpen()
 		return
@@ -97,6 +106,10 @@ func (rp *runState) sessionOf(scenario string, m, idx int) int {
 func spans(runs []*scenarioRun, ended time.Time) []StageSpan {
 	var out []StageSpan
 	for _, s := range runs {
+		if s.search != nil {
+			out = append(out, s.search.spans...)
+			continue
+		}
 		for k, st := range s.stages {
 			if st.start.After(ended) {
 				break

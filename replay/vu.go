@@ -23,6 +23,7 @@ type scenarioRun struct {
 	ops    []string  // mix operations, sorted
 	cum    []float64 // cumulative mix weights over ops
 	active atomic.Int32
+	search *searchRun // a capacity search (search.go): its stages are laid as it goes
 }
 
 // stageWindow is one stage's place on the wall clock, and its context,

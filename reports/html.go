@@ -91,6 +91,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"figuresFor": figuresFor,
 	"ops":        opsOf,
 	"tokens":     tokensHTML, // tokens.go
+	"search":     searchLines,
 	"errors":     errorsText,
 	"res": func(st *analyze.Stage, name string) string {
 		r, ok := st.Resources[name]
@@ -200,7 +201,8 @@ ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 
 {{/* failures */}}
 
-<h2>Targets</h2>
+<h2>Targets</h2>{{range search .S}}
+<p class="search">{{.}}</p>{{end}}
 {{with .S.Run.TargetsLeftOut}}<p class="muted" id="left-out">Left out, their scenarios were not in this run: {{join . "; "}}.</p>{{end}}
 {{if .S.Targets}}
 <table id="targets">

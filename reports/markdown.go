@@ -54,6 +54,9 @@ func Markdown(s *analyze.Summary, figs []Figure) string {
 	markdownFailures(&b, s)
 
 	w("## Targets\n\n")
+	for _, l := range searchLines(s) { // search.go
+		w("%s\n\n", md(l))
+	}
 	if len(s.Run.TargetsLeftOut) > 0 {
 		w("Left out, their scenarios were not in this run: %s.\n\n", md(strings.Join(s.Run.TargetsLeftOut, "; ")))
 	}

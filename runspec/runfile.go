@@ -47,6 +47,32 @@ type Run struct {
 	Errors      int64             `json:"errors"`
 	LeftOut     []LeftOut         `json:"left_out,omitempty"` // captured exchanges a scenario did not replay, and why
 	Start       *Start            `json:"start,omitempty"`    // the common start instant of the shards (--start-at); nil without one
+	Search      []SearchResult    `json:"search,omitempty"`   // capacity searches the run made, one per scenario with search
+}
+
+// SearchResult is one scenario's capacity search: the users each of its
+// stages ran, whether the target held there, and what it found: Met is
+// the most users that met the target (0: none did), Failed the fewest
+// that missed it (0: none did, Max met it); the capacity lies between.
+type SearchResult struct {
+	Scenario string       `json:"scenario"`
+	Target   string       `json:"target"` // the target's label
+	From     int          `json:"from"`
+	Max      int          `json:"max"`
+	Steps    []SearchStep `json:"steps"`
+	Met      int          `json:"met"`
+	Failed   int          `json:"failed"`
+	Done     bool         `json:"done"` // the search ended by itself (false: the run ended first)
+}
+
+// SearchStep is one stage of a search and the target's verdict on it.
+type SearchStep struct {
+	Stage int      `json:"stage"` // the stage's number in run.json's stages
+	Users int      `json:"users"`
+	Value *float64 `json:"value,omitempty"` // nil: nothing to measure (a miss)
+	Bound float64  `json:"bound"`           // after time scaling
+	Unit  string   `json:"unit"`
+	Met   bool     `json:"met"`
 }
 
 // Start is a shard's start instant and how late it began: the stages were
