@@ -52,6 +52,9 @@ func prepare(opts Options) (*plan, error) {
 	if err := p.selectScenarios(); err != nil {
 		return nil, err
 	}
+	if err := p.checkSearchShards(); err != nil {
+		return nil, err
+	}
 	p.targets = map[string]*target{}
 	for _, name := range p.scenarios {
 		svc := p.profile.Scenarios[name].Service

@@ -78,6 +78,20 @@ func (p *Profile) checkSearch() error {
 	return nil
 }
 
+// checkSearchShards refuses a search in a sharded run: each shard would
+// judge its own share and raise its users apart from the others.
+func (p *plan) checkSearchShards() error {
+	if p.shard.n <= 1 {
+		return nil
+	}
+	for _, name := range p.scenarios {
+		if p.profile.Scenarios[name].Search != nil {
+			return badInput(fmt.Errorf("--shard %d/%d: scenario %q searches for its capacity, which one process does alone: run it without --shard", p.shard.i, p.shard.n, name))
+		}
+	}
+	return nil
+}
+
 // searchTarget resolves a search's target: a 1-based index or a label.
 func (p *Profile) searchTarget(ref any) (int, error) {
 	labels := ""

@@ -162,3 +162,24 @@ func TestSearchRefusesBadSpecs(t *testing.T) {
 		t.Errorf("target %d, stage users %d; want 0 and 8", sc.Search.target, sc.Stages[0].Users)
 	}
 }
+
+// Each shard would search apart from the others: a sharded search is bad
+// input before any request.
+func TestSearchRefusedInAShardedRun(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, 0)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	y := "scenarios:\n  gateway:\n    mix: {chat.completions: 1}\n    stages: [{duration: 1s}]\n    search: {target: 1, users: {from: 1, max: 8}}\ntargets:\n  - {scenario: gateway, metric: p95, max: 1s}\n"
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Options{ProfilePath: path, Exchanges: gatewayCapture(2, 6), Shard: "1/2",
+		Targets: map[string]string{"gateway": up.URL}, Out: filepath.Join(dir, "run")})
+	if !IsBadInput(err) || !strings.Contains(err.Error(), "--shard 1/2: scenario \"gateway\" searches") {
+		t.Errorf("error %v, want bad input naming --shard and the search", err)
+	}
+	if n := up.hits.Load(); n != 0 {
+		t.Errorf("%d requests sent before the refusal", n)
+	}
+}
