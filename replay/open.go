@@ -86,7 +86,7 @@ type openRun struct {
 
 func (s *scenarioRun) newOpenRun() *openRun {
 	return &openRun{s: s, workers: newWorkers(s.sc.workerLimit(), s.sc.MaxInFlight+1), states: &mcpPool{},
-		reqCtx: s.stages[len(s.stages)-1].ctx}
+		reqCtx: s.stages[len(s.stages)-1].sendCtx}
 }
 
 // wait returns when every arrival's request is done or cut off.

@@ -123,7 +123,8 @@ type StageSpan struct {
 
 // runState is what every virtual user of a run shares.
 type runState struct {
-	ctx     context.Context
+	ctx     context.Context // ends at the run's end: users stop
+	sendCtx context.Context // ends after the run's files are closed: requests (cutoff.go)
 	opts    Options
 	id      string
 	profile *Profile
@@ -189,6 +190,16 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		return nil, err
 	}
 
+	// Requests run under sendCtx, which the run's limit or a signal does
+	// not cancel: awaitEnd writes what is in flight then as cut off in one
+	// batch, and sendCtx ends only once everything below is closed, so
+	// thousands of cancelled requests never unwind before the run's files
+	// are written (cutoff.go).
+	sent := &inflight{}
+	sendCtx, stopSend := context.WithCancel(withInflight(context.WithoutCancel(ctx), sent))
+	// Cancelled a moment after Run returns (cutoff.go: unwindDelay), so
+	// that a command that exits then never waits for the unwinding.
+	defer time.AfterFunc(unwindDelay, stopSend)
 	var res resources
 	defer func() { err = errors.Join(err, res.release()) }()
 	live := newLive(opts.Progress)
@@ -239,9 +250,10 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	runCtx, abortRun := context.WithCancelCause(runCtx)
 	defer abortRun(nil)
 	judge := newLiveJudge(p.profile, p.scale, p.shard.n, func(t runspec.Target) bool { return t.Abort })
-	state = &runState{ctx: runCtx, opts: opts, id: id, profile: p.profile, client: client, timeout: timeout,
+	state = &runState{ctx: runCtx, sendCtx: sendCtx, opts: opts, id: id, profile: p.profile, client: client, timeout: timeout,
 		headers: opts.Headers, scale: p.scale, shard: p.shard}
 	state.sink = newSink(rw, judge.wrap(fanOut(counts.observe, live, met)))
+	state.sink.inflight = sent
 	res.add(func() error {
 		if err := state.sink.close(); err != nil {
 			return fmt.Errorf("results: %w", err)
@@ -279,8 +291,14 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	}
 	live.start(runs)
 	res.add(live.stop)
-	runAll(runs)
-	ended := time.Now()
+	// Users still waiting on a request when awaitEnd returns end in the
+	// background once sendCtx ends; their rows are written as cut off.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runAll(runs)
+	}()
+	ended := awaitEnd(runCtx, timelineEnd(runs), done, state.sink)
 
 	info = &RunInfo{ID: id, Dir: opts.Out, Started: started, Ended: ended, Stages: spans(runs, ended), Search: searchResults(runs)}
 	info.EndedBy, info.EndReason = endOfRun(ctx, runCtx)

@@ -28,8 +28,10 @@ func (p *plan) schedule(rp *runState, t0 time.Time) []*scenarioRun {
 		for k, st := range sc.Stages {
 			end := at.Add(time.Duration(float64(st.Duration) * p.scale))
 			ctx, cancel := context.WithDeadline(rp.ctx, end)
+			sendCtx, cancelSend := stageSendCtx(rp.sendCtx, end, k == len(sc.Stages)-1)
+			cancel = joinCancel(cancel, cancelSend)
 			s.stages = append(s.stages, stageWindow{idx: k, users: st.Users, shardUsers: shardCount(st.Users, p.shard),
-				rate: st.Rate, start: at, end: end, ctx: ctx, cancel: cancel})
+				rate: st.Rate, start: at, end: end, ctx: ctx, sendCtx: sendCtx, cancel: cancel})
 			at = end
 		}
 		runs = append(runs, s)

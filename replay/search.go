@@ -173,8 +173,13 @@ func (s *scenarioRun) runSearch() {
 		ctx, cancel := context.WithDeadline(s.rp.ctx, end)
 		child := &scenarioRun{name: s.name, sc: &sc, sp: s.sp, tgt: s.tgt, rp: s.rp, ops: s.ops, cum: s.cum,
 			stages: []stageWindow{{idx: step - 1, users: u, shardUsers: shardCount(u, s.rp.shard), start: start, end: end, ctx: ctx, cancel: cancel}}}
+		// The search goes on after each stage: what is in flight at its end
+		// is cut off then.
+		sendCtx, cancelSend := stageSendCtx(s.rp.sendCtx, end, false)
+		child.stages[0].sendCtx = sendCtx
 		child.run()
 		cancel()
+		cancelSend()
 		stopped := time.Now()
 		if stopped.Before(end) {
 			end = stopped // the run ended inside the stage

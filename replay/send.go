@@ -92,6 +92,7 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, o *ou
 	r.BytesOut = int64(len(o.body))
 	start := time.Now()
 	r.StartNS = start.UnixNano()
+	sending(ctx, r)
 	resp, err := client.Do(req)
 	if err != nil {
 		r.DurationNS = int64(time.Since(start))
@@ -129,6 +130,7 @@ func sendHeld(ctx context.Context, cancel context.CancelCauseFunc, parent contex
 	}
 	start := time.Now()
 	r.StartNS = start.UnixNano()
+	sending(ctx, r)
 	tm := time.AfterFunc(timeout, func() { cancel(errRequestTimeout) })
 	resp, err := client.Do(req)
 	tm.Stop()

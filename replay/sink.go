@@ -29,6 +29,9 @@ type sink struct {
 	done chan struct{}
 	err  error // first write error, reported by close
 	once sync.Once
+
+	inflight *inflight // requests being sent (cutoff.go); may be nil
+	sealed   bool      // seal wrote what was in flight: later rows are dropped
 }
 
 // sinkFlushEvery bounds how stale the live view and the files get.
@@ -45,6 +48,13 @@ func newSink(w rowWriter, observe func([]captures.Result)) *sink {
 
 func (s *sink) put(r *captures.Result) {
 	s.mu.Lock()
+	if s.sealed {
+		s.mu.Unlock()
+		return
+	}
+	if s.inflight != nil {
+		s.inflight.remove(r)
+	}
 	s.buf = append(s.buf, *r)
 	n := len(s.buf)
 	s.mu.Unlock()
@@ -53,6 +63,29 @@ func (s *sink) put(r *captures.Result) {
 		case s.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// seal writes every request still in flight as cut off at at, for why,
+// and drops every row put after it: the users still unwinding would write
+// the same requests again. A row put before seal is kept; one put after
+// was in flight at seal and is written by it.
+func (s *sink) seal(at time.Time, why string) {
+	s.mu.Lock()
+	s.sealed = true
+	s.mu.Unlock()
+	if s.inflight == nil {
+		return
+	}
+	// No put removes a row from the record once sealed: it is read
+	// outside the sink's lock, which users may still be waiting on.
+	rows := s.inflight.cutRows(at, why)
+	s.mu.Lock()
+	s.buf = append(s.buf, rows...)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 

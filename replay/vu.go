@@ -35,7 +35,12 @@ type stageWindow struct {
 	rate       float64
 	start, end time.Time
 	ctx        context.Context
-	cancel     context.CancelFunc
+	// sendCtx is what requests of users leaving at this stage's end run
+	// under: it ends at the stage's end, but neither at the run's limit
+	// nor (for the last stage) at the timeline's end, where awaitEnd
+	// writes what is in flight as cut off in one batch (cutoff.go).
+	sendCtx context.Context
+	cancel  context.CancelFunc
 }
 
 // vuSeed derives a virtual user's random stream from the run seed, the
@@ -137,7 +142,7 @@ func (s *scenarioRun) runVU(idx int) {
 		for last+1 < len(s.stages) && idx < s.stages[last+1].users {
 			last++
 		}
-		reqCtx := s.stages[last].ctx
+		reqCtx := s.stages[last].sendCtx
 		// A user counts as active from its first request of the stage (not
 		// while it waits for its spawn time) until it leaves the stage.
 		counted := false

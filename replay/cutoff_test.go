@@ -1,0 +1,79 @@
+package replay
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
+)
+
+// TestMaxRunCutsOffInOneBatch runs users whose every request hangs past
+// --max-run: Run returns soon after the limit without waiting for the
+// requests to unwind, with exactly one cut-off row per user, written at
+// the limit, and the requests unwinding later add no row.
+func TestMaxRunCutsOffInOneBatch(t *testing.T) {
+	const users = 300
+	hang := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-hang:
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer up.Close()
+	defer close(hang)
+	xs := []captures.Exchange{{ID: "x1", Service: "gateway", Operation: "models.list", Method: "GET", Path: "/v1/models", Status: 200}}
+	prof := mustProfile(t, `
+scenarios:
+  s:
+    service: gateway
+    stages: [{users: 300, duration: 1m}]
+    mix: {models.list: 1}
+`)
+	mw := &memWriter{}
+	const limit = time.Second
+	start := time.Now()
+	info, err := Run(context.Background(), Options{Exchanges: xs, Profile: prof, Targets: map[string]string{"gateway": up.URL},
+		Out: t.TempDir(), MaxRun: limit, resultWriter: mw})
+	el := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bound that holds on a busy machine; the binary test measures the
+	// command's wall time with thousands of users.
+	if el > limit+2*time.Second {
+		t.Errorf("Run took %v with --max-run %v", el, limit)
+	}
+	if info.EndedBy != EndedMaxRun || info.CutOff != users || info.Requests != users {
+		t.Errorf("ended by %s, %d requests, %d cut off; want max_run and %d of each", info.EndedBy, info.Requests, info.CutOff, users)
+	}
+	check := func(when string) {
+		t.Helper()
+		if len(mw.rows) != users {
+			t.Fatalf("%s: %d rows, want %d (one per user)", when, len(mw.rows), users)
+		}
+		seen := map[int32]bool{}
+		for _, r := range mw.rows {
+			if seen[r.VU] {
+				t.Fatalf("%s: user %d has two rows", when, r.VU)
+			}
+			seen[r.VU] = true
+			if r.ErrorKind != runspec.ErrCutOff || r.Error != "cut off: --max-run 1s reached" {
+				t.Fatalf("%s: row %+v, want cut off by --max-run", when, r)
+			}
+			if end := time.Unix(0, r.StartNS+r.DurationNS); r.StartNS == 0 || end.After(info.Ended.Add(time.Millisecond)) || end.Before(info.Ended.Add(-time.Millisecond)) {
+				t.Fatalf("%s: user %d's row ends at %v, want the run's end %v", when, r.VU, end, info.Ended)
+			}
+		}
+	}
+	check("after Run")
+	// The requests are cancelled unwindDelay after Run returned; their
+	// users' own rows must not be added.
+	time.Sleep(unwindDelay + 500*time.Millisecond)
+	check("after the requests unwound")
+}
