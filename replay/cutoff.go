@@ -150,7 +150,9 @@ func endGC() {
 }
 
 // stageSendCtx is a stage's sendCtx: it ends at the stage's end, except
-// for the last stage, whose requests only the run's end cuts off.
+// for the stage that ends the run (last), whose requests only the run's
+// end cuts off. A scenario that ends before others cuts its own requests
+// off at its end.
 func stageSendCtx(parent context.Context, end time.Time, last bool) (context.Context, context.CancelFunc) {
 	if last {
 		return context.WithCancel(parent)
@@ -160,6 +162,22 @@ func stageSendCtx(parent context.Context, end time.Time, last bool) (context.Con
 
 func joinCancel(a, b context.CancelFunc) context.CancelFunc {
 	return func() { a(); b() }
+}
+
+// stagesEnd is when the last laid stage of any selected scenario ends,
+// from t0 (a capacity search lays its stages as it goes).
+func (p *plan) stagesEnd(t0 time.Time) time.Time {
+	end := t0
+	for _, name := range p.scenarios {
+		at := t0
+		for _, st := range p.profile.Scenarios[name].Stages {
+			at = at.Add(time.Duration(float64(st.Duration) * p.scale))
+		}
+		if at.After(end) {
+			end = at
+		}
+	}
+	return end
 }
 
 // timelineEnd is when the last stage of any scenario ends.

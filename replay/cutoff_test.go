@@ -77,3 +77,53 @@ scenarios:
 	time.Sleep(unwindDelay + 500*time.Millisecond)
 	check("after the requests unwound")
 }
+
+// TestScenarioEndingFirstCutsOffItsOwn: a scenario that ends before the
+// run does cuts its requests off at its own end (they are cancelled, not
+// left to run on), and the run's end writes the rest in one batch.
+func TestScenarioEndingFirstCutsOffItsOwn(t *testing.T) {
+	hang := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-hang:
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer up.Close()
+	defer close(hang)
+	xs := []captures.Exchange{{ID: "x1", Service: "gateway", Operation: "models.list", Method: "GET", Path: "/v1/models", Status: 200}}
+	prof := mustProfile(t, `
+scenarios:
+  short:
+    service: gateway
+    stages: [{users: 3, duration: 400ms}]
+    mix: {models.list: 1}
+  long:
+    service: gateway
+    stages: [{users: 2, duration: 1500ms}]
+    mix: {models.list: 1}
+`)
+	mw := &memWriter{}
+	info, err := Run(context.Background(), Options{Exchanges: xs, Profile: prof, Targets: map[string]string{"gateway": up.URL},
+		Out: t.TempDir(), resultWriter: mw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EndedBy != EndedCompleted || info.CutOff != 5 || len(mw.rows) != 5 {
+		t.Fatalf("ended by %s, %d cut off, %d rows; want completed with 5 cut-off rows", info.EndedBy, info.CutOff, len(mw.rows))
+	}
+	ends := map[string]time.Time{}
+	for _, sp := range info.Stages {
+		ends[sp.Scenario] = sp.End
+	}
+	for _, r := range mw.rows {
+		end := time.Unix(0, r.StartNS+r.DurationNS)
+		// The short scenario's requests end when their cancellation came
+		// back (a busy machine: up to a second late), long before the run.
+		late := end.Sub(ends[r.Scenario])
+		if r.ErrorKind != runspec.ErrCutOff || late < 0 || late > time.Second || (r.Scenario == "long" && !end.Equal(info.Ended)) {
+			t.Errorf("%s user %d: %s %q ending %v after its scenario's end", r.Scenario, r.VU, r.ErrorKind, r.Error, late)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 // durations multiplied by the time scale.
 func (p *plan) schedule(rp *runState, t0 time.Time) []*scenarioRun {
 	var runs []*scenarioRun
+	runEnd := p.stagesEnd(t0)
 	for _, name := range p.scenarios {
 		sc := p.profile.Scenarios[name]
 		s := &scenarioRun{name: name, sc: sc, sp: p.pool.service(sc.Service, sc.IncludeFailed), tgt: p.targets[sc.Service], rp: rp}
@@ -28,7 +29,7 @@ func (p *plan) schedule(rp *runState, t0 time.Time) []*scenarioRun {
 		for k, st := range sc.Stages {
 			end := at.Add(time.Duration(float64(st.Duration) * p.scale))
 			ctx, cancel := context.WithDeadline(rp.ctx, end)
-			sendCtx, cancelSend := stageSendCtx(rp.sendCtx, end, k == len(sc.Stages)-1)
+			sendCtx, cancelSend := stageSendCtx(rp.sendCtx, end, k == len(sc.Stages)-1 && !end.Before(runEnd))
 			cancel = joinCancel(cancel, cancelSend)
 			s.stages = append(s.stages, stageWindow{idx: k, users: st.Users, shardUsers: shardCount(st.Users, p.shard),
 				rate: st.Rate, start: at, end: end, ctx: ctx, sendCtx: sendCtx, cancel: cancel})

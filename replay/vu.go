@@ -146,7 +146,9 @@ func (s *scenarioRun) runVU(idx int) {
 		// A user counts as active from its first request of the stage (not
 		// while it waits for its spawn time) until it leaves the stage.
 		counted := false
-		for st.ctx.Err() == nil {
+		// reqCtx ends with its stage too, on a timer of its own that may
+		// fire first: a user must not go on sending into it.
+		for st.ctx.Err() == nil && reqCtx.Err() == nil {
 			if !sleepUntil(st.ctx, nextAt) {
 				break
 			}
