@@ -342,9 +342,23 @@ func (j *liveJudge) watchAbort(ctx context.Context, runs []*scenarioRun, stop co
 					stop(&abortError{msg: msg})
 					return
 				}
+				j.forget(s, k)
 			}
 		}()
 	}
+}
+
+// forget drops the rows of stage k of s once it is judged, unless a count
+// target of the scenario still adds them up.
+func (j *liveJudge) forget(s *scenarioRun, k int) {
+	for _, t := range j.targets {
+		if t.Scenario == s.name && t.Metric == "count" {
+			return
+		}
+	}
+	j.mu.Lock()
+	delete(j.rows, liveKey{s.name, int32(s.stages[k].idx + 1)})
+	j.mu.Unlock()
 }
 
 // stageEnded waits for the stage's end and judgeGrace after it; false

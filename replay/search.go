@@ -189,6 +189,7 @@ func (s *scenarioRun) runSearch() {
 			break // a stage cut short is not judged
 		}
 		v := sr.judge.judge(sr.target, child, 0)
+		sr.judge.forget(child, 0)
 		met := v.Measured && ((v.Max && v.Value <= v.Bound) || (!v.Max && v.Value >= v.Bound))
 		st := runspec.SearchStep{Stage: step, Users: u, Bound: v.Bound, Unit: v.Unit, Met: met}
 		if v.Measured {
