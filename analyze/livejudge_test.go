@@ -22,7 +22,7 @@ import (
 
 // replay judges abort and search targets while it runs, from its own
 // rows; analyze judges them afterwards. Both must read the same value
-// from the same stage: here each of five scenarios searches one user
+// from the same stage: here each of six scenarios searches one user
 // count (from = max, one stage) on one metric, and the value run.json
 // records for that stage is analyze's for it.
 func TestReplayJudgesTargetsAsAnalyzeDoes(t *testing.T) {
