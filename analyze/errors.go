@@ -40,6 +40,25 @@ var poolKinds = map[string]bool{runspec.ErrTimeout: true, runspec.ErrVectorTimeo
 
 var timeoutKinds = map[string]bool{runspec.ErrTimeout: true, runspec.ErrVectorTimeout: true, runspec.ErrPoolTimeout: true}
 
+// namesPool: a failure's text names a pool that ran out ("connection pool
+// exhausted", "QueuePool limit", "too many connections").
+func namesPool(text string) bool {
+	t := strings.ToLower(text)
+	return strings.Contains(t, "pool") || strings.Contains(t, "too many connections")
+}
+
+// waitTimedOut: a failure that waited until a timeout, by its kind, or a
+// server error whose text says it timed out waiting (a service that
+// refuses a waiter after its own wait timeout, "timed out waiting for a
+// worker", answers with a 5xx, not a transport timeout).
+func waitTimedOut(kind, text string) bool {
+	if timeoutKinds[kind] {
+		return true
+	}
+	t := strings.ToLower(text)
+	return kind == runspec.ErrHTTP5xx && (strings.Contains(t, "timed out") || strings.Contains(t, "timeout"))
+}
+
 // detectPoolExhaustion: errors start abruptly at one user count, and the
 // requests that still succeed take nearly as long as the failures' timeout
 // (they waited for a free connection too).
@@ -51,7 +70,7 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 		}
 		var n int64
 		for k, v := range all.Errors {
-			if poolKinds[k] || strings.Contains(strings.ToLower(all.ErrorText[k]), "pool") || strings.Contains(strings.ToLower(all.ErrorText[k]), "too many connections") {
+			if poolKinds[k] || namesPool(all.ErrorText[k]) || waitTimedOut(k, all.ErrorText[k]) {
 				n += v
 			}
 		}
@@ -82,20 +101,22 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 	textual := false
 	rates := map[string]float64{}
 	for _, st := range c.stages[onset:] {
+		all := st.Operations[AllOps]
 		for k, d := range st.errDurs {
-			if timeoutKinds[k] {
+			if waitTimedOut(k, all.ErrorText[k]) {
 				for _, v := range d {
 					tdurs = append(tdurs, float64(v)/1e6)
 				}
 			}
 		}
-		all := st.Operations[AllOps]
 		if len(all.Durations) > 0 {
 			okP99 = append(okP99, all.LatencyMS.P99)
 		}
-		for k, txt := range all.ErrorText {
-			t := strings.ToLower(txt)
-			if poolKinds[k] && (strings.Contains(t, "pool") || strings.Contains(t, "too many connections")) {
+		// The server's own words name the pool: that is enough, whatever
+		// kind the answer got (a pool that refuses a waiter usually
+		// answers 503, an http_5xx).
+		for _, txt := range all.ErrorText {
+			if namesPool(txt) {
 				textual = true
 			}
 		}
@@ -112,8 +133,19 @@ func detectPoolExhaustion(c *scenarioCtx) *Finding {
 		top := slices.Max(okP99)
 		ev.TimeoutMS, ev.SuccessP99MS = ptr(timeout), ptr(top)
 		// Failures that wait for a pool take far longer than a normal
-		// request did before the onset; successes then wait nearly as long.
-		before := c.stages[onset-1].Operations[AllOps].LatencyMS.P50
+		// request: one at the lightest load before the onset, where no
+		// request queues (the stage just before the onset may already
+		// queue for the pool without any waiter giving up yet); successes
+		// then wait nearly as long.
+		before := math.Inf(1)
+		for _, st := range c.stages[:onset] {
+			if all := st.Operations[AllOps]; all != nil && len(all.Durations) > 0 {
+				before = math.Min(before, all.LatencyMS.P50)
+			}
+		}
+		if math.IsInf(before, 1) {
+			before = c.stages[onset-1].Operations[AllOps].LatencyMS.P50
+		}
 		ev.SuccessP50BeforeMS = ptr(before)
 		cluster = top >= 0.5*timeout && before < 0.5*timeout
 	}

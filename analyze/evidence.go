@@ -74,7 +74,7 @@ type PoolEvidence struct {
 	ErrorRatePctByUser map[string]float64 `json:"error_rate_pct_by_users"`
 	TimeoutMS          *float64           `json:"timeout_ms,omitempty"`
 	SuccessP99MS       *float64           `json:"success_p99_ms,omitempty"`
-	SuccessP50BeforeMS *float64           `json:"success_p50_before_ms,omitempty"`
+	SuccessP50BeforeMS *float64           `json:"success_p50_before_ms,omitempty"` // the lowest p50 of the stages before the onset
 }
 
 // TimeoutEvidence backs timeouts.

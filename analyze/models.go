@@ -29,6 +29,11 @@ type ModelFit struct {
 	// relative likelihood (Δ 2: 0.37, Δ 10: under 0.01).
 	DeltaAIC float64 `json:"delta_aic"`
 	Why      string  `json:"why,omitempty"` // for a rejected model: why it lost
+	// servers is the parallelism the fitted curve implies: its highest
+	// throughput over the users measured times the one-user latency (1
+	// for a single server, c for c servers; for the USL, what its curve
+	// peaks at, so that a USL with σ near 1 reads as one server).
+	servers float64
 }
 
 // compareModels fits every model to the points (users, throughput in
@@ -55,7 +60,7 @@ func compareModelsFrom(n, x []float64, r1 float64, uslFrom *USLFit) []ModelFit {
 	}
 	sse := func(f func(float64) float64) float64 { return relSSE(n, x, f) }
 	var fits []ModelFit
-	add := func(model string, k int, s float64, params map[string]float64) {
+	add := func(model string, k int, s float64, params map[string]float64, servers float64) {
 		// A model is compared only on k+2 points or more: on fewer it can
 		// pass through nearly every point, and its small error says
 		// nothing (the USL's three parameters need five user counts).
@@ -65,7 +70,7 @@ func compareModelsFrom(n, x []float64, r1 float64, uslFrom *USLFit) []ModelFit {
 		// A floor on the error: a perfect fit of a few points must not
 		// make the criterion −∞.
 		s = math.Max(s, 1e-9*float64(len(n)))
-		fits = append(fits, ModelFit{Model: model, Params: params, AIC: float64(len(n))*math.Log(s/float64(len(n))) + 2*float64(k)})
+		fits = append(fits, ModelFit{Model: model, Params: params, AIC: float64(len(n))*math.Log(s/float64(len(n))) + 2*float64(k), servers: servers})
 	}
 	// Linear: λ by least squares of the relative errors, through the origin.
 	var sxy, sxx float64
@@ -74,16 +79,16 @@ func compareModelsFrom(n, x []float64, r1 float64, uslFrom *USLFit) []ModelFit {
 		sxx += n[i] * n[i] / (x[i] * x[i])
 	}
 	lam := sxy / sxx
-	add(ModelLinear, 1, sse(func(v float64) float64 { return lam * v }), map[string]float64{"lambda": lam})
+	add(ModelLinear, 1, sse(func(v float64) float64 { return lam * v }), map[string]float64{"lambda": lam}, 0)
 	// Single server: the ceiling is fixed by the one-user latency.
 	ceil1 := 1 / r1
 	l1 := fitCeiling(n, x, &ceil1)
-	add(ModelSingle, 1, sse(func(v float64) float64 { return math.Min(l1[0]*v, ceil1) }), map[string]float64{"lambda": l1[0], "ceiling_rps": ceil1})
+	add(ModelSingle, 1, sse(func(v float64) float64 { return math.Min(l1[0]*v, ceil1) }), map[string]float64{"lambda": l1[0], "ceiling_rps": ceil1}, 1)
 	// c servers: the ceiling is free, c is it times the one-user latency.
 	lc := fitCeiling(n, x, nil)
-	add(ModelC, 2, sse(func(v float64) float64 { return math.Min(lc[0]*v, lc[1]) }), map[string]float64{"lambda": lc[0], "ceiling_rps": lc[1], "c": lc[1] * r1})
+	add(ModelC, 2, sse(func(v float64) float64 { return math.Min(lc[0]*v, lc[1]) }), map[string]float64{"lambda": lc[0], "ceiling_rps": lc[1], "c": lc[1] * r1}, lc[1]*r1)
 	if u := fitUSLFrom(n, x, uslFrom); u != nil {
-		add(ModelUSL, 3, sse(u.X), map[string]float64{"lambda": u.Lambda, "sigma": u.Sigma, "kappa": u.Kappa})
+		add(ModelUSL, 3, sse(u.X), map[string]float64{"lambda": u.Lambda, "sigma": u.Sigma, "kappa": u.Kappa}, curvePeak(u.X, n[0], n[len(n)-1])*r1)
 	}
 	slices.SortStableFunc(fits, func(a, b ModelFit) int {
 		switch {
@@ -139,7 +144,8 @@ func fitCeiling(n, x []float64, ceiling *float64) [2]float64 {
 }
 
 // serversOf is the number of servers the best model implies: 1 for a single
-// server, c for c servers, 0 for the others (no such number).
+// server, c for c servers, the USL curve's peak throughput times the
+// one-user latency, 0 for a linear curve (still rising: no such number).
 func serversOf(fits []ModelFit) float64 {
 	if len(fits) == 0 {
 		return 0
@@ -153,8 +159,21 @@ func serversOfFit(f ModelFit) float64 {
 		return 1
 	case ModelC:
 		return f.Params["c"]
+	case ModelUSL:
+		return f.servers
 	}
 	return 0
+}
+
+// curvePeak is the highest value of f on [lo, hi], on a grid fine enough
+// for a smooth curve such as the USL's.
+func curvePeak(f func(float64) float64, lo, hi float64) float64 {
+	const steps = 200
+	peak := math.Max(f(lo), f(hi))
+	for i := 1; i < steps; i++ {
+		peak = math.Max(peak, f(lo+(hi-lo)*float64(i)/steps))
+	}
+	return peak
 }
 
 // clearlyOneServer tells whether the models say one server: every model
