@@ -169,7 +169,7 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 	if err := checkShardRun(opts, time.Now()); err != nil {
 		return nil, err
 	}
-	defer tuneGC()()
+	defer tuneGC(p.peakConns)()
 	timeout := opts.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
