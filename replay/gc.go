@@ -13,7 +13,8 @@ import (
 // steady send-lag p99 measured 3.9–25 ms with the default and 1.2–1.4 ms
 // with GOGC=400 (BenchmarkSendLag5000, 2 cores). The soft memory limit
 // (512 MiB plus what the users hold) makes the collector work harder again
-// before a run grows past what it should hold. GOGC or GOMEMLIMIT in the environment win.
+// before a run grows past what it should hold. GOGC or GOMEMLIMIT in the
+// environment win.
 const (
 	runGCPercent   = 400
 	runMemoryLimit = 512 << 20
