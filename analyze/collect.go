@@ -56,6 +56,7 @@ type stageKey struct {
 
 type opAcc struct {
 	count, cutOff int64
+	bytesIn       int64 // response bytes of the counted requests (Locust's content size)
 	errors        map[string]int64
 	errText       map[string]string
 	ok            []int64
@@ -212,6 +213,7 @@ func (c *collector) add(r *captures.Result) bool {
 		return true
 	}
 	op.count++
+	op.bytesIn += r.BytesIn
 	if r.ErrorKind != runspec.ErrDropped {
 		st.countIteration(r)
 		if r.StartNS > 0 && r.IntendedNS > 0 {
@@ -476,7 +478,7 @@ func (op *opAcc) stats(window float64) *OpStats {
 		errs += v
 	}
 	o := &OpStats{
-		Count: op.count, CutOff: op.cutOff, Errors: op.errors, ErrorText: op.errText,
+		Count: op.count, CutOff: op.cutOff, BytesIn: op.bytesIn, Errors: op.errors, ErrorText: op.errText,
 		LatencyMS: latencyOf(op.ok), TTFBMS: latencyPtr(op.ttfb), TTFTMS: latencyPtr(op.ttft),
 		ITLMS: latencyPtr(op.itl), TPOTMS: latencyPtr(op.tpot), SendLagMS: latencyPtr(op.lag),
 		Durations: op.ok,

@@ -97,6 +97,7 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 func (op *opAcc) addCounts(o *opAcc) {
 	op.count += o.count
 	op.cutOff += o.cutOff
+	op.bytesIn += o.bytesIn
 	addCounts(op.errors, o.errors)
 	for k, v := range o.errText {
 		if _, ok := op.errText[k]; !ok {

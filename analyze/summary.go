@@ -107,6 +107,7 @@ type OpStats struct {
 	Goodput   *GoodputStats    `json:"goodput,omitempty"` // when the scenario sets goodput bounds
 
 	Durations []int64           `json:"-"` // sorted durations of successes, ns: CDF figures and compare
+	BytesIn   int64             `json:"-"` // response bytes of the counted requests: stats.csv's content size
 	Lagged    int64             `json:"-"` // requests sent more than maxSendLagMS late
 	ErrorText map[string]string `json:"-"` // one example message per error kind
 }

@@ -58,21 +58,26 @@ func writeCSV(rows [][]string) ([]byte, error) {
 // request together. Latencies are of successful requests, in ms, exact
 // percentiles; Requests/s is a scenario's requests over its stages'
 // windows, and the Aggregated row adds the scenarios' rates (they run at
-// once). Content size is 0: analyze keeps no response size per operation.
+// once). Content size is the mean response bytes of the counted requests,
+// failures included, as Locust averages it over every request.
 func StatsCSV(s *analyze.Summary) ([]byte, error) {
 	rows := [][]string{StatsColumns}
 	type acc struct {
-		count, failures int64
-		durs            [][]int64
-		window          float64
+		count, failures, bytes int64
+		durs                   [][]int64
+		window                 float64
 	}
 	var total acc
 	var totalRPS, totalFPS float64
 	row := func(typ, name string, a acc, rps, fps float64) []string {
 		d := mergeDurations(a.durs)
 		r := []string{typ, name, strconv.FormatInt(a.count, 10), strconv.FormatInt(a.failures, 10)}
+		size := "0"
+		if a.count > 0 {
+			size = strconv.FormatInt(a.bytes/a.count, 10) // Locust writes an integer
+		}
 		if len(d) == 0 {
-			r = append(r, "0", "0", "0", "0", "0", csvNum(rps), csvNum(fps))
+			r = append(r, "0", "0", "0", "0", size, csvNum(rps), csvNum(fps))
 			for range analyze.SeriesPercentiles {
 				r = append(r, "N/A")
 			}
@@ -83,7 +88,7 @@ func StatsCSV(s *analyze.Summary) ([]byte, error) {
 			sum += float64(v)
 		}
 		r = append(r, csvNum(analyze.Percentile(d, 0.5)/1e6), csvNum(sum/float64(len(d))/1e6), csvNum(float64(d[0])/1e6),
-			csvNum(float64(d[len(d)-1])/1e6), "0", csvNum(rps), csvNum(fps))
+			csvNum(float64(d[len(d)-1])/1e6), size, csvNum(rps), csvNum(fps))
 		for _, q := range analyze.SeriesPercentiles {
 			r = append(r, csvNum(analyze.Percentile(d, q)/1e6))
 		}
@@ -101,6 +106,7 @@ func StatsCSV(s *analyze.Summary) ([]byte, error) {
 				if o := st.Operations[op]; o != nil {
 					a.count += o.Count
 					a.failures += errorCount(o)
+					a.bytes += o.BytesIn
 					a.durs = append(a.durs, o.Durations)
 				}
 			}
@@ -108,6 +114,7 @@ func StatsCSV(s *analyze.Summary) ([]byte, error) {
 			rows = append(rows, row(sc, op, a, rps, fps))
 			total.count += a.count
 			total.failures += a.failures
+			total.bytes += a.bytes
 			total.durs = append(total.durs, a.durs...)
 			totalRPS += rps
 			totalFPS += fps

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/loadtape/loadtape/analyze"
 )
 
 // Locust's CSV headers as its documentation and locust/stats.py write them
@@ -120,5 +122,29 @@ func TestCSVsHaveLocustsColumns(t *testing.T) {
 	}
 	if occ != want || len(rows) != len(s.Failures) {
 		t.Errorf("failures.csv: %d rows, %d occurrences; want %d, %d", len(rows), occ, len(s.Failures), want)
+	}
+}
+
+// Average Content Size is the mean response bytes per counted request,
+// per operation and over all of them, as Locust writes it (an integer).
+func TestStatsCSVContentSize(t *testing.T) {
+	t.Parallel()
+	op := func(count, bytes int64) *analyze.OpStats {
+		return &analyze.OpStats{Count: count, BytesIn: bytes, Errors: map[string]int64{}, Durations: []int64{1e6, 2e6}}
+	}
+	s := &analyze.Summary{Stages: []*analyze.Stage{
+		{Scenario: "gateway", Stage: 1, Users: 1, WindowS: 10, Operations: map[string]*analyze.OpStats{"chat.completions": op(2, 3000), "health": op(2, 40)}},
+		{Scenario: "gateway", Stage: 2, Users: 5, WindowS: 10, Operations: map[string]*analyze.OpStats{"chat.completions": op(2, 1000)}},
+	}}
+	b, err := StatsCSV(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := parseCSV(t, "stats.csv", b, locustStats)
+	want := map[string]string{"chat.completions": "1000", "health": "20", aggregated: "673"}
+	for _, r := range rows {
+		if r[8] != want[r[1]] {
+			t.Errorf("%s: Average Content Size %s, want %s", r[1], r[8], want[r[1]])
+		}
 	}
 }
