@@ -3,13 +3,10 @@ package replay
 import (
 	"context"
 	"math"
-	"net/url"
 	"testing"
 	"time"
 
-	"github.com/loadtape/loadtape/proxy"
 	"github.com/loadtape/loadtape/runspec"
-	"github.com/loadtape/loadtape/sim"
 )
 
 // TestGeneratedProfileAgainstSim: the sim's scripted clients recorded
@@ -23,38 +20,7 @@ func TestGeneratedProfileAgainstSim(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := sim.HealthyConfig()
-	cfg.TimeScale = 0.02
-	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer suite.Close()
-	urls := suite.URLs()
-	capDir := t.TempDir()
-	var routes []proxy.Route
-	for _, name := range []string{"gateway", "rag", "mcp"} {
-		u, _ := url.Parse(urls[name])
-		routes = append(routes, proxy.Route{Name: name, Listen: "127.0.0.1:0", Upstream: u})
-	}
-	rec, err := proxy.New(proxy.Options{Routes: routes, Out: capDir, LiveEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	via := map[string]string{}
-	for name, addr := range rec.Addrs() {
-		via[name] = "http://" + addr
-	}
-	cl := &sim.Client{Targets: via, Users: 6, Seed: 5, Think: 20 * time.Millisecond}
-	if _, err := cl.Run(ctx, 3*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rec.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	capDir, urls := recordSim(t, ctx, 6, 5, 20*time.Millisecond)
 
 	y, err := ProfileFromCaptures([]string{capDir}, GenOptions{Stages: []Stage{{Users: 6, Duration: Duration(3 * time.Second)}}})
 	if err != nil {

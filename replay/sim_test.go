@@ -24,39 +24,7 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 	// Not parallel: timing-sensitive load on a 2-core machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := sim.HealthyConfig()
-	cfg.TimeScale = 0.02
-	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer suite.Close()
-	urls := suite.URLs()
-
-	capDir := t.TempDir()
-	var routes []proxy.Route
-	for _, name := range []string{"gateway", "rag", "mcp"} {
-		u, _ := url.Parse(urls[name])
-		routes = append(routes, proxy.Route{Name: name, Listen: "127.0.0.1:0", Upstream: u})
-	}
-	rec, err := proxy.New(proxy.Options{Routes: routes, Out: capDir, LiveEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	via := map[string]string{}
-	for name, addr := range rec.Addrs() {
-		via[name] = "http://" + addr
-	}
-	cl := &sim.Client{Targets: via, Users: 9, Seed: 2, Think: 5 * time.Millisecond}
-	if _, err := cl.Run(ctx, 3*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rec.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	capDir, urls := recordSim(t, ctx, 9, 2, 5*time.Millisecond)
 
 	prof, err := ParseProfile(BuiltinProfile(), "built-in profile")
 	if err != nil {
@@ -137,4 +105,44 @@ func TestSeedPlanAgainstSim(t *testing.T) {
 	if !metrics["host cpu_util"] || len(metrics) < 5 {
 		t.Errorf("samples: %v", metrics)
 	}
+}
+
+// recordSim starts the healthy sim at time scale 0.02 and records its
+// scripted client (users, seed, think) through the proxy for 3 s: the
+// capture's directory and the sim's URLs, which serve until the test ends.
+func recordSim(t *testing.T, ctx context.Context, users int, seed int64, think time.Duration) (string, map[string]string) {
+	t.Helper()
+	cfg := sim.HealthyConfig()
+	cfg.TimeScale = 0.02
+	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0", RAG: "127.0.0.1:0", MCP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { suite.Close() })
+	urls := suite.URLs()
+	capDir := t.TempDir()
+	var routes []proxy.Route
+	for _, name := range []string{"gateway", "rag", "mcp"} {
+		u, _ := url.Parse(urls[name])
+		routes = append(routes, proxy.Route{Name: name, Listen: "127.0.0.1:0", Upstream: u})
+	}
+	rec, err := proxy.New(proxy.Options{Routes: routes, Out: capDir, LiveEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	via := map[string]string{}
+	for name, addr := range rec.Addrs() {
+		via[name] = "http://" + addr
+	}
+	cl := &sim.Client{Targets: via, Users: users, Seed: seed, Think: think}
+	if _, err := cl.Run(ctx, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return capDir, urls
 }
