@@ -166,7 +166,6 @@ func TestReplaySDKSessions(t *testing.T) {
 				t.Errorf("left out %+v, want nothing: the client's GET stream is no failure", lo)
 			}
 
-			live := startRecording(t, "mcp", server)
 			prof := mustProfile(t, `
 scenarios:
   mcp:
@@ -175,10 +174,25 @@ scenarios:
     stages: [{users: 10, duration: 3s}]
     think: {constant: 10ms}  # the recorded pauses are a few ms: keep a shared machine responsive
 `)
-			runDir := t.TempDir()
-			info, rows := runAndRead(t, context.Background(), Options{Exchanges: recorded, Profile: prof,
-				Targets: map[string]string{"mcp": live.url}, Out: runDir, Seed: 3, RequestTimeout: 10 * time.Second})
-			replayed := live.stop()
+			// Twice at most, and only when the first try's sole failures are
+			// connections broken mid-response: two CI runs under -race beside
+			// the other packages saw one (`status 200 connection: unexpected
+			// EOF`) that 20 tries by hand under load never reproduced. The
+			// first try's failures are logged, never dropped silently.
+			var info *RunInfo
+			var rows []captures.Result
+			var replayed []captures.Exchange
+			for try := 1; ; try++ {
+				live := startRecording(t, "mcp", server)
+				info, rows = runAndRead(t, context.Background(), Options{Exchanges: recorded, Profile: prof,
+					Targets: map[string]string{"mcp": live.url}, Out: t.TempDir(), Seed: 3, RequestTimeout: 10 * time.Second})
+				replayed = live.stop()
+				broken := onlyBrokenConnections(rows)
+				if try == 2 || len(broken) == 0 {
+					break
+				}
+				t.Logf("try %d: %d requests broken off mid-response, trying once more: %v", try, len(broken), broken)
+			}
 
 			ops := map[string]int{}
 			cut := map[int32]int{}
@@ -214,6 +228,23 @@ scenarios:
 			checkToolShapes(t, recorded, replayed)
 		})
 	}
+}
+
+// onlyBrokenConnections lists the failed rows (cut-offs aside) when every
+// one of them is a connection broken after its status arrived; otherwise
+// none, so that any other failure is reported by the test's own checks.
+func onlyBrokenConnections(rows []captures.Result) []string {
+	var out []string
+	for _, r := range rows {
+		switch {
+		case r.ErrorKind == "" || r.ErrorKind == runspec.ErrCutOff:
+		case r.ErrorKind == runspec.ErrConnection && r.Status > 0:
+			out = append(out, fmt.Sprintf("vu %d %s: %s", r.VU, r.Operation, r.Error))
+		default:
+			return nil
+		}
+	}
+	return out
 }
 
 // checkLiveSessions: every replayed request but initialize carries a live
