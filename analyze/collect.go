@@ -95,11 +95,6 @@ type stageAcc struct {
 	tokens     *tokenAcc                   // token figures and goodput (tokens.go)
 }
 
-type timeBucket struct {
-	count, errors int64
-	hist          [histBins]uint32
-}
-
 // collector ingests result rows one at a time (collect, then close).
 type collector struct {
 	info     *RunInfo
@@ -108,7 +103,6 @@ type collector struct {
 	stages   map[stageKey]*stageAcc
 	order    []stageKey
 	byScen   map[string][]*stageAcc // each scenario's stages, in run.json's order
-	timeline map[string]map[int64]*timeBucket
 	rng      *rand.Rand
 	runIDs   map[string]bool
 
@@ -122,11 +116,10 @@ type collector struct {
 func newCollector(info *RunInfo, warm WarmUp) *collector {
 	c := &collector{
 		info: info, warm: warm,
-		stages:   map[stageKey]*stageAcc{},
-		byScen:   map[string][]*stageAcc{},
-		timeline: map[string]map[int64]*timeBucket{},
-		rng:      rand.New(rand.NewPCG(1, 2)),
-		runIDs:   map[string]bool{},
+		stages: map[stageKey]*stageAcc{},
+		byScen: map[string][]*stageAcc{},
+		rng:    rand.New(rand.NewPCG(1, 2)),
+		runIDs: map[string]bool{},
 	}
 	if t, err := parseTime(info.Started); err == nil {
 		c.runStart = t.UnixNano()
@@ -180,7 +173,6 @@ func (c *collector) add(r *captures.Result) bool {
 		st.lastNS = t
 	}
 	failed := r.ErrorKind != ""
-	c.addTimeline(r, t, failed)
 	c.addFailure(r, t)
 	c.addSecond(r, t)
 	raw := st.raw[r.Operation]
@@ -334,29 +326,6 @@ func (c *collector) addITL(op *opAcc, gap int64) {
 	if j := c.rng.Int64N(op.itlSeen); j < maxITL {
 		op.itl[j] = gap
 	}
-}
-
-func (c *collector) addTimeline(r *captures.Result, t int64, failed bool) {
-	if r.ErrorKind == runspec.ErrCutOff || c.runStart == 0 {
-		return
-	}
-	m := c.timeline[r.Scenario]
-	if m == nil {
-		m = map[int64]*timeBucket{}
-		c.timeline[r.Scenario] = m
-	}
-	sec := (t - c.runStart) / int64(time.Second)
-	b := m[sec]
-	if b == nil {
-		b = &timeBucket{}
-		m[sec] = b
-	}
-	b.count++
-	if failed {
-		b.errors++
-		return
-	}
-	b.hist[histBin(r.DurationNS)]++
 }
 
 func truncate(s string, n int) string {

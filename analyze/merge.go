@@ -15,25 +15,6 @@ func (c *collector) merge(o *collector) {
 	}
 	c.mergeFailures(o)
 	c.mergeSeconds(o)
-	for name, ob := range o.timeline {
-		m := c.timeline[name]
-		if m == nil {
-			c.timeline[name] = ob
-			continue
-		}
-		for sec, b := range ob {
-			a := m[sec]
-			if a == nil {
-				m[sec] = b
-				continue
-			}
-			a.count += b.count
-			a.errors += b.errors
-			for i, v := range b.hist {
-				a.hist[i] += v
-			}
-		}
-	}
 }
 
 func (st *stageAcc) merge(o *stageAcc, c *collector) {

@@ -9,12 +9,13 @@ import (
 // into wider buckets so that figures stay small.
 const maxTimelinePoints = 600
 
-// timelineOf turns the per-second buckets into series for the timeline
-// figure.
+// timelineOf turns the per-second series' buckets (series.go: every
+// request at the second it started, cut-offs left out, a histogram of the
+// successes) into series for the timeline figure.
 func (c *collector) timelineOf(pts []point) *Timeline {
 	tl := &Timeline{StartNS: c.runStart, Series: map[string]*Series{}, BucketS: 1}
 	var last int64
-	for _, m := range c.timeline {
+	for _, m := range c.seconds {
 		for sec := range m {
 			last = max(last, sec)
 		}
@@ -29,20 +30,16 @@ func (c *collector) timelineOf(pts []point) *Timeline {
 		width = (last + maxTimelinePoints) / maxTimelinePoints
 	}
 	tl.BucketS = float64(width)
-	for name, m := range c.timeline {
-		merged := map[int64]*timeBucket{}
+	for name, m := range c.seconds {
+		merged := map[int64]*secondAcc{}
 		for sec, b := range m {
 			k := sec / width
 			mb := merged[k]
 			if mb == nil {
-				mb = &timeBucket{}
+				mb = &secondAcc{minNS: math.MaxInt64}
 				merged[k] = mb
 			}
-			mb.count += b.count
-			mb.errors += b.errors
-			for i, v := range b.hist {
-				mb.hist[i] += v
-			}
+			mb.add(b)
 		}
 		keys := make([]int64, 0, len(merged))
 		for k := range merged {
@@ -53,8 +50,8 @@ func (c *collector) timelineOf(pts []point) *Timeline {
 		for _, k := range keys {
 			b := merged[k]
 			x := float64(k*width) + tl.BucketS/2
-			s.RPS = append(s.RPS, XY{x, float64(b.count) / tl.BucketS})
-			s.Errors = append(s.Errors, XY{x, float64(b.errors) / tl.BucketS})
+			s.RPS = append(s.RPS, XY{x, float64(b.requests) / tl.BucketS})
+			s.Errors = append(s.Errors, XY{x, float64(b.failures) / tl.BucketS})
 			if q := histQuantile(&b.hist, 0.95); !math.IsNaN(q) {
 				s.P95MS = append(s.P95MS, XY{x, q})
 			}
