@@ -2,14 +2,12 @@ package replay
 
 import (
 	"context"
-	"net/url"
 	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/analyze"
-	"github.com/loadtape/loadtape/proxy"
 	"github.com/loadtape/loadtape/sim"
 )
 
@@ -32,28 +30,7 @@ func TestLLMFindingsAgainstSim(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
-			suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer suite.Close()
-			gateway := suite.URLs()["gateway"]
-			up, _ := url.Parse(gateway)
-			capDir := t.TempDir()
-			rec, err := proxy.New(proxy.Options{Routes: []proxy.Route{{Name: "gateway", Listen: "127.0.0.1:0", Upstream: up}}, Out: capDir, LiveEvery: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := rec.Start(); err != nil {
-				t.Fatal(err)
-			}
-			cl := &sim.Client{Targets: map[string]string{"gateway": "http://" + rec.Addrs()["gateway"]}, Users: 4, Seed: 3, Think: 20 * time.Millisecond}
-			if _, err := cl.Run(ctx, 3*time.Second); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := rec.Shutdown(ctx); err != nil {
-				t.Fatal(err)
-			}
+			capDir, gateway := recordGateway(t, ctx, cfg)
 			prof := mustProfile(t, `
 scenarios:
   gateway:

@@ -53,28 +53,7 @@ func TestSearchOnSimMatchesAFixedSweep(t *testing.T) {
 	defer cancel()
 	cfg := sim.DefaultConfig()
 	cfg.TimeScale = scale
-	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer suite.Close()
-	gateway := suite.URLs()["gateway"]
-	up, _ := url.Parse(gateway)
-	capDir := t.TempDir()
-	rec, err := proxy.New(proxy.Options{Routes: []proxy.Route{{Name: "gateway", Listen: "127.0.0.1:0", Upstream: up}}, Out: capDir, LiveEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cl := &sim.Client{Targets: map[string]string{"gateway": "http://" + rec.Addrs()["gateway"]}, Users: 4, Seed: 3, Think: 20 * time.Millisecond}
-	if _, err := cl.Run(ctx, 3*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rec.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	capDir, gateway := recordGateway(t, ctx, cfg)
 
 	const head = `scenarios:
   gateway:
@@ -154,4 +133,35 @@ func TestSearchOnSimMatchesAFixedSweep(t *testing.T) {
 	if d := s.Met - capacity; d < -step || d > step {
 		t.Errorf("search met %d users, sweep %d: more than one step (%d) apart", s.Met, capacity, step)
 	}
+}
+
+// recordGateway starts the sim's gateway alone with cfg and records its
+// scripted client (4 users, 20 ms think, 3 s) through the proxy: the
+// capture's directory and the gateway's URL, which serves until the test
+// ends.
+func recordGateway(t *testing.T, ctx context.Context, cfg sim.Config) (string, string) {
+	t.Helper()
+	suite, err := sim.Start(ctx, cfg, sim.Addrs{Gateway: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { suite.Close() })
+	gateway := suite.URLs()["gateway"]
+	up, _ := url.Parse(gateway)
+	capDir := t.TempDir()
+	rec, err := proxy.New(proxy.Options{Routes: []proxy.Route{{Name: "gateway", Listen: "127.0.0.1:0", Upstream: up}}, Out: capDir, LiveEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cl := &sim.Client{Targets: map[string]string{"gateway": "http://" + rec.Addrs()["gateway"]}, Users: 4, Seed: 3, Think: 20 * time.Millisecond}
+	if _, err := cl.Run(ctx, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return capDir, gateway
 }
