@@ -32,12 +32,6 @@ import (
 // goes on has them end shortly after.
 const unwindDelay = time.Second
 
-// endGrace is how long the timeline's natural end waits for the run's
-// goroutines to write their last rows themselves before the seal writes
-// what is still in flight as cut off (a --max-run or a signal does not
-// wait).
-const endGrace = 250 * time.Millisecond
-
 // inflight is the record of the requests being sent: a copy of each
 // request's row as it was when sent, by the row it is measured into. put
 // removes a row; seal turns every row still here into a cut-off row. It is
@@ -128,16 +122,6 @@ func awaitEnd(runCtx context.Context, timelineEnd time.Time, done <-chan struct{
 		return time.Now()
 	case <-runCtx.Done():
 	case <-tm.C:
-		// The timeline's own end: what was due before it (an open-mode
-		// arrival its dispatcher reached late on a busy machine, a user's
-		// last row) is written by its own goroutine within endGrace; a
-		// row put after the seal would be dropped, one row short.
-		select {
-		case <-done:
-			return time.Now()
-		case <-runCtx.Done():
-		case <-time.After(endGrace):
-		}
 	}
 	cut := time.Now()
 	why := context.DeadlineExceeded.Error() // what a stage's own end gives its requests
