@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -136,7 +137,10 @@ func (p *Pool) service(name string, includeFailed bool) *servicePool {
 // failedWhenRecorded says why an exchange failed when it was recorded, ""
 // when it did not. An MCP client's standalone GET stream is the exception
 // twice over: the client ends it by going away, and a server without one
-// answers 405, which the client takes as "no stream here".
+// answers 405, which the client takes as "no stream here". An MCP request
+// whose answer had arrived before its client went away is complete too: the
+// official TypeScript client closes its transport as soon as it holds the
+// answer, often before the server has ended that response's SSE stream.
 func failedWhenRecorded(e *entry) string {
 	x := e.ex
 	switch {
@@ -146,10 +150,26 @@ func failedWhenRecorded(e *entry) string {
 		return "HTTP " + strconv.Itoa(int(x.Status))
 	case x.Status == 0 || x.Error != "":
 		return reasonUpstream
-	case x.ClientAborted:
+	case x.ClientAborted && !answered(x):
 		return reasonAborted
 	}
 	return ""
+}
+
+// answered says whether a recorded MCP request's response body holds the
+// JSON-RPC message answering it, as a JSON body or as an SSE event.
+func answered(x *captures.Exchange) bool {
+	if x.RPCID == "" || x.Status/100 != 2 || len(x.RespBody) == 0 {
+		return false
+	}
+	if b := bytes.TrimSpace(x.RespBody); b[0] == '{' || b[0] == '[' {
+		return matchRPC(b, x.RPCID) != nil
+	}
+	var out response
+	p := &sseParser{rpcID: x.RPCID, r: &captures.Result{}, out: &out}
+	p.feed(x.RespBody, 0)
+	p.flush(0)
+	return out.rpc != nil
 }
 
 // isMCPStream recognises the standalone GET stream an MCP client opens on

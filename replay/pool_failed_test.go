@@ -22,7 +22,7 @@ var (
 // TestPoolLeavesOutFailed: exchanges that failed when recorded are out of
 // the default pool and counted by why; include_failed keeps them; an MCP
 // client's standalone GET stream answered 405, or ended by its client, is
-// no failure.
+// no failure, nor is an MCP request its client left after the answer.
 func TestPoolLeavesOutFailed(t *testing.T) {
 	t.Parallel()
 	x := func(id, op string, status int32, mod func(*captures.Exchange)) captures.Exchange {
@@ -48,6 +48,16 @@ func TestPoolLeavesOutFailed(t *testing.T) {
 		x("s200", "GET /mcp", 200, func(e *captures.Exchange) {
 			e.Method, e.Path, e.ReqHeaders, e.ClientAborted = "GET", "/mcp", append(acceptSSE, sessionH...), true
 		}),
+		// The client went away after its answer (the TypeScript SDK closes
+		// its transport at once), and before any answer.
+		x("answered", "mcp.tools.call/get-sum", 200, func(e *captures.Exchange) {
+			e.RPCMethod, e.RPCID, e.Path, e.ClientAborted = "tools/call", "7", "/mcp", true
+			e.RespBody = []byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n")
+		}),
+		x("unanswered", "mcp.tools.call/get-sum", 200, func(e *captures.Exchange) {
+			e.RPCMethod, e.RPCID, e.Path, e.ClientAborted = "tools/call", "8", "/mcp", true
+			e.RespBody = []byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n")
+		}),
 		x("plain", "GET /v1/other", 200, func(e *captures.Exchange) { e.Method, e.ReqHeaders, e.ClientAborted = "GET", acceptSSE, true }),
 	}
 	p := NewPool(xs)
@@ -68,6 +78,7 @@ func TestPoolLeavesOutFailed(t *testing.T) {
 		{"include_failed", "chat", "boom,nf1,nf2,ok1,ok2"},
 		{"include_failed", "embed", "gone,mid,up"},
 		{"include_failed", "mcp.server/discover", ""},
+		{"default", "mcp.tools.call/get-sum", "answered"},
 	} {
 		sp := def
 		if c.sp == "include_failed" {
@@ -94,13 +105,14 @@ func TestPoolLeavesOutFailed(t *testing.T) {
 		{Service: "svc", Operation: "embed", Reason: "client aborted", Count: 1},
 		{Service: "svc", Operation: "embed", Reason: "truncated request body", Count: 1},
 		{Service: "svc", Operation: "mcp.server/discover", Reason: "refused before any session", Count: 1},
+		{Service: "svc", Operation: "mcp.tools.call/get-sum", Reason: "client aborted", Count: 1},
 	})
 	if got != want {
 		t.Errorf("left out\n%s\nwant\n%s", got, want)
 	}
 	prof := &Profile{Scenarios: map[string]*Scenario{"a": {Service: "svc"}, "b": {Service: "svc", IncludeFailed: true}}}
 	lines := FailedLines(p.LeftOutFor(prof, []string{"a", "b"}))
-	wantLine := "scenario a: left out 7 exchanges that failed when recorded: 2 × HTTP 404 chat, 2 × upstream error embed, 1 × client aborted GET /v1/other, 1 × HTTP 503 chat, 1 × client aborted embed"
+	wantLine := "scenario a: left out 8 exchanges that failed when recorded: 2 × HTTP 404 chat, 2 × upstream error embed, 1 × client aborted GET /v1/other, 1 × HTTP 503 chat, 1 × client aborted embed"
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], wantLine) {
 		t.Errorf("start lines %q, want one for scenario a starting %q", lines, wantLine)
 	}
