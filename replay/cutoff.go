@@ -83,8 +83,9 @@ func sending(ctx context.Context, r *captures.Result) {
 }
 
 // cutRows empties the record and returns every row in it as cut off at
-// at, with why it was cut off.
-func (f *inflight) cutRows(at time.Time, why string) []captures.Result {
+// at, with why it was cut off, and the rows' pointers: their users may
+// still put them.
+func (f *inflight) cutRows(at time.Time, why string) ([]captures.Result, map[*captures.Result]struct{}) {
 	n := 0
 	for i := range f.shards {
 		sh := &f.shards[i]
@@ -93,11 +94,13 @@ func (f *inflight) cutRows(at time.Time, why string) []captures.Result {
 		sh.mu.Unlock()
 	}
 	rows := make([]captures.Result, 0, n)
+	cut := make(map[*captures.Result]struct{}, n)
 	msg := "cut off: " + why
 	for i := range f.shards {
 		sh := &f.shards[i]
 		sh.mu.Lock()
-		for _, r := range sh.rows {
+		for p, r := range sh.rows {
+			cut[p] = struct{}{}
 			if d := at.UnixNano() - r.StartNS; d > 0 {
 				r.DurationNS = d
 			}
@@ -107,7 +110,7 @@ func (f *inflight) cutRows(at time.Time, why string) []captures.Result {
 		sh.rows = nil
 		sh.mu.Unlock()
 	}
-	return rows
+	return rows, cut
 }
 
 // awaitEnd waits for done (every scenario returned), the run context's
@@ -131,6 +134,26 @@ func awaitEnd(runCtx context.Context, timelineEnd time.Time, done <-chan struct{
 	endGC()
 	sk.seal(cut, why)
 	return cut
+}
+
+// dispatchGrace bounds the wait for open-mode dispatchers after the end:
+// each has only rows of arrivals already due left to write, without
+// sending, which takes milliseconds unless the processor is starved.
+const dispatchGrace = 2 * time.Second
+
+// waitAtMost waits for wg, for d at most.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-done:
+	case <-tm.C:
+	}
 }
 
 // endGC turns the collector off for what is left of a run after its end,

@@ -127,3 +127,40 @@ scenarios:
 		}
 	}
 }
+
+// TestSealKeepsLateUnsentRows: after the seal, a user putting the row the
+// seal cut off adds nothing, nor does a request started after the end; a
+// row of an arrival due before the end that its dispatcher reached late
+// (never sent, so never in flight) is still written.
+func TestSealKeepsLateUnsentRows(t *testing.T) {
+	t.Parallel()
+	mw := &memWriter{}
+	sk := newSink(mw, nil)
+	sk.inflight = &inflight{}
+	end := time.Now()
+	row := func(id string, start time.Time) *captures.Result {
+		return &captures.Result{SourceID: id, StartNS: start.UnixNano()}
+	}
+	done := row("done", end.Add(-time.Second))
+	sk.inflight.add(done)
+	sk.put(done)
+	hung := row("hung", end.Add(-time.Second))
+	sk.inflight.add(hung)
+	sk.seal(end, "deadline exceeded")
+	hung.ErrorKind = runspec.ErrCutOff // its user's own cut-off, after the seal
+	sk.put(hung)
+	late := row("late", end.Add(-time.Millisecond))
+	late.ErrorKind = runspec.ErrCutOff
+	sk.put(late)
+	sk.put(row("after", end.Add(time.Millisecond)))
+	if err := sk.close(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range mw.rows {
+		got[r.SourceID]++
+	}
+	if len(mw.rows) != 3 || got["done"] != 1 || got["hung"] != 1 || got["late"] != 1 {
+		t.Errorf("rows %v, want done, hung (once, by the seal) and late", got)
+	}
+}

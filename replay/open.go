@@ -23,6 +23,7 @@ import (
 func (s *scenarioRun) runOpen() {
 	o := s.newOpenRun()
 	defer o.wait()
+	defer s.rp.dispatching.Done() // before o.wait: the dispatching is over
 	if s.sc.Arrivals == ArrivalsAsRecorded {
 		s.runAsRecorded(o)
 		return

@@ -135,6 +135,10 @@ type runState struct {
 	scale   float64
 	shard   shardSpec
 	perm    sync.Map // scenario → []int, sessions-mode assignment
+	// Open-mode dispatchers still writing rows of arrivals due before the
+	// end that they reached after it (a busy processor): the run waits
+	// for them, briefly, before closing its files.
+	dispatching sync.WaitGroup
 }
 
 // Run checks the input, checks each target's health, then runs the selected
@@ -254,6 +258,9 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		headers: opts.Headers, scale: p.scale, shard: p.shard}
 	state.sink = newSink(rw, judge.wrap(fanOut(counts.observe, live, met)))
 	state.sink.inflight = sent
+	// The live view stops after the sink is closed, so that its last line
+	// counts the last rows written.
+	res.add(live.stop)
 	res.add(func() error {
 		if err := state.sink.close(); err != nil {
 			return fmt.Errorf("results: %w", err)
@@ -290,7 +297,6 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		met.track(runs)
 	}
 	live.start(runs)
-	res.add(live.stop)
 	// Users still waiting on a request when awaitEnd returns end in the
 	// background once sendCtx ends; their rows are written as cut off.
 	done := make(chan struct{})
@@ -299,6 +305,7 @@ func Run(ctx context.Context, opts Options) (info *RunInfo, err error) {
 		runAll(runs)
 	}()
 	ended := awaitEnd(runCtx, timelineEnd(runs), done, state.sink)
+	waitAtMost(&state.dispatching, dispatchGrace)
 
 	info = &RunInfo{ID: id, Dir: opts.Out, Started: started, Ended: ended, Stages: spans(runs, ended), Search: searchResults(runs)}
 	info.EndedBy, info.EndReason = endOfRun(ctx, runCtx)

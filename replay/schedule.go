@@ -47,6 +47,9 @@ func runAll(runs []*scenarioRun) {
 	var wg sync.WaitGroup
 	for _, s := range runs {
 		wg.Add(1)
+		if s.search == nil && s.sc.Mode == ModeOpen {
+			s.rp.dispatching.Add(1) // done in runOpen
+		}
 		go func() {
 			defer wg.Done()
 			s.run()

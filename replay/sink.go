@@ -31,7 +31,13 @@ type sink struct {
 	once sync.Once
 
 	inflight *inflight // requests being sent (cutoff.go); may be nil
-	sealed   bool      // seal wrote what was in flight: later rows are dropped
+	// Once sealed, a row is dropped when seal wrote it already (cut) or
+	// when it started at or after the end (cutNS); any other row, such
+	// as an open-mode arrival due before the end that its dispatcher
+	// reached late, is still the run's.
+	sealed bool
+	cut    map[*captures.Result]struct{}
+	cutNS  int64
 }
 
 // sinkFlushEvery bounds how stale the live view and the files get.
@@ -49,8 +55,10 @@ func newSink(w rowWriter, observe func([]captures.Result)) *sink {
 func (s *sink) put(r *captures.Result) {
 	s.mu.Lock()
 	if s.sealed {
-		s.mu.Unlock()
-		return
+		if _, cut := s.cut[r]; cut || r.StartNS >= s.cutNS {
+			s.mu.Unlock()
+			return
+		}
 	}
 	if s.inflight != nil {
 		s.inflight.remove(r)
@@ -66,22 +74,21 @@ func (s *sink) put(r *captures.Result) {
 	}
 }
 
-// seal writes every request still in flight as cut off at at, for why,
-// and drops every row put after it: the users still unwinding would write
-// the same requests again. A row put before seal is kept; one put after
-// was in flight at seal and is written by it.
+// seal writes every request still in flight as cut off at at, for why.
+// A row put before seal is kept; one in flight at seal is written by it,
+// and dropped when its user puts it later, as is any row of a request
+// started at or after at.
 func (s *sink) seal(at time.Time, why string) {
 	s.mu.Lock()
-	s.sealed = true
-	s.mu.Unlock()
-	if s.inflight == nil {
-		return
+	s.sealed, s.cutNS = true, at.UnixNano()
+	if s.inflight != nil {
+		// Under the sink's lock, so that no put slips between the record
+		// and the cut: a row is either removed by its put or cut here.
+		// Users waiting on the lock meanwhile are past the end anyway.
+		var rows []captures.Result
+		rows, s.cut = s.inflight.cutRows(at, why)
+		s.buf = append(s.buf, rows...)
 	}
-	// No put removes a row from the record once sealed: it is read
-	// outside the sink's lock, which users may still be waiting on.
-	rows := s.inflight.cutRows(at, why)
-	s.mu.Lock()
-	s.buf = append(s.buf, rows...)
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
