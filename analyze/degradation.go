@@ -59,12 +59,21 @@ func init() {
 // distribution and shrugs off outliers), and keeps those that are both
 // significant and large enough to matter. The stage with the strongest
 // trend is the finding's; the others are listed.
+//
+// A rise that stops while the same load goes on is the stage settling (a
+// queue filling, a batch growing, a cache warming to its steady state),
+// not degradation: a stage whose next stage holds the same load with no
+// trend of its own is left out.
 func detectDegradation(sc *scenarioCtx) *Finding {
+	trends := make(map[int]*DegradationEvidence, len(sc.stages)) // by stage number
+	for _, st := range sc.stages {
+		trends[st.Stage.Stage] = stageTrend(st)
+	}
 	var best *DegradationEvidence
 	var affected []int
 	for _, st := range sc.stages {
-		ev := stageTrend(st)
-		if ev == nil {
+		ev := trends[st.Stage.Stage]
+		if ev == nil || settles(sc, st, trends) {
 			continue
 		}
 		affected = append(affected, st.Users)
@@ -85,6 +94,16 @@ func detectDegradation(sc *scenarioCtx) *Finding {
 			sc.name, best.Users, what, best.WindowS, best.PValue),
 		Action:   "Look for state that grows while the load stays the same: a memory or connection leak, a collection or index that grows with every request, a cache that fills, log or temp files; rerun a long stage and watch the service's memory and queue lengths.",
 		Evidence: best}
+}
+
+// settles says whether the stage after st holds st's load without a trend.
+func settles(sc *scenarioCtx, st stageData, trends map[int]*DegradationEvidence) bool {
+	for _, next := range sc.stages {
+		if next.Stage.Stage == st.Stage.Stage+1 {
+			return next.Users == st.Users && next.Rate == st.Rate && len(next.overTime) >= degradeMinPoints && trends[next.Stage.Stage] == nil
+		}
+	}
+	return false
 }
 
 // stageTrend is the stage's trend, or nil when it has none worth a finding.

@@ -101,3 +101,63 @@ func TestMannKendall(t *testing.T) {
 		t.Errorf("Theil-Sen slope %v, want 2 whatever the outlier", got)
 	}
 }
+
+// A rise that levels off while the next stage holds the same load is a
+// stage settling, not degradation; a rise that goes on through the next
+// stage is.
+func TestDegradationSettlingIsNot(t *testing.T) {
+	t.Parallel()
+	// Drift's since restarts at each stage: count the 10-user stages by it.
+	twoStages := func(first, second func(since time.Duration) float64) model {
+		m := healthy
+		m.Users = []int{1, 5, 10, 10}
+		m.StageLen = 60 * time.Second
+		stage, last := 0, time.Duration(-1)
+		m.Drift = func(since time.Duration, users int) (float64, float64) {
+			if users < 10 {
+				return 1, 0
+			}
+			if since < last || last < 0 {
+				stage++
+			}
+			last = since
+			if stage == 1 {
+				return first(since), 0
+			}
+			return second(since), 0
+		}
+		return m
+	}
+	settling := func() model {
+		return twoStages(func(s time.Duration) float64 { return 1 + 1.5*min(s.Seconds(), 40)/60 }, func(time.Duration) float64 { return 2 })
+	}
+	leaking := func() model {
+		return twoStages(func(s time.Duration) float64 { return 1 + 1.5*s.Minutes() }, func(s time.Duration) float64 { return 2.5 + 1.5*s.Minutes() })
+	}
+	for _, tc := range []struct {
+		name  string
+		model func() model // a fresh one per run: its Drift counts stages
+		want  []int        // users of the stages named, nil for no finding
+	}{
+		{"settles, then holds", settling, nil},
+		{"goes on rising", leaking, []int{10, 10}},
+	} {
+		for seed := uint64(1); seed <= 3; seed++ {
+			m := tc.model()
+			info, rows, samples := simulate(m, seed)
+			s, err := Summarize(info, rows, samples, nil, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, f := range s.Findings {
+				if f.Kind == KindDegradation {
+					got = f.Evidence.(*DegradationEvidence).StagesAffected
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s seed %d: degradation in stages of %v users, want %v\n%s", tc.name, seed, got, tc.want, describe(s))
+			}
+		}
+	}
+}

@@ -41,11 +41,14 @@ var errorKinds = map[analyze.Kind]bool{
 	analyze.KindTimeouts: true, analyze.KindSandboxViolation: true,
 }
 
-// latencyKinds are the finding kinds that explain slow or too few requests.
+// latencyKinds are the finding kinds that explain slow or too few
+// requests: an LLM server's requests waiting for a batch slot (queueing)
+// or decoding slower as the batch grows (decode_slowdown) are slow ones.
 var latencyKinds = map[analyze.Kind]bool{
 	analyze.KindSerialization: true, analyze.KindThroughputPlateau: true, analyze.KindRetrograde: true,
 	analyze.KindGPUSaturation: true, analyze.KindTailAmplification: true, analyze.KindLoadGenSaturated: true,
 	analyze.KindDegradation: true, analyze.KindPoolExhaustion: true,
+	analyze.KindQueueing: true, analyze.KindDecodeSlowdown: true,
 }
 
 // explains reports whether finding f accounts for target t's miss: the
