@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/andybalholm/brotli"
@@ -334,8 +335,12 @@ func looksJSON(b []byte) bool {
 }
 
 // jsonLines redacts the JSON payload of every SSE "data:" line and of every
-// NDJSON line.
+// NDJSON line, and the text the lines spread over several events
+// (joinedEdits). The joined text's edits come first: where one overlaps an
+// edit of a single event, it wins (apply keeps the first).
 func (rd *redactor) jsonLines(b []byte, edits []edit) []edit {
+	var st streamText
+	var own []edit
 	for i := 0; i < len(b); {
 		end := bytes.IndexByte(b[i:], '\n')
 		if end < 0 {
@@ -344,29 +349,45 @@ func (rd *redactor) jsonLines(b []byte, edits []edit) []edit {
 			end += i
 		}
 		line := i
-		if bytes.HasPrefix(b[i:end], []byte("data:")) {
+		data := bytes.HasPrefix(b[i:end], []byte("data:"))
+		if data {
 			line += len("data:")
 		}
 		if p := skipWS(b[:end], line); p < end && (b[p] == '{' || b[p] == '[') {
-			j := jsonScan{rd: rd, b: b[:end], edits: edits}
+			j := jsonScan{rd: rd, b: b[:end], edits: own, text: &st}
 			j.value(p, false, 0)
-			edits = j.edits
+			own = j.edits
+		} else if data {
+			// Text data: one leading space is the field's separator.
+			if line < end && b[line] == ' ' {
+				line++
+			}
+			e := end
+			if e > line && b[e-1] == '\r' {
+				e--
+			}
+			if e > line && string(b[line:e]) != "[DONE]" {
+				st.add(nil, fragment{s: line, e: e})
+			}
 		}
 		i = end + 1
 	}
-	return edits
+	edits = rd.joinedEdits(b, &st, edits)
+	return append(edits, own...)
 }
 
 // edit replaces b[start:end] by repl.
 type edit struct {
 	start, end int
 	repl       string // empty: the placeholder of b[start:end]
+	drop       bool   // remove b[start:end]
 }
 
 // apply makes the edits (sorted or not, overlapping ones merged into the
-// first) and returns a new slice.
+// first; of two that start together, the one listed first) and returns a
+// new slice.
 func (rd *redactor) apply(b []byte, edits []edit) []byte {
-	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
+	sort.SliceStable(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	out := make([]byte, 0, len(b)+len(edits)*(len(captures.PlaceholderPrefix)+captures.PlaceholderHexLen))
 	at := 0
 	for _, e := range edits {
@@ -374,7 +395,9 @@ func (rd *redactor) apply(b []byte, edits []edit) []byte {
 			continue // inside an edit already made
 		}
 		out = append(out, b[at:e.start]...)
-		if e.repl == "" {
+		if e.drop {
+			// nothing
+		} else if e.repl == "" {
 			out = append(out, rd.placeholder(string(b[e.start:e.end]))...)
 		} else {
 			out = append(out, e.repl...)
@@ -392,6 +415,12 @@ type jsonScan struct {
 	rd    *redactor
 	b     []byte
 	edits []edit
+
+	// text, when set, collects every string value that is not a secret,
+	// by its path (object keys and array indices from the document's
+	// root): the pieces of the text a stream spreads over its events.
+	text *streamText
+	path []byte
 }
 
 // maxJSONDepth bounds the nesting followed; deeper values are only
@@ -435,7 +464,12 @@ func (j *jsonScan) value(i int, secret bool, depth int) int {
 			if i >= len(b) || b[i] != ':' {
 				return len(b)
 			}
+			n := len(j.path)
+			if j.text != nil {
+				j.path = append(append(j.path, '.'), b[ks+1:ke-1]...)
+			}
 			i = j.value(skipWS(b, i+1), named, depth+1)
+			j.path = j.path[:n]
 			i = skipWS(b, i)
 			if i < len(b) && b[i] == ',' {
 				i = skipWS(b, i+1)
@@ -444,8 +478,13 @@ func (j *jsonScan) value(i int, secret bool, depth int) int {
 		return i + 1
 	case c == '[':
 		i = skipWS(b, i+1)
-		for i < len(b) && b[i] != ']' {
+		n := len(j.path)
+		for k := 0; i < len(b) && b[i] != ']'; k++ {
+			if j.text != nil {
+				j.path = strconv.AppendInt(append(j.path[:n], '['), int64(k), 10)
+			}
 			i = skipWS(b, j.value(i, secret, depth+1))
+			j.path = j.path[:n]
 			if i < len(b) && b[i] == ',' {
 				i = skipWS(b, i+1)
 			}
@@ -464,8 +503,13 @@ func (j *jsonScan) value(i int, secret bool, depth int) int {
 			if v := j.decode(i, e); v != "" {
 				j.edits = append(j.edits, edit{start: i, end: e, repl: `"` + j.rd.placeholder(v) + `"`})
 			}
-		} else if e-i > 8 && bytes.Contains(b[i:e], []byte(`\"`)) {
-			j.nested(i, e, depth)
+		} else {
+			if e-i > 8 && bytes.Contains(b[i:e], []byte(`\"`)) {
+				j.nested(i, e, depth)
+			}
+			if j.text != nil && e-i > 2 {
+				j.text.add(j.path, fragment{s: i, e: e, json: true, esc: bytes.IndexByte(b[i:e], '\\') >= 0})
+			}
 		}
 		return e
 	default:

@@ -15,6 +15,7 @@ func TestRedactBody(t *testing.T) {
 	rd := newRedactor(false, nil)
 	p := rd.placeholder
 	js := http.Header{"Content-Type": {"application/json"}}
+	sse := http.Header{"Content-Type": {"text/event-stream"}}
 	cases := []struct {
 		why        string
 		in         string
@@ -39,6 +40,13 @@ func TestRedactBody(t *testing.T) {
 		{"a bearer token in text", "curl -H 'Authorization: Bearer abc.def-123456'", nil, false, "curl -H 'Authorization: Bearer " + p("abc.def-123456") + "'", nil},
 		{"a token cut by the body cap", "key sk-abcdef", nil, true, "key " + p("sk-abcdef"), nil},
 		{"not JSON at all", "\x00\x01binary{", nil, false, "", nil},
+		{"a key spread over two events, one of them escaped", "data: {\"d\":\"k \\u0073k-abcdefghij\"}\n\ndata: {\"d\":\"klmnopqrst ok\"}\n\n", sse, false,
+			"data: {\"d\":\"k " + p("sk-abcdefghijklmnopqrst") + "\"}\n\ndata: {\"d\":\" ok\"}\n\n", nil},
+		{"a named field of tool-call arguments spread over three events", "data: {\"a\":\"{\\\"api_\"}\n\ndata: {\"a\":\"key\\\":\\\"hunter\"}\n\ndata: {\"a\":\"2\\\",\\\"n\\\":1}\"}\n\n", sse, false,
+			"data: {\"a\":\"{\\\"api_\"}\n\ndata: {\"a\":\"key\\\":\\\"" + p("hunter2") + "\\\"\"}\n\ndata: {\"a\":\",\\\"n\\\":1}\"}\n\n", nil},
+		{"text data spread over two events", "data: key sk-abcdefghij\n\ndata: klmnopqrst ok\n\n", sse, false,
+			"data: key " + p("sk-abcdefghijklmnopqrst") + "\n\ndata:  ok\n\n", nil},
+		{"equal strings at different paths are not joined", "data: {\"a\":\"sk-abcdefghij\",\"b\":\"klmnopqrst\"}\n\n", sse, false, "", nil},
 	}
 	for _, c := range cases {
 		h := c.h
@@ -122,4 +130,21 @@ func TestRedactURLHeaders(t *testing.T) {
 	if header(got, "Location") != want || header(got, "X-Other") != "https://app/cb?code=abc123" {
 		t.Errorf("got %v, want Location %s and X-Other as it was", got, want)
 	}
+}
+
+// FuzzRedactStream: any stream body redacts without a panic (the joined
+// text's edits map back into the body), and a changed body holds a
+// placeholder.
+func FuzzRedactStream(f *testing.F) {
+	f.Add("data: {\"d\":\"k sk-abcdefghij\"}\n\ndata: {\"d\":\"klmnopqrst ok\"}\n\n")
+	f.Add("data: {\"a\":\"{\\\"api_\"}\n\ndata: {\"a\":\"key\\\":\\\"x\\u00e9\"}\n\ndata: {\"a\":\"2\\\"}\"}\n\n")
+	f.Add("data: sk-abc\ndata: \\u0073defghijklmnopqrstuvw\n\n")
+	rd := newRedactor(false, nil)
+	h := http.Header{"Content-Type": {"text/event-stream"}}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := rd.body([]byte(s), h, false)
+		if !bytes.Equal(out, []byte(s)) && !captures.ContainsPlaceholder(string(out)) {
+			t.Fatalf("changed %q into %q without a placeholder", s, out)
+		}
+	})
 }

@@ -137,3 +137,13 @@ func mayHoldToken(s string) bool {
 	}
 	return strings.Contains(s, "earer") || strings.Contains(s, "EARER")
 }
+
+// mayHoldTokenBytes is mayHoldToken for bytes.
+func mayHoldTokenBytes(b []byte) bool {
+	for _, sh := range tokenShapes {
+		if bytes.Contains(b, []byte(sh.prefix)) {
+			return true
+		}
+	}
+	return bytes.Contains(b, []byte("earer")) || bytes.Contains(b, []byte("EARER"))
+}
