@@ -7,13 +7,13 @@
 package runspec
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -250,7 +250,7 @@ func Read(dir string) (*Run, error) {
 func Parse(b []byte, name string) (*Run, error) {
 	var r Run
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadRunFile, name, jsonErr(b, err))
+		return nil, fmt.Errorf("%w: %s%s: %v", ErrBadRunFile, name, jsonPos(b, err), err)
 	}
 	if r.ID == "" {
 		return nil, fmt.Errorf("%w: %s: missing \"id\"", ErrBadRunFile, name)
@@ -286,8 +286,9 @@ func ParseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// jsonErr adds the line to a JSON syntax or type error.
-func jsonErr(b []byte, err error) error {
+// jsonPos is ":LINE:COL" of the byte a JSON decoding error points at, as
+// the YAML files' errors name theirs; "" when the error names none.
+func jsonPos(b []byte, err error) string {
 	var off int64 = -1
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
@@ -298,8 +299,11 @@ func jsonErr(b []byte, err error) error {
 		off = te.Offset
 	}
 	if off < 0 {
-		return err
+		return ""
 	}
-	line := 1 + strings.Count(string(b[:min(int(off), len(b))]), "\n")
-	return fmt.Errorf("line %d: %v", line, err)
+	// The offset counts the bytes read, the offending one the last.
+	head := b[:max(0, min(int(off), len(b))-1)]
+	line := 1 + bytes.Count(head, []byte{'\n'})
+	col := len(head) - bytes.LastIndexByte(head, '\n')
+	return fmt.Sprintf(":%d:%d", line, col)
 }

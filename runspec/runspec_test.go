@@ -52,7 +52,8 @@ func TestRunRoundTrip(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ body, want string }{
-		{"{\n\"id\": 1\n}", "line 2"},
+		{"{\n\"id\": 1\n}", "run.json:2:7: "},
+		{"{\"id\": \"r\",\n  \"stages\": [}", "run.json:2:14: "},
 		{`{"stages": []}`, `missing "id"`},
 		{`{"id": "r", "stages": [{"scenario": "g", "stage": 0, "start": "2026-11-27T10:00:00Z"}]}`, "1-based"},
 		{`{"id": "r", "profile": {"targets": [{"scenario": "g", "metric": "p95", "max": {}}]}}`, "want a number or a string"},
