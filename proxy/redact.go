@@ -1,10 +1,11 @@
 package proxy
 
 // Secrets are redacted wherever they travel, before a row is written:
-// header values, query parameters, the fields of JSON and form bodies whose
-// names say they hold a credential (at any depth, in both directions, in
-// every event of a stream), and strings shaped like a well-known token in
-// any body. A secret becomes a keyed placeholder (captures.Placeholder):
+// header values, query parameters, the fields of JSON, form and multipart
+// bodies whose names say they hold a credential (at any depth, in both
+// directions, in every event of a stream, also when a stream spreads one
+// over several events), and strings shaped like a well-known token in any
+// body. A secret becomes a keyed placeholder (captures.Placeholder):
 // equal secrets get equal placeholders within one capture, and the key is
 // never written, so a guessed secret cannot be confirmed from the capture.
 // Everything else in a body stays byte for byte as it was.
@@ -305,10 +306,13 @@ func (rd *redactor) plain(b []byte, h http.Header, truncated bool) ([]byte, bool
 	var edits []edit
 	changed := false
 	ct := ""
+	var params map[string]string
 	if h != nil {
-		ct, _, _ = mime.ParseMediaType(h.Get("Content-Type"))
+		ct, params, _ = mime.ParseMediaType(h.Get("Content-Type"))
 	}
 	switch {
+	case ct == "multipart/form-data":
+		edits = rd.multipart(b, params["boundary"], edits)
 	case ct == "text/event-stream" || strings.Contains(ct, "ndjson") || strings.Contains(ct, "jsonl") || ct == "application/json-seq":
 		edits = rd.jsonLines(b, edits)
 	case ct == "application/x-www-form-urlencoded":
