@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/keeptarget"
 	"github.com/loadtape/loadtape/runspec"
 )
 
@@ -154,37 +152,6 @@ scenarios:
 	}
 }
 
-// received is a target that keeps every request it gets, whole.
-type received struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []string // method, URL, headers and body of each request
-}
-
-func newReceiver(t *testing.T) *received {
-	rc := &received{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s %s\n", r.Method, r.URL.RequestURI())
-		_ = r.Header.Write(&b)
-		b.Write(body)
-		rc.mu.Lock()
-		rc.reqs = append(rc.reqs, b.String())
-		rc.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"ok":true}`)
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *received) all() []string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]string(nil), rc.reqs...)
-}
-
 // credentialCapture is a gateway capture whose recorder redacted a bearer
 // token, an api_key query parameter and api_key/token fields of the JSON
 // body (one nested, one in an array), as the proxy writes them.
@@ -212,14 +179,14 @@ func TestCredentialsNeverSent(t *testing.T) {
 	prof := `
 scenarios: {g: {service: gateway, stages: [{users: 2, duration: 400ms}], think: {constant: 20ms}, mix: {chat.completions: 1}}}
 `
-	run := func(rc *received, o Options) error {
+	run := func(rc *keeptarget.Target, o Options) error {
 		o.Exchanges, o.Profile, o.Out = credentialCapture(), mustProfile(t, prof), t.TempDir()
 		o.Targets = map[string]string{"gateway": rc.URL}
 		_, err := Run(context.Background(), o)
 		return err
 	}
 
-	rc := newReceiver(t)
+	rc := keeptarget.Start(t, 0)
 	err := run(rc, Options{})
 	if !errors.Is(err, ErrMissingCredentials) || !IsBadInput(err) {
 		t.Fatalf("no credentials given: err %v, want ErrMissingCredentials", err)
@@ -230,17 +197,17 @@ scenarios: {g: {service: gateway, stages: [{users: 2, duration: 400ms}], think: 
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if n := len(rc.all()); n > 1 { // the health probe at most
+	if n := len(rc.Received()); n > 1 { // the health probe at most
 		t.Errorf("a refused run sent %d requests", n)
 	}
 
-	rc = newReceiver(t)
+	rc = keeptarget.Start(t, 0)
 	err = run(rc, Options{Headers: http.Header{"Authorization": {"Bearer live-token"}},
 		Secrets: map[string]string{"api_key": "live-key", "token": "live-tok", "tokens": "live-toks"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rc.all()
+	got := rc.Received()
 	if len(got) < 4 {
 		t.Fatalf("%d requests received", len(got))
 	}
@@ -259,11 +226,11 @@ scenarios: {g: {service: gateway, stages: [{users: 2, duration: 400ms}], think: 
 		}
 	}
 
-	rc = newReceiver(t)
+	rc = keeptarget.Start(t, 0)
 	if err := run(rc, Options{AllowMissingCredentials: true}); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range rc.all() {
+	for _, r := range rc.Received() {
 		if captures.ContainsPlaceholder(r) || strings.Contains(r, "redacted") || strings.Contains(r, "Authorization") || strings.Contains(r, "api_key") {
 			t.Fatalf("sent without credentials, the request still names one:\n%s", r)
 		}
@@ -272,7 +239,7 @@ scenarios: {g: {service: gateway, stages: [{users: 2, duration: 400ms}], think: 
 		}
 	}
 
-	if err := run(newReceiver(t), Options{Headers: http.Header{"Authorization": {"redacted:fedcba9876543210"}}, AllowMissingCredentials: true}); !IsBadInput(err) {
+	if err := run(keeptarget.Start(t, 0), Options{Headers: http.Header{"Authorization": {"redacted:fedcba9876543210"}}, AllowMissingCredentials: true}); !IsBadInput(err) {
 		t.Errorf("a placeholder given as --header: %v, want bad input", err)
 	}
 }

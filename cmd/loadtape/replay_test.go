@@ -5,61 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/keeptarget"
 )
 
 // These tests run `loadtape replay` as a person would, against a target
 // that keeps every request it receives.
-
-// recordingTarget answers {"ok":true} after delay and keeps each request
-// (request line, headers, body) as text.
-type recordingTarget struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []string
-}
-
-func newRecordingTarget(t *testing.T, delay time.Duration) *recordingTarget {
-	rt := &recordingTarget{}
-	rt.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s %s\n", r.Method, r.URL.RequestURI())
-		_ = r.Header.Write(&b)
-		b.Write(body)
-		rt.mu.Lock()
-		rt.reqs = append(rt.reqs, b.String())
-		rt.mu.Unlock()
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"ok":true}`)
-	}))
-	t.Cleanup(rt.Close)
-	return rt
-}
-
-func (rt *recordingTarget) received() []string {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return append([]string(nil), rt.reqs...)
-}
 
 // writeCredentialCapture writes a gateway capture whose recorder redacted
 // the Authorization header, an api_key query parameter and an api_key
@@ -142,12 +100,12 @@ scenarios: {gateway: {stages: [{users: 2, duration: 1s}], think: {constant: 50ms
 	}
 
 	t.Run("credentials", func(t *testing.T) {
-		tgt := newRecordingTarget(t, 0)
+		tgt := keeptarget.Start(t, 0)
 		out := filepath.Join(t.TempDir(), "run")
 		_, stderr, code, _ := runBin(t, "", bin, replayArgs(tgt.URL, small, out)...)
 		wantBadInput(t, "no credentials", stderr, code, "header Authorization (5 requests of gateway): --header 'Authorization: ...'",
 			"query parameter api_key", "body field api_key", "--secret api_key=...", "--allow-missing-credentials")
-		if n := len(tgt.received()); n != 0 {
+		if n := len(tgt.Received()); n != 0 {
 			t.Errorf("a refused run sent %d requests", n)
 		}
 		if _, err := os.Stat(out); err == nil {
@@ -158,7 +116,7 @@ scenarios: {gateway: {stages: [{users: 2, duration: 1s}], think: {constant: 50ms
 		if code != 0 {
 			t.Fatalf("with credentials: exit %d\n%s%s", code, stdout, stderr)
 		}
-		got := tgt.received()
+		got := tgt.Received()
 		if len(got) < 4 {
 			t.Fatalf("%d requests received", len(got))
 		}
@@ -173,12 +131,12 @@ scenarios: {gateway: {stages: [{users: 2, duration: 1s}], think: {constant: 50ms
 			}
 		}
 
-		tgt = newRecordingTarget(t, 0)
+		tgt = keeptarget.Start(t, 0)
 		stdout, stderr, code, _ = runBin(t, "", bin, replayArgs(tgt.URL, small, filepath.Join(t.TempDir(), "run"), "--allow-missing-credentials")...)
 		if code != 0 {
 			t.Fatalf("--allow-missing-credentials: exit %d\n%s%s", code, stdout, stderr)
 		}
-		for _, r := range tgt.received() {
+		for _, r := range tgt.Received() {
 			if captures.ContainsPlaceholder(r) || strings.Contains(r, "redacted") || strings.Contains(r, "api_key") || strings.Contains(r, "Authorization") {
 				t.Fatalf("sent without credentials, a request still carries one:\n%s", r)
 			}
@@ -186,16 +144,16 @@ scenarios: {gateway: {stages: [{users: 2, duration: 1s}], think: {constant: 50ms
 	})
 
 	t.Run("out", func(t *testing.T) {
-		tgt := newRecordingTarget(t, 0)
+		tgt := keeptarget.Start(t, 0)
 		out := filepath.Join(t.TempDir(), "run")
 		if _, stderr, code, _ := runBin(t, "", bin, replayArgs(tgt.URL, small, out, creds...)...); code != 0 {
 			t.Fatalf("first run: exit %d\n%s", code, stderr)
 		}
 		first := runFile(t, out)
-		sent := len(tgt.received())
+		sent := len(tgt.Received())
 		_, stderr, code, _ := runBin(t, "", bin, replayArgs(tgt.URL, small, out, creds...)...)
 		wantBadInput(t, "non-empty --out", stderr, code, "--out "+out, "not empty", "--force")
-		if n := len(tgt.received()); n != sent {
+		if n := len(tgt.Received()); n != sent {
 			t.Errorf("a refused run sent %d requests", n-sent)
 		}
 		if again := runFile(t, out); again["id"] != first["id"] {
@@ -225,7 +183,7 @@ scenarios: {gateway: {stages: [{users: 2, duration: 1s}], think: {constant: 50ms
 	})
 
 	t.Run("user limit", func(t *testing.T) {
-		tgt := newRecordingTarget(t, 0)
+		tgt := keeptarget.Start(t, 0)
 		huge := writeProfile(t, `scenarios: {gateway: {stages: [{users: 10000000, duration: 2s}], mix: {chat.completions: 1}}}`)
 		_, stderr, code, el := runBin(t, "", bin, replayArgs(tgt.URL, huge, filepath.Join(t.TempDir(), "run"), creds...)...)
 		wantBadInput(t, "10,000,000 users", stderr, code, `scenario "gateway" stage 1: 10000000 users is more than this machine can hold`)
@@ -236,13 +194,13 @@ scenarios: {gateway: {stages: [{users: 2, duration: 1s}], think: {constant: 50ms
 		many := writeProfile(t, `scenarios: {gateway: {stages: [{users: 1000, duration: 2s}], mix: {chat.completions: 1}}}`)
 		_, stderr, code, _ = runBin(t, "ulimit -n 300", bin, replayArgs(tgt.URL, many, filepath.Join(t.TempDir(), "run"), creds...)...)
 		wantBadInput(t, "1000 users with ulimit -n 300", stderr, code, "1000 users", "can hold: 44", "open files limit 300")
-		if n := len(tgt.received()); n != 0 {
+		if n := len(tgt.Received()); n != 0 {
 			t.Errorf("refused runs sent %d requests", n)
 		}
 	})
 
 	t.Run("max-run", func(t *testing.T) {
-		tgt := newRecordingTarget(t, 30*time.Second)
+		tgt := keeptarget.Start(t, 30*time.Second)
 		long := writeProfile(t, `scenarios: {gateway: {stages: [{users: 20, duration: 1m}], mix: {chat.completions: 1}}}`)
 		out := filepath.Join(t.TempDir(), "run")
 		stdout, stderr, code, el := runBin(t, "", bin, replayArgs(tgt.URL, long, out, append(creds, "--max-run", "3s")...)...)
