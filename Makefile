@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test bench bench-peers lint node-fixtures demo diagnose image clean
+.PHONY: build test bench bench-peers bench-captures lint node-fixtures demo diagnose image clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -52,6 +52,11 @@ bench:
 # Not part of test: it measures, and loads the whole machine.
 bench-peers: build
 	bash bench/peers.sh
+
+# Capture writes per second as the recording proxy writes them, best and
+# median of 3 runs (bench/captures.sh; BASE=REV runs REV's writer beside).
+bench-captures:
+	bash bench/captures.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -2,6 +2,7 @@ package captures_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -44,6 +45,73 @@ func BenchmarkWrite(b *testing.B) {
 	// load; CPU time per exchange does not, and 1e9/cpu-ns/op is the rate
 	// one free core sustains.
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkWriteRecorder writes as the recording proxy does: chat
+// exchanges with 1 KiB request and response bodies and ten headers each
+// way, in batches of 512 from one goroutine, with the recorder's writer
+// options (its prefix, footer metadata on every roll and the write-ahead
+// log at the default flush interval), Close included. bench/captures.sh
+// runs it.
+func BenchmarkWriteRecorder(b *testing.B) {
+	rows := chatRows()
+	const batch = 512 // proxy/queue.go's batchMax
+	var rolls int
+	w, err := captures.NewWriter[captures.Exchange](captures.WriterOptions{
+		Dir:    b.TempDir(),
+		Prefix: "exchanges",
+		RollMetadata: func(st captures.WriterStats) map[string]string {
+			rolls++
+			return map[string]string{"loadtape.record.written": fmt.Sprint(st.Rows + st.Logged)}
+		},
+		Metadata: map[string]string{"loadtape.record.routes": "gateway=http://127.0.0.1:1"},
+		// Close merges files rolled below 16 MiB: once per recording, and
+		// never at a rate that matters; b.N rows of the ramp-up runs would
+		// be timed writing twice.
+		CompactBelow: -1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(2048)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i += batch {
+		at := i % len(rows)
+		n := min(batch, b.N-i, len(rows)-at)
+		if err := w.Write(rows[at : at+n]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	st := w.Stats()
+	if st.Rows != int64(b.N) || rolls == 0 {
+		b.Fatalf("%d rows in %d rolled files, want %d", st.Rows, rolls, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchanges/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(st.Bytes)/float64(b.N), "file-B/op")
+}
+
+var (
+	chatOnce sync.Once
+	chatSet  []captures.Exchange
+)
+
+// chatRows is 8192 chat exchanges with 1 KiB bodies each way, made once
+// per process so that making them stays out of every measurement.
+func chatRows() []captures.Exchange {
+	chatOnce.Do(func() {
+		g := fake.New(1, time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixNano())
+		chatSet = make([]captures.Exchange, 8192)
+		for i := range chatSet {
+			chatSet[i] = g.Chat(1024, 1024)
+		}
+	})
+	return chatSet
 }
 
 // cpuTime is the process's user+system CPU time in ns.

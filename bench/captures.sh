@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make bench-captures: how many exchanges per second the capture writer
+# stores, the way the recording proxy writes them (captures'
+# BenchmarkWriteRecorder: chat exchanges with 1 KiB request and response
+# bodies and ten headers each way, batches of 512, the write-ahead log on,
+# Close included), on all of this machine's cores. Prints one line per
+# run and a Markdown table of the best and median rates, with the load
+# average before and after and the machine it ran on.
+#
+# BASE=REV also builds the same benchmark against the writer of git
+# revision REV (its captures/ package, with this tree's bench_test.go) and
+# runs the two in turn, round after round, so that both figures come from
+# one run on one machine under the same load.
+#
+# Environment: ROWS per run (300000), ROUNDS (3), BASE (none), CPU (the
+# GOMAXPROCS values to run with, comma-separated; default all cores).
+set -euo pipefail
+export LC_ALL=C
+export CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+ROWS=${ROWS:-300000}
+ROUNDS=${ROUNDS:-3}
+BASE=${BASE:-}
+CPU=${CPU:-$(nproc)}
+
+say() { echo "bench-captures: $*" >&2; }
+bad() { say "$*"; exit 2; }
+
+[[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 10000 && $ROWS -le 10000000 ]] || bad "ROWS=$ROWS: expected 10000 to 10000000"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 10 ]] || bad "ROUNDS=$ROUNDS: expected 1 to 10"
+[[ $CPU =~ ^[0-9]+(,[0-9]+)*$ ]] || bad "CPU=$CPU: expected GOMAXPROCS values such as 2 or 1,2"
+if [[ -n $BASE ]]; then
+	git rev-parse --verify -q "$BASE^{commit}" >/dev/null || bad "BASE=$BASE: not a git revision here"
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+say "building the benchmark"
+go test -c -o "$tmp/now.test" ./captures/
+bins=(now)
+if [[ -n $BASE ]]; then
+	say "building it against captures/ at $BASE"
+	mkdir "$tmp/base"
+	git archive "$BASE" | tar -x -C "$tmp/base"
+	cp captures/bench_test.go "$tmp/base/captures/bench_test.go"
+	(cd "$tmp/base" && go test -c -o "$tmp/base.test" ./captures/)
+	bins=(base now)
+fi
+
+# Each run writes into its own temporary directory (b.TempDir) and
+# removes it; one run takes a few seconds.
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+results=$tmp/results
+: >"$results"
+for round in $(seq "$ROUNDS"); do
+	for bin in "${bins[@]}"; do
+		line=$(cd captures && timeout 300 "$tmp/$bin.test" -test.run '^$' -test.bench '^BenchmarkWriteRecorder$' \
+			-test.benchtime "${ROWS}x" -test.cpu "$CPU" 2>&1 | grep '^BenchmarkWriteRecorder' || true)
+		[[ -n $line ]] || { say "round $round, $bin: the benchmark printed no result"; exit 1; }
+		# BenchmarkWriteRecorder-2  300000  9.9 ns/op  ... 12345 cpu-ns/op  67890 exchanges/s  546 file-B/op
+		echo "$line" | awk -v bin="$bin" -v round="$round" '{
+			procs = $1; sub(/.*-/, "", procs); if (procs == $1) procs = 1
+			for (i = 2; i < NF; i++) {
+				if ($(i+1) == "exchanges/s") x = $i
+				if ($(i+1) == "cpu-ns/op") c = $i
+				if ($(i+1) == "file-B/op") f = $i
+			}
+			printf "%s %s %s %.0f %.0f %.0f\n", bin, round, procs, x, c, f
+		}' | tee -a "$results" | awk '{printf "bench-captures: round %s %-4s GOMAXPROCS=%s: %s exchanges/s, %s CPU ns per exchange, %s file bytes per exchange\n", $2, $1, $3, $4, $5, $6}' >&2
+	done
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+echo "Capture writes, $ROWS exchanges per run, $ROUNDS rounds, $(nproc) cores ($cpu_model), load average $load0 before, $load1 after"
+echo
+echo "| writer | GOMAXPROCS | exchanges/s best | median | CPU µs per exchange (best) | file bytes per exchange |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for bin in "${bins[@]}"; do
+	for procs in ${CPU//,/ }; do
+		name=$bin
+		[[ $bin == base ]] && name="$BASE"
+		[[ $bin == now ]] && name="this tree"
+		awk -v bin="$bin" -v procs="$procs" '$1 == bin && $3 == procs' "$results" | sort -k4,4n | awk -v name="$name" -v procs="$procs" '
+			{ x[NR] = $4; c[NR] = $5; f = $6 }
+			END {
+				if (NR == 0) exit
+				minc = c[1]; for (i = 2; i <= NR; i++) if (c[i] < minc) minc = c[i]
+				med = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
+				printf "| %s | %s | %.0f | %.0f | %.1f | %.0f |\n", name, procs, x[NR], med, minc / 1000, f
+			}'
+	done
+done
