@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -190,8 +189,8 @@ func readOpenAIDoc(e *captures.Exchange, doc []byte) {
 	if len(doc) == 0 || doc[0] != '{' {
 		return
 	}
-	var b openAIBody
-	if json.Unmarshal(doc, &b) != nil {
+	b, ok := openAIFields(doc)
+	if !ok {
 		return
 	}
 	if b.Model != "" && e.Model == "" {

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -145,6 +147,31 @@ func FuzzRedactStream(f *testing.F) {
 		out := rd.body([]byte(s), h, false)
 		if !bytes.Equal(out, []byte(s)) && !captures.ContainsPlaceholder(string(out)) {
 			t.Fatalf("changed %q into %q without a placeholder", s, out)
+		}
+	})
+}
+
+// FuzzOpenAIFields: on every valid JSON document, reading model and usage
+// without decoding the rest agrees with json.Unmarshal into openAIBody.
+func FuzzOpenAIFields(f *testing.F) {
+	f.Add(`{"model":"m","choices":[{"message":{"content":"a \"}\" b"}}],"usage":{"prompt_tokens":1,"completion_tokens":2}}`)
+	f.Add(`{"Model":"x","usage":null,"usage":{"input_tokens":3}}`)
+	f.Add(`{"mod\u0065l":"esc","model":"m"}`)
+	f.Add(`{"usage":{"prompt_tokens":"1"}}`)
+	f.Add(`[{"model":"m"}]`)
+	f.Add(` { } `)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) {
+			return
+		}
+		var want openAIBody
+		werr := json.Unmarshal([]byte(s), &want)
+		got, ok := openAIFields([]byte(s))
+		if ok != (werr == nil) {
+			t.Fatalf("%q: ok %v, json.Unmarshal: %v", s, ok, werr)
+		}
+		if ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: got %+v, want %+v", s, got, want)
 		}
 	})
 }
