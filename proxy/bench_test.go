@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elazarl/goproxy"
+
 	"github.com/loadtape/loadtape/captures"
 )
 
@@ -161,6 +163,88 @@ func throughput(b *testing.B, url string) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "exchanges/s")
 	c.CloseIdleConnections()
+}
+
+// BenchmarkRecordVsGoproxy compares the recorder (recording to Parquet
+// through the write-ahead log, the defaults) with bare goproxy (as
+// goproxy.NewProxyHttpServer comes, used as a forward proxy) in the same
+// run: small exchanges from 16 keep-alive clients to the same upstream,
+// in alternating rounds of LOADTAPE_ROUND (default 2s), three each. It
+// reports both rates (the median round), their ratio and the rows the
+// recorder dropped.
+func BenchmarkRecordVsGoproxy(b *testing.B) {
+	round := 2 * time.Second
+	if s := os.Getenv("LOADTAPE_ROUND"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		round = d
+	}
+	up := benchUpstream(b)
+	r, base := benchRecorder(b, up.URL, false)
+	gp := httptest.NewServer(goproxy.NewProxyHttpServer())
+	b.Cleanup(gp.Close)
+	recClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	gpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, Proxy: http.ProxyURL(mustURL(b, gp.URL))}}
+	var rec, bare []float64
+	for range b.N {
+		for i := range 3 {
+			// Alternate which goes first, so neither always follows the
+			// other's garbage.
+			if i%2 == 0 {
+				rec = append(rec, rate(b, recClient, base+"/v1/chat/completions", round))
+				bare = append(bare, rate(b, gpClient, up.URL+"/v1/chat/completions", round))
+			} else {
+				bare = append(bare, rate(b, gpClient, up.URL+"/v1/chat/completions", round))
+				rec = append(rec, rate(b, recClient, base+"/v1/chat/completions", round))
+			}
+		}
+	}
+	tot, err := r.Shutdown(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(rec)
+	slices.Sort(bare)
+	b.ReportMetric(rec[len(rec)/2], "record-exchanges/s")
+	b.ReportMetric(bare[len(bare)/2], "goproxy-exchanges/s")
+	b.ReportMetric(rec[len(rec)/2]/bare[len(bare)/2], "record/goproxy")
+	b.ReportMetric(float64(tot.Dropped), "dropped")
+	if tot.Written+tot.Dropped != tot.Exchanges {
+		b.Errorf("totals %+v do not add up", tot)
+	}
+}
+
+// rate sends small exchanges from 16 keep-alive clients for d and returns
+// the exchanges per second completed.
+func rate(b *testing.B, c *http.Client, url string, d time.Duration) float64 {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				resp, err := c.Post(url, "application/json", strings.NewReader(benchReq))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
 }
 
 // BenchmarkSoakMemory runs small exchanges at a fixed rate for
