@@ -66,15 +66,24 @@ func openAIFields(doc []byte) (b openAIBody, ok bool) {
 	return b, false
 }
 
-// skipString returns the index after the JSON string at i, or -1.
+// skipString returns the index after the JSON string at i, or -1. It
+// jumps from quote to quote (bytes.IndexByte) and counts the backslashes
+// before each: an odd number escapes it.
 func skipString(b []byte, i int) int {
-	for k := i + 1; k < len(b); k++ {
-		switch b[k] {
-		case '\\':
-			k++
-		case '"':
-			return k + 1
+	for k := i + 1; k < len(b); {
+		q := bytes.IndexByte(b[k:], '"')
+		if q < 0 {
+			return -1
 		}
+		q += k
+		n := 0
+		for j := q - 1; j > i && b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		k = q + 1
 	}
 	return -1
 }
