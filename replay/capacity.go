@@ -101,6 +101,12 @@ type load struct {
 	users int // this shard's users (open mode: requests being sent at once)
 	stage int // 1-based; 0 in open mode, whose workers do not follow stages
 	conns int // connections a user can hold at once
+	// thinks: closed users that pause at least a moment after every
+	// request and hold no stream. Past the open files limit they share
+	// the connections the transport caps there (connLimit), waiting for
+	// one as send lag: 100,000 users thinking 2–5 s have a few hundred
+	// requests in flight, not 100,000.
+	thinks bool
 }
 
 // peakLoad is a scenario's load at its largest stage. A user of a service
@@ -124,6 +130,8 @@ func (p *plan) peakLoad(name string) load {
 		l.users = sc.workerLimit()
 		return l
 	}
+	t := sc.Think
+	l.thinks = sc.Mode == ModeClosed && l.conns == 1 && ((len(t.Uniform) == 2 && t.Uniform[0] > 0) || t.Constant > 0)
 	for k, st := range sc.Stages {
 		if n := shardCount(st.Users, p.shard); n > l.users {
 			l.users, l.stage = n, k+1
@@ -139,6 +147,17 @@ func (p *plan) checkCapacity(c capacity) error {
 	var parts []string
 	for _, name := range p.scenarios {
 		l := p.peakLoad(name)
+		total += l.users
+		parts = append(parts, fmt.Sprintf("%s %d", name, l.users))
+		if l.thinks {
+			// Bounded by memory only (checked below); its connections by
+			// the transport's cap.
+			p.peakConns += l.users
+			if c.fds > fdReserve {
+				p.peakConns = min(p.peakConns, int(c.fds)-fdReserve)
+			}
+			continue
+		}
 		if limit, why := c.users(l.conns); limit >= 0 && l.users > limit {
 			what := fmt.Sprintf("scenario %q stage %d: %d users", name, l.stage, l.users)
 			if l.stage == 0 {
@@ -146,10 +165,8 @@ func (p *plan) checkCapacity(c capacity) error {
 			}
 			return badInput(fmt.Errorf("%s is more than this machine can hold: %d (%s)", what, limit, why))
 		}
-		total += l.users
 		conns += l.users * l.conns
 		p.peakConns += l.users * l.conns
-		parts = append(parts, fmt.Sprintf("%s %d", name, l.users))
 	}
 	side := fmt.Sprintf("scenarios run side by side with %d users at once (%s)", total, strings.Join(parts, ", "))
 	hint := "run fewer with --scenario, or shard with --shard"

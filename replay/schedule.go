@@ -78,16 +78,17 @@ func (s *scenarioRun) run() {
 		maxUsers = max(maxUsers, st.users)
 	}
 	var wg sync.WaitGroup
+	var users []*closedUser
 	for idx := s.rp.shard.i - 1; idx < maxUsers; idx += s.rp.shard.n {
 		if s.rp.ctx.Err() != nil {
 			break // the run ended while users were still being started
 		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.runVU(idx)
-		}()
+		u := s.newClosedUser(idx, wg.Done)
+		users = append(users, u)
+		go u.resume()
 	}
+	s.watchStages(users)
 	wg.Wait()
 	// Users inactive in the last stages return early: hold the scenario
 	// until its timeline ends so the stage spans stay true.

@@ -10,8 +10,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
@@ -63,11 +65,50 @@ func newTransport() *http.Transport {
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   4096,
+		MaxConnsPerHost:       connLimit(),
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 		ExpectContinueTimeout: 0,
 	}
+}
+
+// connLimit is the most connections to one host the transport opens: the
+// open files limit less what the run keeps for itself (0, no cap, when
+// unknown). Users past it (closed users that think: capacity.go) wait for
+// a connection another user finished with, and the wait shows as send
+// lag, not as the target's latency (waitedStart), nor as a failed dial.
+func connLimit() int {
+	fds := openFileLimit()
+	if fds == 0 {
+		return 0
+	}
+	return max(int(fds)-fdReserve, 1)
+}
+
+// sendingNow counts the requests of send between Do and the end of their
+// body, all runs of the process together: only once it reaches a
+// transport's connection cap can a request wait for a connection.
+var sendingNow atomic.Int64
+
+// waitedStart moves a request's start past a wait for a connection where
+// the transport's cap may be reached: to the start of its dial, or to
+// when it got an idle connection. It returns the context to send under
+// and the clock to read after Do; nil when no wait is possible.
+func waitedStart(ctx context.Context, client *http.Client) (context.Context, *atomic.Int64) {
+	t, ok := client.Transport.(*http.Transport)
+	if !ok || t.MaxConnsPerHost == 0 || sendingNow.Load() < int64(t.MaxConnsPerHost) {
+		return ctx, nil
+	}
+	at := new(atomic.Int64) // set from the dialling goroutine too
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectStart: func(string, string) { at.CompareAndSwap(0, time.Now().UnixNano()) },
+		GotConn: func(info httptrace.GotConnInfo) {
+			if info.Reused {
+				at.Store(time.Now().UnixNano())
+			}
+		},
+	}), at
 }
 
 // send sends o and measures it into r (StartNS, TTFBNS, TTFTNS, DurationNS,
@@ -76,7 +117,8 @@ func newTransport() *http.Transport {
 func send(ctx context.Context, client *http.Client, timeout time.Duration, o *outgoing, r *captures.Result) *response {
 	rctx, cancel := context.WithTimeoutCause(ctx, timeout, errRequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, o.method, o.url, bytes.NewReader(o.body))
+	tctx, waited := waitedStart(rctx, client)
+	req, err := http.NewRequestWithContext(tctx, o.method, o.url, bytes.NewReader(o.body))
 	if err != nil {
 		r.StartNS = time.Now().UnixNano()
 		r.ErrorKind, r.Error = runspec.ErrConnection, err.Error()
@@ -93,7 +135,15 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, o *ou
 	start := time.Now()
 	r.StartNS = start.UnixNano()
 	sending(ctx, r)
+	sendingNow.Add(1)
+	defer sendingNow.Add(-1)
 	resp, err := client.Do(req)
+	if waited != nil {
+		if at := waited.Load(); at > r.StartNS {
+			start = time.Unix(0, at)
+			r.StartNS = at
+		}
+	}
 	if err != nil {
 		r.DurationNS = int64(time.Since(start))
 		failTransport(rctx, ctx, err, r)

@@ -105,97 +105,186 @@ type vu struct {
 	ctx context.Context
 }
 
-// runVU is a closed- or sessions-mode virtual user for the whole scenario;
-// it ends after the last stage in which its index is active, or when the run
-// is cancelled.
-func (s *scenarioRun) runVU(idx int) {
-	v := &vu{s: s, idx: idx, rng: s.newRand(idx)}
-	var sess []*entry
-	pos := 0
+// closedUser is a closed- or sessions-mode virtual user on its way through
+// the scenario's stages. Between requests it holds no goroutine: a user
+// that thinks (or waits for its spawn time) is this struct and a stopped
+// or armed timer, whose callback goes on in a goroutine of its own. A
+// parked goroutine per user kept the stack its last request had grown
+// (8 KiB and more) for the whole think: 15,000 users thinking 2–5 s held
+// 7–10 KiB of stack each, and at 100,000 users the stacks alone neared a
+// gigabyte (BenchmarkClosedUsersThinking).
+//
+// Its fields belong to whichever goroutine runs resume: the timer's
+// callback starts only after the goroutine that armed it stopped touching
+// them, and the stages' watchers (watchStages) touch only the timer.
+type closedUser struct {
+	v         *vu
+	sess      []*entry // sessions mode: the captured session it clones
+	pos       int      // next request in sess
+	k         int      // the stage it is in; len(stages) once it ended
+	entered   bool     // stage k's start is laid out (nextAt, reqCtx)
+	prevUsers int      // users of the stage before k
+	nextAt    time.Time
+	reqCtx    context.Context
+	counted   bool        // counted in active for stage k
+	wake      *time.Timer // armed while the user waits; its callback resumes it
+	done      func()      // called once, when the user ends
+}
+
+// newClosedUser makes user idx; done is called when it ends.
+func (s *scenarioRun) newClosedUser(idx int, done func()) *closedUser {
+	u := &closedUser{v: &vu{s: s, idx: idx, rng: s.newRand(idx)}, done: done}
 	if s.sc.Mode == ModeSessions {
-		sess = s.sp.sessions[s.rp.sessionOf(s.name, len(s.sp.sessions), idx)]
+		u.sess = s.sp.sessions[s.rp.sessionOf(s.name, len(s.sp.sessions), idx)]
 	}
-	var nextAt time.Time
-	prevUsers := 0
+	u.wake = time.AfterFunc(time.Duration(math.MaxInt64), u.resume)
+	u.wake.Stop()
+	return u
+}
+
+// watchStages wakes the waiting users when a stage ends, as a goroutine
+// per stage, each of which ends when its stage does: a user waiting in
+// that stage goes on into the next one (keeping the think it was in) or
+// ends. A user the watcher wakes while it waits in a later stage only
+// waits again.
+func (s *scenarioRun) watchStages(users []*closedUser) {
 	for k := range s.stages {
 		st := &s.stages[k]
-		if idx >= st.users {
-			prevUsers = st.users
-			continue
-		}
-		// A user new in this stage starts by the spawn rate; one carried over
-		// keeps the think it was in.
-		if idx >= prevUsers || nextAt.Before(st.start) {
-			at := st.start
-			if idx >= prevUsers && s.sc.SpawnRate > 0 {
-				at = at.Add(time.Duration(float64(idx-prevUsers) / s.sc.SpawnRate * float64(time.Second) * s.rp.scale))
-			}
-			if nextAt.Before(at) {
-				nextAt = at
-			}
-		}
-		prevUsers = st.users
-		// A request in flight at the stage's end runs on while its user
-		// stays active in the next stage; it is cut off only when the user
-		// stops (a smaller stage, the last stage's end, the run's end).
-		last := k
-		for last+1 < len(s.stages) && idx < s.stages[last+1].users {
-			last++
-		}
-		reqCtx := s.stages[last].sendCtx
-		// A user counts as active from its first request of the stage (not
-		// while it waits for its spawn time) until it leaves the stage.
-		counted := false
-		// reqCtx ends with its stage too, on a timer of its own that may
-		// fire first: a user must not go on sending into it.
-		for st.ctx.Err() == nil && reqCtx.Err() == nil {
-			if !sleepUntil(st.ctx, nextAt) {
-				break
-			}
-			if !counted {
-				s.active.Add(1)
-				counted = true
-			}
-			var e *entry
-			var op string
-			if sess != nil {
-				e = sess[pos]
-				op = e.ex.Operation
-			} else {
-				op = s.pickOp(v.rng)
-				if op == SandboxProbe {
-					e = nil
-				} else {
-					es := s.sp.ops[op]
-					e = es[v.rng.IntN(len(es))]
+		go func() {
+			<-st.ctx.Done()
+			for _, u := range users {
+				if u.wake.Stop() {
+					go u.resume()
 				}
 			}
-			probeIdx := v.rng.IntN(len(traversalPaths))
-			d := s.think(v.rng, e)
-			// Sent from this goroutine: a hand-off to a sender goroutine
-			// measured twice the send-lag p99 (one more wait for the
-			// scheduler) in `loadtape demo`.
-			end := v.do(st, reqCtx, op, e, nextAt, probeIdx)
-			if sess != nil {
-				pos++
-				if pos == len(sess) {
-					pos = 0
-					v.iter++
-				}
-			} else {
-				v.iter++
-			}
-			// The pause starts when the response ended, not when this
-			// goroutine got round to it, so scheduling delay shows as lag.
-			nextAt = end.Add(d)
-		}
-		if counted {
-			s.active.Add(-1)
-		}
-		if s.rp.ctx.Err() != nil {
+		}()
+	}
+}
+
+// resume runs the user from where it stopped until it must wait (its
+// timer armed) or it ends: after the last stage in which its index is
+// active, or when the run is cancelled.
+func (u *closedUser) resume() {
+	v := u.v
+	s := v.s
+	for {
+		if u.k >= len(s.stages) {
+			u.done()
 			return
 		}
+		st := &s.stages[u.k]
+		if !u.entered {
+			if v.idx >= st.users {
+				u.prevUsers = st.users
+				u.k++
+				continue
+			}
+			u.enter(st)
+		}
+		// reqCtx ends with its stage too, on a timer of its own that may
+		// fire first: a user must not go on sending into it.
+		if st.ctx.Err() != nil || u.reqCtx.Err() != nil {
+			u.leave()
+			continue
+		}
+		if d := time.Until(u.nextAt); d > 0 {
+			if u.wait(st, d) {
+				return
+			}
+			continue
+		}
+		// A user counts as active from its first request of the stage (not
+		// while it waits for its spawn time) until it leaves the stage.
+		if !u.counted {
+			s.active.Add(1)
+			u.counted = true
+		}
+		var e *entry
+		var op string
+		if u.sess != nil {
+			e = u.sess[u.pos]
+			op = e.ex.Operation
+		} else {
+			op = s.pickOp(v.rng)
+			if op == SandboxProbe {
+				e = nil
+			} else {
+				es := s.sp.ops[op]
+				e = es[v.rng.IntN(len(es))]
+			}
+		}
+		probeIdx := v.rng.IntN(len(traversalPaths))
+		d := s.think(v.rng, e)
+		// Sent from this goroutine: a hand-off to a sender goroutine
+		// measured twice the send-lag p99 (one more wait for the
+		// scheduler) in `loadtape demo`.
+		end := v.do(st, u.reqCtx, op, e, u.nextAt, probeIdx)
+		if u.sess != nil {
+			u.pos++
+			if u.pos == len(u.sess) {
+				u.pos = 0
+				v.iter++
+			}
+		} else {
+			v.iter++
+		}
+		// The pause starts when the response ended, not when this
+		// goroutine got round to it, so scheduling delay shows as lag.
+		u.nextAt = end.Add(d)
 	}
+}
+
+// enter lays out the user's start in stage st: a user new in this stage
+// starts by the spawn rate; one carried over keeps the think it was in.
+func (u *closedUser) enter(st *stageWindow) {
+	s, idx := u.v.s, u.v.idx
+	if idx >= u.prevUsers || u.nextAt.Before(st.start) {
+		at := st.start
+		if idx >= u.prevUsers && s.sc.SpawnRate > 0 {
+			at = at.Add(time.Duration(float64(idx-u.prevUsers) / s.sc.SpawnRate * float64(time.Second) * s.rp.scale))
+		}
+		if u.nextAt.Before(at) {
+			u.nextAt = at
+		}
+	}
+	u.prevUsers = st.users
+	// A request in flight at the stage's end runs on while its user
+	// stays active in the next stage; it is cut off only when the user
+	// stops (a smaller stage, the last stage's end, the run's end).
+	last := u.k
+	for last+1 < len(s.stages) && idx < s.stages[last+1].users {
+		last++
+	}
+	u.reqCtx = s.stages[last].sendCtx
+	u.counted = false
+	u.entered = true
+}
+
+// leave takes the user out of its stage.
+func (u *closedUser) leave() {
+	s := u.v.s
+	if u.counted {
+		s.active.Add(-1)
+		u.counted = false
+	}
+	u.entered = false
+	u.k++
+	if s.rp.ctx.Err() != nil {
+		u.k = len(s.stages)
+	}
+}
+
+// wait arms the user's timer for d and reports true, after which the
+// caller must not touch the user: the timer's callback, or the stage's
+// watcher, resumes it. False when st ended meanwhile and the caller goes
+// on itself: the watcher may have looked before the timer was armed.
+func (u *closedUser) wait(st *stageWindow, d time.Duration) bool {
+	t := u.wake
+	t.Reset(d)
+	if st.ctx.Err() != nil && t.Stop() {
+		return false
+	}
+	return true
 }
 
 // sleepUntil waits for t; false when ctx ended first.
