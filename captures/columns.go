@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -150,7 +151,7 @@ func strCol[T any](name string, p func(*T) *string) column[T] {
 			}
 			bb.ReserveData(n)
 			for i := range rows {
-				bb.Append(*p(&rows[i]))
+				bb.UnsafeAppend(stringBytes(*p(&rows[i])))
 			}
 		},
 		get: func(a arrow.Array, rows []T) {
@@ -169,6 +170,10 @@ func strCol[T any](name string, p func(*T) *string) column[T] {
 	}
 }
 
+// stringBytes is s's bytes without a copy, for builders that copy them
+// into their own buffer (UnsafeAppend) and never write to them.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 func binCol[T any](name string, p func(*T) *[]byte) column[T] {
 	return column[T]{
 		field: arrow.Field{Name: name, Type: arrow.BinaryTypes.Binary},
@@ -181,7 +186,7 @@ func binCol[T any](name string, p func(*T) *[]byte) column[T] {
 			}
 			bb.ReserveData(n)
 			for i := range rows {
-				bb.Append(*p(&rows[i]))
+				bb.UnsafeAppend(*p(&rows[i]))
 			}
 		},
 		get: func(a arrow.Array, rows []T) {
@@ -206,14 +211,28 @@ func headersCol[T any](name string, p func(*T) *[]Header) column[T] {
 			sb := lb.ValueBuilder().(*array.StructBuilder)
 			nb := sb.FieldBuilder(0).(*array.StringBuilder)
 			vb := sb.FieldBuilder(1).(*array.StringBuilder)
+			// Reserved in full first, so that no buffer grows (and is
+			// copied) while the headers of a few thousand rows go in.
+			var count, names, values int
+			for i := range rows {
+				hs := *p(&rows[i])
+				count += len(hs)
+				for _, h := range hs {
+					names += len(h.Name)
+					values += len(h.Value)
+				}
+			}
 			lb.Reserve(len(rows))
+			sb.Reserve(count)
+			nb.ReserveData(names)
+			vb.ReserveData(values)
 			for i := range rows {
 				hs := *p(&rows[i])
 				lb.Append(true)
 				for _, h := range hs {
 					sb.Append(true)
-					nb.Append(h.Name)
-					vb.Append(h.Value)
+					nb.UnsafeAppend(stringBytes(h.Name))
+					vb.UnsafeAppend(stringBytes(h.Value))
 				}
 			}
 		},
@@ -244,7 +263,12 @@ func offsetsCol[T any](name string, p func(*T) *[]int64) column[T] {
 		put: func(b array.Builder, rows []T) {
 			lb := b.(*array.ListBuilder)
 			vb := lb.ValueBuilder().(*array.Int64Builder)
+			n := 0
+			for i := range rows {
+				n += len(*p(&rows[i]))
+			}
 			lb.Reserve(len(rows))
+			vb.Reserve(n)
 			for i := range rows {
 				lb.Append(true)
 				vb.AppendValues(*p(&rows[i]), nil)

@@ -2,6 +2,7 @@ package captures_test
 
 import (
 	"bytes"
+	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,12 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/captures/internal/fake"
 	"github.com/loadtape/loadtape/internal/nodefixture"
 )
 
@@ -183,4 +187,82 @@ func readRecord[T captures.Row](t *testing.T, dir string) arrow.RecordBatch {
 		t.Fatal("more than one batch")
 	}
 	return rec
+}
+
+// TestDuckDBReadsBenchmarkFile has DuckDB read what the benchmark writes:
+// tens of thousands of chat exchanges with 1 KiB bodies, through the
+// writer as the recorder uses it, so that the files hold many chunks
+// (whose Arrow buffers the writer reuses), many pages and header
+// dictionaries that overflow into plain encoding. Every body and header
+// list DuckDB reads must hash to what was written.
+func TestDuckDBReadsBenchmarkFile(t *testing.T) {
+	t.Parallel()
+	dir, node := nodefixture.Dir(t, "@duckdb/node-api")
+	script := filepath.Join(dir, "captures-duckdb.mjs")
+	n := 30_000
+	if raceEnabled {
+		n = 6000
+	}
+	g := fake.New(22, time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixNano())
+	rows := make([]captures.Exchange, n)
+	type sums struct{ req, resp, reqH, respH string }
+	want := make(map[string]sums, n)
+	headers := func(hs []captures.Header) string {
+		var b strings.Builder
+		for i, h := range hs {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(h.Name + ": " + h.Value)
+		}
+		return fmt.Sprintf("%x", md5.Sum([]byte(b.String())))
+	}
+	for i := range rows {
+		rows[i] = g.Chat(1024, 1024)
+		e := &rows[i]
+		want[e.ID] = sums{fmt.Sprintf("%x", md5.Sum(e.ReqBody)), fmt.Sprintf("%x", md5.Sum(e.RespBody)), headers(e.ReqHeaders), headers(e.RespHeaders)}
+	}
+	tmp := t.TempDir()
+	st := writeAll(t, captures.WriterOptions{Dir: tmp, Prefix: "exchanges"}, rows, 512)
+	if st.Rows != int64(n) {
+		t.Fatalf("writer counts %d rows, want %d", st.Rows, n)
+	}
+	const query = `SELECT id, md5(req_body) AS req, md5(resp_body) AS resp,
+		md5(array_to_string(list_transform(req_headers, h -> h.name || ': ' || h.value), chr(10))) AS req_h,
+		md5(array_to_string(list_transform(resp_headers, h -> h.name || ': ' || h.value), chr(10))) AS resp_h
+		FROM f`
+	cmd := exec.Command(node, script, filepath.Join(tmp, "exchanges-*.parquet"), query)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Rows []struct{ ID, Req, Resp, ReqH, RespH string }
+	}
+	if err := json.Unmarshal(bytes.ReplaceAll(bytes.ReplaceAll(out, []byte(`"req_h"`), []byte(`"reqh"`)), []byte(`"resp_h"`), []byte(`"resph"`)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rows) != n {
+		t.Fatalf("DuckDB read %d rows, want %d", len(got.Rows), n)
+	}
+	seen := make(map[string]bool, n)
+	bad := 0
+	for _, r := range got.Rows {
+		w, ok := want[r.ID]
+		switch {
+		case !ok || seen[r.ID]:
+			t.Errorf("DuckDB read id %q, which was not written or came twice", r.ID)
+		case r.Req != w.req || r.Resp != w.resp || r.ReqH != w.reqH || r.RespH != w.respH:
+			t.Errorf("row %s: DuckDB's hashes of bodies and headers %s %s %s %s, want %s %s %s %s", r.ID, r.Req, r.Resp, r.ReqH, r.RespH, w.req, w.resp, w.reqH, w.respH)
+		default:
+			seen[r.ID] = true
+			continue
+		}
+		if bad++; bad >= 5 {
+			t.Fatal("giving up after 5 bad rows")
+		}
+	}
 }

@@ -120,6 +120,7 @@ func (l *fileLoop[T]) finish() { l.roll() }
 // files as the row and byte bounds require. After a write error the file is
 // given up and the rest of the rows go to a new one.
 func (l *fileLoop[T]) write(c chunk[T]) {
+	defer l.w.recycle(c.rows)
 	rows := c.rows
 	for len(rows) > 0 {
 		if l.f == nil {

@@ -76,8 +76,9 @@ type WriterOptions struct {
 
 	// RowGroupBytes cuts row groups by compressed size; 0 means DefaultRowGroupBytes.
 	RowGroupBytes int64
-	// Allocator for Arrow buffers; nil means the Go allocator. Tests pass a
-	// checked allocator to prove nothing leaks.
+	// Allocator for Arrow buffers; nil means one that reuses the buffers
+	// of written batches (alloc.go). Tests pass a checked allocator to
+	// prove nothing leaks.
 	Allocator memory.Allocator
 }
 
@@ -147,6 +148,7 @@ type Writer[T Row] struct {
 	running  sync.WaitGroup // file goroutines
 
 	chunks chan chunk[T] // full chunks, to the file goroutines
+	spare  chan []T      // emptied chunk buffers, for the next chunks
 	wake   chan struct{} // tells a file goroutine that buf is no longer empty
 	once   sync.Once     // Close runs once
 	cerr   error         // Close's result
@@ -188,7 +190,7 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 	}
 	mem := opts.Allocator
 	if mem == nil {
-		mem = memory.NewGoAllocator()
+		mem = writerAlloc
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("captures: %w", err)
@@ -204,6 +206,7 @@ func NewWriter[T Row](opts WriterOptions) (*Writer[T], error) {
 		start:   opts.Start.UTC().Format("20060102T150405Z"),
 		meta:    maps.Clone(opts.Metadata),
 		chunks:  make(chan chunk[T], 4),
+		spare:   make(chan []T, 8),
 		wake:    make(chan struct{}, 1),
 		recov:   recov,
 		orphans: map[string]int64{},
@@ -236,8 +239,12 @@ func writerProps[T any](mem memory.Allocator, c *codec[T]) *parquet.WriterProper
 		case col.field.Type.ID() == arrow.STRING && name != "id" && name != "source_id":
 			props = append(props, parquet.WithDictionaryFor(name, true))
 		case col.field.Type == headerType:
+			// Twenty-odd headers a row: min/max statistics would cost two
+			// compares each, and no query prunes row groups by a header.
 			props = append(props, parquet.WithDictionaryFor(name+".list.element.name", true),
-				parquet.WithDictionaryFor(name+".list.element.value", true))
+				parquet.WithDictionaryFor(name+".list.element.value", true),
+				parquet.WithStatsFor(name+".list.element.name", false),
+				parquet.WithStatsFor(name+".list.element.value", false))
 		}
 	}
 	return parquet.NewWriterProperties(props...)
@@ -256,7 +263,7 @@ func (w *Writer[T]) Write(rows ...T) error {
 	w.accepted += int64(len(rows))
 	if len(w.buf) == 0 && len(rows) > 0 {
 		if w.buf == nil {
-			w.buf = make([]T, 0, chunkRows)
+			w.buf = w.spareBuf()
 		}
 		// The roll clock starts when a row arrives, not when a file is
 		// opened, so a lone row is on disk within one Roll.
@@ -306,6 +313,31 @@ func (w *Writer[T]) grow() {
 type chunk[T any] struct {
 	rows  []T
 	epoch time.Time
+}
+
+// spareBuf is an empty chunk buffer: one the file goroutines are done
+// with, or a new one. Reusing them spares the allocation (and zeroing) of
+// a few MiB per chunk, most of what Write allocates.
+func (w *Writer[T]) spareBuf() []T {
+	select {
+	case b := <-w.spare:
+		return b
+	default:
+		return make([]T, 0, chunkRows)
+	}
+}
+
+// recycle hands a written chunk's buffer back for reuse, its rows zeroed
+// first so that it keeps no bodies alive.
+func (w *Writer[T]) recycle(rows []T) {
+	if cap(rows) != chunkRows {
+		return
+	}
+	clear(rows)
+	select {
+	case w.spare <- rows[:0]:
+	default:
+	}
 }
 
 // take empties buf; w.mu must be held.
