@@ -13,7 +13,7 @@ func TestReadRunInfoErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, body, want string }{
 		{"missing", "", "run.json"},
-		{"syntax", "{\n\"id\": \"r\",\n\"stages\": [}\n", "line 3"},
+		{"syntax", "{\n\"id\": \"r\",\n\"stages\": [}\n", "run.json:3:"},
 		{"no id", `{"stages": []}`, `missing "id"`},
 		{"bad stage time", `{"id": "r", "stages": [{"scenario": "g", "stage": 1, "start": "noon"}]}`, "stages[0].start"},
 		{"bad think", `{"id": "r", "profile": {"scenarios": {"g": {"think": {"uniform": ["2s", 5]}}}}}`, "duration"},
