@@ -254,14 +254,17 @@ func TestGeneratedProfileFidelity(t *testing.T) {
 			for _, r := range rows {
 				replayed[r.Operation]++
 			}
-			if len(rows) < 3000 {
-				t.Fatalf("%d requests replayed, want at least 3000", len(rows))
+			// About 4,000 on an idle machine; a busy one sends fewer, and
+			// the share's bound widens with the sampling error of fewer.
+			if len(rows) < 1000 {
+				t.Fatalf("%d requests replayed, want at least 1000", len(rows))
 			}
 			for op, n := range recorded {
 				want := 100 * float64(n) / float64(len(xs))
 				got := 100 * float64(replayed[op]) / float64(len(rows))
-				if math.Abs(got-want) > 2 {
-					t.Errorf("%s: replayed share %.2f %%, recorded %.2f %% (±2 points)", op, got, want)
+				tol := max(2, 300*math.Sqrt(want/100*(1-want/100)/float64(len(rows)))) // 3 standard errors
+				if math.Abs(got-want) > tol {
+					t.Errorf("%s: replayed share %.2f %%, recorded %.2f %% (±%.1f points)", op, got, want, tol)
 				}
 			}
 			var s serviceStats
