@@ -85,3 +85,34 @@ func TestConnectionWaitIsNotLatency(t *testing.T) {
 		t.Errorf("second request started %v after the first, want after the first's answer", time.Duration(second.StartNS-first.StartNS))
 	}
 }
+
+// TestUsersPastConnectionCapTakeTurns: with more thinking users than
+// connections, no more than the cap send at once; the others wait their
+// turn without failing, and the wait shows as send lag.
+func TestUsersPastConnectionCapTakeTurns(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, 400*time.Millisecond)
+	small := &capacity{fds: 300, mem: 8 << 30} // 44 connections
+	w := &memWriter{}
+	y := `scenarios: {g: {service: gateway, stages: [{users: 200, duration: 2s}], spawn_rate: 1000, think: {uniform: [200ms, 400ms]}, mix: {models.list: 1}}}`
+	info, err := Run(context.Background(), Options{Exchanges: gatewayCapture(1, 3), Profile: mustProfile(t, y),
+		Targets: map[string]string{"gateway": up.URL}, Out: t.TempDir(), machine: small, resultWriter: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := up.peak.Load(); p > 44 {
+		t.Errorf("%d requests at the upstream at once, want at most the 44 connections", p)
+	}
+	if info.Requests < 150 || info.Errors > info.CutOff {
+		t.Errorf("%d requests, %d errors (%d cut off): want every user sending, none failed", info.Requests, info.Errors, info.CutOff)
+	}
+	lagged := 0
+	for _, r := range w.rows {
+		if r.ErrorKind == "" && time.Duration(r.StartNS-r.IntendedNS) > 200*time.Millisecond {
+			lagged++
+		}
+	}
+	if lagged == 0 {
+		t.Errorf("no row sent 200 ms after it was due: the wait for a turn should show as send lag")
+	}
+}

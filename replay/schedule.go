@@ -77,6 +77,13 @@ func (s *scenarioRun) run() {
 	for _, st := range s.stages {
 		maxUsers = max(maxUsers, st.users)
 	}
+	fds := openFileLimit()
+	if s.rp.opts.machine != nil { // a test's machine
+		fds = s.rp.opts.machine.fds
+	}
+	if n := connLimitOf(fds); n > 0 && maxUsers/s.rp.shard.n > n {
+		s.turns = &turns{free: n}
+	}
 	var wg sync.WaitGroup
 	var users []*closedUser
 	for idx := s.rp.shard.i - 1; idx < maxUsers; idx += s.rp.shard.n {

@@ -78,8 +78,9 @@ func newTransport() *http.Transport {
 // unknown). Users past it (closed users that think: capacity.go) wait for
 // a connection another user finished with, and the wait shows as send
 // lag, not as the target's latency (waitedStart), nor as a failed dial.
-func connLimit() int {
-	fds := openFileLimit()
+func connLimit() int { return connLimitOf(openFileLimit()) }
+
+func connLimitOf(fds uint64) int {
 	if fds == 0 {
 		return 0
 	}
