@@ -78,8 +78,12 @@ type stageAcc struct {
 	trimmed    int64
 	busyNS     float64 // Σ of the time requests ran inside the window, whenever they started (Little's law)
 	iterations int64
-	vuLast     map[int32]int64
+	vuLast     map[int32]int64 // users outside vus' range
 	vuEnd      map[int32]int64 // when the user's last request ended
+	vus        []vuState       // users 0 … maxDenseVU-1, by number
+	entries    []*opEntry      // the operations seen, in order of first row (opEntry)
+	byName     map[string]*opEntry
+	secs       *denseSeconds // the scenario's per-second accumulators (series.go)
 	thinkSum   float64         // Σ pauses between a user's request ending and its next intended start, ns
 	thinkN     int64
 	activeSum  float64
@@ -93,6 +97,82 @@ type stageAcc struct {
 	oomText    string
 	raw        map[string]map[string]int64 // op → error kind ("" all) → rows, warm-up included
 	tokens     *tokenAcc                   // token figures and goodput (tokens.go)
+}
+
+// opEntry is what a stage keeps for one operation name: found once per
+// row, by a short scan (a stage has a handful of operations) or a map past
+// maxScanOps, instead of one map lookup per accumulator. Its counters go
+// into the maps (raw, failureAcc.requests) at flush.
+type opEntry struct {
+	name    string
+	raw     map[string]int64 // st.raw[name]
+	rawAll  int64            // rows not yet added to raw[""]
+	op      *opAcc           // st.ops[name]; nil until a row inside the window
+	tok     *opTokens        // the token accumulator's (tokens.go); nil until one
+	failReq int64            // rows for the failures table not yet in failureAcc.requests
+}
+
+// maxScanOps is how many operations a stage scans for a row's before it
+// looks them up in a map.
+const maxScanOps = 8
+
+// entry finds or makes the stage's entry for an operation.
+func (st *stageAcc) entry(name string) *opEntry {
+	if st.byName == nil {
+		for _, e := range st.entries {
+			if e.name == name {
+				return e
+			}
+		}
+	} else if e := st.byName[name]; e != nil {
+		return e
+	}
+	raw := st.raw[name]
+	if raw == nil {
+		raw = map[string]int64{}
+		st.raw[name] = raw
+	}
+	e := &opEntry{name: name, raw: raw, op: st.ops[name]}
+	st.entries = append(st.entries, e)
+	if st.byName != nil {
+		st.byName[name] = e
+	} else if len(st.entries) > maxScanOps {
+		st.byName = make(map[string]*opEntry, len(st.entries))
+		for _, e := range st.entries {
+			st.byName[e.name] = e
+		}
+	}
+	return e
+}
+
+// vuState is countIteration's memory of one user: its last iteration and
+// when its last request ended.
+type vuState struct {
+	iter, end       int64
+	hasIter, hasEnd bool
+}
+
+// maxDenseVU bounds the users kept in a slice by number; others (negative
+// or larger numbers) go to maps.
+const maxDenseVU = 1 << 20
+
+// flush moves the counters kept per entry and per second into the maps
+// the rest of analyze reads: before merging and before finishing.
+func (c *collector) flush() {
+	for _, k := range c.order {
+		st := c.stages[k]
+		for _, e := range st.entries {
+			if e.rawAll > 0 {
+				e.raw[""] += e.rawAll
+				e.rawAll = 0
+			}
+			if e.failReq > 0 {
+				c.failuresAcc().requests[[2]string{st.info.Scenario, e.name}] += e.failReq
+				e.failReq = 0
+			}
+		}
+	}
+	c.flushSeconds()
 }
 
 // collector ingests result rows one at a time (collect, then close).
@@ -111,6 +191,9 @@ type collector struct {
 
 	failures *failureAcc                     // failures by message (failures.go)
 	seconds  map[string]map[int64]*secondAcc // per-second series (series.go)
+	dense    map[string]*denseSeconds        // the seconds not yet in seconds, per scenario
+	norm     map[string]string               // normaliseMessage's answers (failures.go)
+	lastRun  string
 }
 
 func newCollector(info *RunInfo, warm WarmUp) *collector {
@@ -120,6 +203,7 @@ func newCollector(info *RunInfo, warm WarmUp) *collector {
 		byScen: map[string][]*stageAcc{},
 		rng:    rand.New(rand.NewPCG(1, 2)),
 		runIDs: map[string]bool{},
+		dense:  map[string]*denseSeconds{},
 	}
 	if t, err := parseTime(info.Started); err == nil {
 		c.runStart = t.UnixNano()
@@ -142,6 +226,10 @@ func newCollector(info *RunInfo, warm WarmUp) *collector {
 		if c.runStart == 0 || acc.startNS < c.runStart {
 			c.runStart = acc.startNS
 		}
+		if c.dense[s.Scenario] == nil {
+			c.dense[s.Scenario] = &denseSeconds{}
+		}
+		acc.secs = c.dense[s.Scenario]
 		k := stageKey{s.Scenario, int32(s.Stage)}
 		c.stages[k] = acc
 		c.order = append(c.order, k)
@@ -162,8 +250,9 @@ func (c *collector) add(r *captures.Result) bool {
 		}
 		c.last, c.lastKey = st, k
 	}
-	if r.Run != "" && !c.runIDs[r.Run] {
+	if r.Run != c.lastRun && r.Run != "" {
 		c.runIDs[r.Run] = true
+		c.lastRun = r.Run
 	}
 	t := r.StartNS
 	if t == 0 {
@@ -173,16 +262,12 @@ func (c *collector) add(r *captures.Result) bool {
 		st.lastNS = t
 	}
 	failed := r.ErrorKind != ""
-	c.addFailure(r, t)
-	c.addSecond(r, t)
-	raw := st.raw[r.Operation]
-	if raw == nil {
-		raw = map[string]int64{}
-		st.raw[r.Operation] = raw
-	}
-	raw[""]++ // every request, for count targets
+	e := st.entry(r.Operation)
+	c.addFailure(r, t, e)
+	c.addSecond(r, t, st.secs)
+	e.rawAll++ // every request, for count targets
 	if failed {
-		raw[r.ErrorKind]++
+		e.raw[r.ErrorKind]++
 	}
 	if r.ErrorKind != runspec.ErrDropped && r.StartNS > 0 {
 		c.addBusy(r)
@@ -191,12 +276,16 @@ func (c *collector) add(r *captures.Result) bool {
 		st.trimmed++
 		return true
 	}
-	op := st.ops[r.Operation]
+	op := e.op
 	if op == nil {
-		op = &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
-		st.ops[r.Operation] = op
+		op = st.ops[r.Operation]
+		if op == nil {
+			op = &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
+			st.ops[r.Operation] = op
+		}
+		e.op = op
 	}
-	c.addTokens(st, r, failed)
+	c.addTokens(st, r, failed, e)
 	if r.ErrorKind == runspec.ErrCutOff {
 		// In flight when the stage ended: it occupied its user, so it
 		// counts for Little's law, but it has no outcome.
@@ -301,6 +390,10 @@ func (st *stageAcc) countIteration(r *captures.Result) {
 		st.activeN++
 		st.activeMax = max(st.activeMax, r.ActiveUsers)
 	}
+	if r.VU >= 0 && r.VU < maxDenseVU {
+		st.countDense(r)
+		return
+	}
 	if last, ok := st.vuLast[r.VU]; !ok || last != r.Iteration || r.VU < 0 {
 		st.iterations++
 		st.vuLast[r.VU] = r.Iteration
@@ -314,6 +407,27 @@ func (st *stageAcc) countIteration(r *captures.Result) {
 			st.thinkN++
 		}
 		st.vuEnd[r.VU] = r.StartNS + max(r.DurationNS, 0)
+	}
+}
+
+// countDense is countIteration for a user numbered 0 … maxDenseVU-1: the
+// same counts, kept in a slice by number.
+func (st *stageAcc) countDense(r *captures.Result) {
+	if int(r.VU) >= len(st.vus) {
+		st.vus = append(st.vus, make([]vuState, int(r.VU)+1-len(st.vus))...)
+		st.vus = st.vus[:cap(st.vus)]
+	}
+	u := &st.vus[r.VU]
+	if !u.hasIter || u.iter != r.Iteration {
+		st.iterations++
+		u.iter, u.hasIter = r.Iteration, true
+	}
+	if r.StartNS > 0 {
+		if u.hasEnd && r.IntendedNS >= u.end {
+			st.thinkSum += float64(r.IntendedNS - u.end)
+			st.thinkN++
+		}
+		u.end, u.hasEnd = r.StartNS+max(r.DurationNS, 0), true
 	}
 }
 
@@ -343,9 +457,40 @@ func histBin(ns int64) int {
 	if ns <= 100_000 {
 		return 0
 	}
+	// The bin from the table of its lower edges, but by the logarithm
+	// itself next to an edge, so that the answer is the formula's.
+	b := min(sort.Search(histBins, func(i int) bool { return histEdges[i] > ns })-1, histBins-1)
+	if ns-histEdges[b] < 4 || b+1 < histBins && histEdges[b+1]-ns < 4 {
+		return histBinLog(ns)
+	}
+	return b
+}
+
+func histBinLog(ns int64) int {
+	if ns <= 100_000 {
+		return 0
+	}
 	b := int(4 * math.Log2(float64(ns)/100_000))
 	return min(b, histBins-1)
 }
+
+// histEdges[b] is the smallest duration (ns) histBinLog puts in bin b or
+// above; histEdges[0] is 0.
+var histEdges = func() (e [histBins]int64) {
+	for b := 1; b < histBins; b++ {
+		lo, hi := int64(100_000), int64(1)<<62
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			if histBinLog(mid) >= b {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		e[b] = lo
+	}
+	return e
+}()
 
 func histUpper(b int) float64 { return 0.1 * math.Pow(2, float64(b+1)/4) } // ms
 
@@ -370,6 +515,7 @@ func histQuantile(h *[histBins]uint32, p float64) float64 {
 
 // finish turns the accumulators into stages, in run.json's order.
 func (c *collector) finish() []*Stage {
+	c.flush()
 	// Stages are independent and finishing one is mostly sorting: one
 	// goroutine per CPU; each ends when the indices run out.
 	out := make([]*Stage, len(c.order))

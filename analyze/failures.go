@@ -54,20 +54,18 @@ type failureAcc struct {
 
 // addFailure is the collector's hook for the failures table: it sees every
 // row (t is when it started, or was meant to).
-func (c *collector) addFailure(r *captures.Result, t int64) {
+// e is the row's operation in its stage, which counts the requests until
+// the collector flushes them into requests.
+func (c *collector) addFailure(r *captures.Result, t int64, e *opEntry) {
 	if r.ErrorKind == runspec.ErrCutOff {
 		return
 	}
-	a := c.failures
-	if a == nil {
-		a = &failureAcc{groups: map[failureKey]*failureGroup{}, perKind: map[failureKey]int{}, requests: map[[2]string]int64{}}
-		c.failures = a
-	}
-	a.requests[[2]string{r.Scenario, r.Operation}]++
+	a := c.failuresAcc()
+	e.failReq++
 	if r.ErrorKind == "" {
 		return
 	}
-	k := failureKey{r.Scenario, r.Operation, r.ErrorKind, normaliseMessage(r.Error)}
+	k := failureKey{r.Scenario, r.Operation, r.ErrorKind, c.normalised(r.Error)}
 	g := a.groups[k]
 	if g == nil {
 		kk := failureKey{r.Scenario, r.Operation, r.ErrorKind, ""}
@@ -83,6 +81,31 @@ func (c *collector) addFailure(r *captures.Result, t int64) {
 	}
 	g.count++
 	g.first, g.last = min(g.first, t), max(g.last, t)
+}
+
+func (c *collector) failuresAcc() *failureAcc {
+	if c.failures == nil {
+		c.failures = &failureAcc{groups: map[failureKey]*failureGroup{}, perKind: map[failureKey]int{}, requests: map[[2]string]int64{}}
+	}
+	return c.failures
+}
+
+// maxNormalised bounds the messages whose normalised form is remembered:
+// a failure repeated row after row is normalised once.
+const maxNormalised = 4096
+
+func (c *collector) normalised(msg string) string {
+	if n, ok := c.norm[msg]; ok {
+		return n
+	}
+	n := normaliseMessage(msg)
+	if c.norm == nil {
+		c.norm = map[string]string{}
+	}
+	if len(c.norm) < maxNormalised {
+		c.norm[msg] = n
+	}
+	return n
 }
 
 // merge adds o's groups (read from later files) to a's.

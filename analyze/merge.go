@@ -7,6 +7,8 @@ import "slices"
 // iteration split across the two file sets is counted twice, which moves
 // Little's law by a request per file boundary.
 func (c *collector) merge(o *collector) {
+	c.flush()
+	o.flush()
 	for id := range o.runIDs {
 		c.runIDs[id] = true
 	}
@@ -18,6 +20,9 @@ func (c *collector) merge(o *collector) {
 }
 
 func (st *stageAcc) merge(o *stageAcc, c *collector) {
+	// Both were flushed; the entries may point at accumulators merging
+	// replaces, so they are made again if rows come later.
+	st.entries, st.byName = nil, nil
 	st.lastNS = max(st.lastNS, o.lastNS)
 	st.trimmed += o.trimmed
 	st.busyNS += o.busyNS

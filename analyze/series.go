@@ -65,24 +65,33 @@ type secondAcc struct {
 	hist               [histBins]uint32
 }
 
+// denseSeconds is one scenario's seconds 0, 1, … in a slice by number,
+// until flushSeconds moves them into collector.seconds.
+type denseSeconds struct{ v []*secondAcc }
+
+// maxDenseSeconds bounds the seconds kept by number (a day); later or
+// earlier ones go straight to the map.
+const maxDenseSeconds = 86400
+
 // addSecond is the collector's hook for the per-second series.
-func (c *collector) addSecond(r *captures.Result, t int64) {
+func (c *collector) addSecond(r *captures.Result, t int64, d *denseSeconds) {
 	if r.ErrorKind == runspec.ErrCutOff || c.runStart == 0 {
 		return
 	}
-	if c.seconds == nil {
-		c.seconds = map[string]map[int64]*secondAcc{}
-	}
-	m := c.seconds[r.Scenario]
-	if m == nil {
-		m = map[int64]*secondAcc{}
-		c.seconds[r.Scenario] = m
-	}
 	sec := (t - c.runStart) / int64(time.Second)
-	a := m[sec]
-	if a == nil {
-		a = &secondAcc{minNS: math.MaxInt64}
-		m[sec] = a
+	var a *secondAcc
+	if sec >= 0 && sec < maxDenseSeconds && d != nil {
+		if int(sec) >= len(d.v) {
+			d.v = append(d.v, make([]*secondAcc, int(sec)+1-len(d.v))...)
+			d.v = d.v[:cap(d.v)]
+		}
+		a = d.v[sec]
+		if a == nil {
+			a = &secondAcc{minNS: math.MaxInt64}
+			d.v[sec] = a
+		}
+	} else {
+		a = c.secondOf(r.Scenario, sec)
 	}
 	a.requests++
 	a.users = max(a.users, r.ActiveUsers)
@@ -96,6 +105,36 @@ func (c *collector) addSecond(r *captures.Result, t int64) {
 	a.sumNS += float64(r.DurationNS)
 	a.minNS, a.maxNS = min(a.minNS, r.DurationNS), max(a.maxNS, r.DurationNS)
 	a.hist[histBin(r.DurationNS)]++
+}
+
+// secondOf is the accumulator of a scenario's second in the map.
+func (c *collector) secondOf(scenario string, sec int64) *secondAcc {
+	if c.seconds == nil {
+		c.seconds = map[string]map[int64]*secondAcc{}
+	}
+	m := c.seconds[scenario]
+	if m == nil {
+		m = map[int64]*secondAcc{}
+		c.seconds[scenario] = m
+	}
+	a := m[sec]
+	if a == nil {
+		a = &secondAcc{minNS: math.MaxInt64}
+		m[sec] = a
+	}
+	return a
+}
+
+// flushSeconds moves the dense seconds into the map.
+func (c *collector) flushSeconds() {
+	for name, d := range c.dense {
+		for sec, b := range d.v {
+			if b != nil {
+				c.secondOf(name, int64(sec)).add(b)
+			}
+		}
+		d.v = nil
+	}
 }
 
 func (a *secondAcc) add(o *secondAcc) {

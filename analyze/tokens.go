@@ -76,16 +76,20 @@ type opTokens struct {
 
 // addTokens takes one measured row of the stage (the pipeline's ingest
 // calls it for every row inside the window).
-func (c *collector) addTokens(st *stageAcc, r *captures.Result, failed bool) {
+func (c *collector) addTokens(st *stageAcc, r *captures.Result, failed bool, e *opEntry) {
 	a := st.tokens
 	if a == nil {
 		a = &tokenAcc{ws: st.ws, ops: map[string]*opTokens{}, good: goodBoundsOf(c.info, st.info.Scenario)}
 		st.tokens = a
 	}
-	op := a.ops[r.Operation]
+	op := e.tok
 	if op == nil {
-		op = &opTokens{}
-		a.ops[r.Operation] = op
+		op = a.ops[r.Operation]
+		if op == nil {
+			op = &opTokens{}
+			a.ops[r.Operation] = op
+		}
+		e.tok = op
 	}
 	if failed || r.ErrorKind == runspec.ErrCutOff || r.StartNS == 0 {
 		return

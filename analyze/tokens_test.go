@@ -258,6 +258,6 @@ func BenchmarkAddTokens(b *testing.B) {
 	b.ReportAllocs()
 	for i := range b.N {
 		r.StartNS = t0.UnixNano() + int64(i%9000)*int64(time.Millisecond)
-		c.addTokens(st, &r, false)
+		c.addTokens(st, &r, false, st.entry(r.Operation))
 	}
 }
