@@ -84,7 +84,7 @@ type stageAcc struct {
 	entries    []*opEntry      // the operations seen, in order of first row (opEntry)
 	byName     map[string]*opEntry
 	secs       *denseSeconds // the scenario's per-second accumulators (series.go)
-	thinkSum   float64         // Σ pauses between a user's request ending and its next intended start, ns
+	thinkSum   float64       // Σ pauses between a user's request ending and its next intended start, ns
 	thinkN     int64
 	activeSum  float64
 	activeMax  int32 // open mode: most requests in flight (queued or sending) at an arrival
