@@ -101,12 +101,14 @@ var (
 	chatSet  []captures.Exchange
 )
 
-// chatRows is 8192 chat exchanges with 1 KiB bodies each way, made once
-// per process so that making them stays out of every measurement.
+// chatRows is 32,768 chat exchanges with 1 KiB bodies each way, made once
+// per process so that making them stays out of every measurement. That
+// many distinct request ids and counters overflow the header values'
+// dictionary (1 MiB) as real traffic does; fewer would repeat within it.
 func chatRows() []captures.Exchange {
 	chatOnce.Do(func() {
 		g := fake.New(1, time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixNano())
-		chatSet = make([]captures.Exchange, 8192)
+		chatSet = make([]captures.Exchange, 32768)
 		for i := range chatSet {
 			chatSet[i] = g.Chat(1024, 1024)
 		}
