@@ -8,10 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loadtape/loadtape/internal/s3test"
 )
 
 func TestBarrierOneInstant(t *testing.T) {
-	fakeS3(t, "runs")
+	s3test.Start(t, "runs")
 	st, err := FromEnv()
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func TestBarrierOneInstant(t *testing.T) {
 }
 
 func TestBarrierNamesTheMissing(t *testing.T) {
-	fakeS3(t, "runs")
+	s3test.Start(t, "runs")
 	st, err := FromEnv()
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +73,7 @@ func TestBarrierNamesTheMissing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, errs[i] = st.Barrier(ctx, BarrierOptions{Loc: loc, RunID: "job-m", Shard: []int{1, 3}[i], Shards: 4,
-				Timeout: 300 * time.Millisecond, Poll: 20 * time.Millisecond})
+				Timeout: 2 * time.Second, Poll: 20 * time.Millisecond})
 		}()
 	}
 	wg.Wait()

@@ -3,7 +3,8 @@
 // shards of a run on several machines can write to one place and analyze
 // can read them from there. A location is s3://BUCKET/PREFIX; the files of
 // a directory become the objects PREFIX/NAME. An object is written by one
-// PUT, so a reader sees it whole or not at all, as the local writers'
+// PUT, or past 16 MiB by a multipart upload that the store shows only once
+// completed, so a reader sees it whole or not at all, as the local writers'
 // .inprogress rename gives on disk; files still being written (.inprogress)
 // are never uploaded.
 //
