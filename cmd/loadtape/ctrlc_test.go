@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadtape/loadtape/internal/s3test"
 	"github.com/loadtape/loadtape/sim"
 )
 
@@ -55,6 +56,7 @@ func buildBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	s3test.Stop() // the S3 server the object-storage tests share
 	if binary.dir != "" {
 		os.RemoveAll(binary.dir)
 	}

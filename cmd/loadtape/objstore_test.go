@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -14,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/minio/minio-go/v7"
 
+	"github.com/loadtape/loadtape/internal/s3test"
 	"github.com/loadtape/loadtape/objstore"
 	"github.com/loadtape/loadtape/runspec"
 )
@@ -24,25 +23,13 @@ import (
 // TestObjectStorageShards runs two shards of one run with their captures
 // read from and their run directories written to object storage, then
 // analyzes the run's prefix: every shard found there, reports uploaded; a
-// prefix missing a shard is refused naming it. The store is gofakes3, an
-// in-memory S3 implementation on 127.0.0.1 that the test starts (no S3
-// server is installed here).
+// prefix missing a shard is refused naming it. The store is SeaweedFS,
+// started by the test on 127.0.0.1 (internal/s3test).
 func TestObjectStorageShards(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	be := s3mem.New()
-	for _, b := range []string{"caps", "runs"} {
-		if err := be.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s3 := httptest.NewServer(gofakes3.New(be).Server())
-	t.Cleanup(s3.Close)
-	for k, v := range map[string]string{"AWS_ENDPOINT_URL": s3.URL, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
-		t.Setenv(k, v) // the test's client and the binaries it starts
-	}
+	srv := s3test.Start(t, "caps", "runs") // the test's client and the binaries it starts
 	st, err := objstore.FromEnv()
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +71,7 @@ scenarios:
 		}
 	}
 	for _, key := range []string{"job-s3/shard-1/run.json", "job-s3/shard-2/run.json"} {
-		if _, err := be.HeadObject("runs", key); err != nil {
+		if _, err := srv.Client.StatObject(ctx, "runs", key, minio.StatObjectOptions{}); err != nil {
 			t.Errorf("s3://runs/%s: %v", key, err)
 		}
 	}
@@ -97,7 +84,7 @@ scenarios:
 	if code != 0 && code != 3 {
 		t.Fatalf("analyze: exit %d\n%s", code, stderr)
 	}
-	obj, err := be.HeadObject("runs", "reports/job-s3/summary.json")
+	obj, err := srv.Client.StatObject(ctx, "runs", "reports/job-s3/summary.json", minio.StatObjectOptions{})
 	if err != nil || obj.Size < 100 {
 		t.Fatalf("summary.json uploaded: %+v, %v", obj, err)
 	}
@@ -147,16 +134,7 @@ func TestBarrierShards(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	be := s3mem.New()
-	if err := be.CreateBucket("runs"); err != nil {
-		t.Fatal(err)
-	}
-	s3 := httptest.NewServer(gofakes3.New(be).Server())
-	t.Cleanup(s3.Close)
-	for k, v := range map[string]string{"AWS_ENDPOINT_URL": s3.URL, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
-		t.Setenv(k, v)
-	}
+	s3test.Start(t, "runs")
 	bin := buildBinary(t)
 	caps := writeTwoOpCapture(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -237,16 +215,7 @@ func TestRecordToObjectStorage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	be := s3mem.New()
-	if err := be.CreateBucket("caps"); err != nil {
-		t.Fatal(err)
-	}
-	s3 := httptest.NewServer(gofakes3.New(be).Server())
-	t.Cleanup(s3.Close)
-	for k, v := range map[string]string{"AWS_ENDPOINT_URL": s3.URL, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
-		t.Setenv(k, v)
-	}
+	s3test.Start(t, "caps")
 	st, err := objstore.FromEnv()
 	if err != nil {
 		t.Fatal(err)
