@@ -133,27 +133,6 @@ func collectFiles(info *RunInfo, warm WarmUp, files []string) (*collector, error
 	return cs[0], nil
 }
 
-func readInto(c *collector, files []string) error {
-	rr, err := captures.NewReader[captures.Result](files, captures.ReaderOptions{Columns: resultColumns})
-	if err != nil {
-		return badInputf("%v", err)
-	}
-	defer rr.Close()
-	for rr.Next() {
-		batch := rr.Batch()
-		for i := range batch {
-			if !c.add(&batch[i]) {
-				r := &batch[i]
-				return badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", rr.File(), r.Scenario, r.Stage)
-			}
-		}
-	}
-	if err := rr.Err(); err != nil {
-		return badInputf("%v", err)
-	}
-	return nil
-}
-
 // checkResultFiles fails on a run directory without readable result files.
 func checkResultFiles(dir string) error {
 	files, err := captures.List(dir)

@@ -1,0 +1,157 @@
+package analyze
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/loadtape/loadtape/internal/benchrun"
+)
+
+// collectBoth reads dir's result files through the dictionary reader and
+// through captures.Reader's rows, into two collectors.
+func collectBoth(t *testing.T, dir string) (direct, rows *collector) {
+	t.Helper()
+	info, err := ReadRunInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := resultFiles([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, rows = newCollector(info, DefaultWarmUp), newCollector(info, DefaultWarmUp)
+	if err := readInto(direct, files); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := readRows(rows, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return direct, rows
+}
+
+func stagesJSON(t *testing.T, c *collector) string {
+	t.Helper()
+	js, err := json.Marshal(c.finish())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js) + " " + mustJSON(t, c.failuresOf()) + " " + mustJSON(t, c.seriesOf())
+}
+
+func mustJSON(t *testing.T, v any) string {
+	js, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js)
+}
+
+// TestDirectReaderSameAsRows: the dictionary reader hands the collector
+// the rows captures.Reader does (streams with chunk offsets, failures and
+// their texts included), so every statistic comes out the same.
+func TestDirectReaderSameAsRows(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := benchrun.Write(dir, 60_000); err != nil {
+		t.Fatal(err)
+	}
+	direct, rows := collectBoth(t, dir)
+	a, b := stagesJSON(t, direct), stagesJSON(t, rows)
+	if a != b {
+		t.Fatalf("direct reader's statistics differ from captures.Reader's:\n%.600s\nwant\n%.600s", a, b)
+	}
+	if !strings.Contains(a, `"chat.completions"`) || !strings.Contains(a, "upstream overloaded") {
+		t.Fatalf("the run lacks the streams or failures it should test: %.300s", a)
+	}
+}
+
+// TestDirectReaderHandsOverOddFiles: a result file without a column the
+// direct reader needs goes to captures.Reader, whose error names the file
+// and the column.
+func TestDirectReaderHandsOverOddFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := benchrun.Write(dir, 1200); err != nil {
+		t.Fatal(err)
+	}
+	files, err := resultFiles([]string{dir})
+	if err != nil || len(files) != 1 {
+		t.Fatalf("files %v, %v", files, err)
+	}
+	// Rewrite the file without its bytes_in column, keeping the metadata.
+	f, err := os.Open(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, md := readTable(t, f)
+	f.Close()
+	keep := []int{}
+	for i, fl := range tbl.Schema().Fields() {
+		if fl.Name != "bytes_in" {
+			keep = append(keep, i)
+		}
+	}
+	cols := make([]arrow.Column, 0, len(keep))
+	fields := make([]arrow.Field, 0, len(keep))
+	for _, i := range keep {
+		cols = append(cols, *tbl.Column(i))
+		fields = append(fields, tbl.Schema().Field(i))
+	}
+	smaller := array.NewTable(arrow.NewSchema(fields, nil), cols, tbl.NumRows())
+	w, err := os.Create(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := pqarrow.NewFileWriter(smaller.Schema(), w, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range md {
+		if !strings.HasPrefix(kv.Key, "ARROW:") {
+			fw.AppendKeyValueMetadata(kv.Key, *kv.Value)
+		}
+	}
+	if err := fw.WriteTable(smaller, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ReadRunInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = readInto(newCollector(info, DefaultWarmUp), files)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(files[0])) || !strings.Contains(err.Error(), "bytes_in") {
+		t.Fatalf("got %v, want captures.Reader's error naming the file and bytes_in", err)
+	}
+}
+
+func readTable(t *testing.T, f *os.File) (arrow.Table, metadata.KeyValueMetadata) {
+	t.Helper()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl, pf.MetaData().KeyValueMetadata()
+}
