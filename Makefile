@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test bench bench-peers bench-proxy bench-captures lint node-fixtures demo diagnose image clean
+.PHONY: build test bench bench-peers bench-proxy bench-captures bench-analyze lint node-fixtures demo diagnose image clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -62,6 +62,12 @@ bench-proxy:
 # median of 3 runs (bench/captures.sh; BASE=REV runs REV's writer beside).
 bench-captures:
 	bash bench/captures.sh
+
+# The statistics of 10 M result rows beside DuckDB's grouped exact
+# percentiles of the same files, and every report, with peak RSS; 3 rounds
+# (bench/analyze.sh; writes the run once into bin/bench-analyze).
+bench-analyze:
+	bash bench/analyze.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# make bench-analyze: the statistics of a 10 M-row run beside DuckDB's, in
+# one run on this machine. Writes the run once (bench/analyzegen, the
+# synthetic run of internal/benchrun: 3 scenarios × 4 stages, 1 % errors,
+# one gateway request in ten a token stream) into bin/bench-analyze/, then,
+# round after round, times in turn:
+#   duckdb  DuckDB (@duckdb/node-api from testdata/node) computing the
+#           grouped exact percentiles of the successes' durations, with
+#           requests and failures, per scenario × stage × operation
+#           (bench/analyze-duckdb.mjs), the whole node process;
+#   stats   analyze.Analyze alone (every statistic, finding and series,
+#           no report written), the whole process (bench/analyzegen -stats);
+#   full    `loadtape analyze RUN --out DIR`: statistics and every report.
+# Prints each round, then a Markdown table of the medians with peak RSS,
+# stats ÷ duckdb, and the load average before and after.
+#
+# Environment: ROWS (10000000), ROUNDS (3).
+set -euo pipefail
+export LC_ALL=C
+export CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+ROWS=${ROWS:-10000000}
+ROUNDS=${ROUNDS:-3}
+
+say() { echo "bench-analyze: $*" >&2; }
+bad() { say "$*"; exit 2; }
+
+[[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 1000 && $ROWS -le 100000000 ]] || bad "ROWS=$ROWS: expected 1000 to 100000000"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 10 ]] || bad "ROUNDS=$ROUNDS: expected 1 to 10"
+command -v node >/dev/null || bad "node is not installed (DuckDB runs under it)"
+[[ -d testdata/node/node_modules/@duckdb/node-api ]] || bad "testdata/node/node_modules lacks @duckdb/node-api: run make node-fixtures"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+say "building loadtape and bench/analyzegen"
+go build -o "$tmp/loadtape" ./cmd/loadtape
+go build -o "$tmp/analyzegen" ./bench/analyzegen
+
+run=bin/bench-analyze/run-$ROWS
+if [[ ! -f $run/run.json ]]; then
+	say "writing $ROWS result rows to $run (once; about a minute per 10 M rows)"
+	rm -rf "$run"
+	mkdir -p bin/bench-analyze
+	"$tmp/analyzegen" -rows "$ROWS" -out "$run"
+fi
+
+# measure NAME CMD...: runs CMD, appends "NAME wall_s peak_kib" to results.
+results=$tmp/results
+: >"$results"
+measure() {
+	local name=$1
+	shift
+	local t0 t1 rss=0
+	if [[ -x /usr/bin/time ]]; then
+		t0=$(date +%s.%N)
+		/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err" >&2; bad "$name failed"; }
+		t1=$(date +%s.%N)
+		rss=$(tail -1 "$tmp/rss")
+	else
+		t0=$(date +%s.%N)
+		"$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err" >&2; bad "$name failed"; }
+		t1=$(date +%s.%N)
+	fi
+	awk -v n="$name" -v a="$t0" -v b="$t1" -v r="$rss" 'BEGIN { printf "%s %.3f %d\n", n, b - a, r }' | tee -a "$results" |
+		awk -v round="$round" '{ printf "bench-analyze: round %s %-6s %6.2f s, peak RSS %.0f MiB\n", round, $1, $2, $3 / 1024 }' >&2
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for round in $(seq "$ROUNDS"); do
+	measure duckdb node bench/analyze-duckdb.mjs "$run"
+	measure stats "$tmp/analyzegen" -stats "$run"
+	rm -rf "$tmp/out-dir"
+	# exit 3 (a target missed) is a verdict, not a failure
+	measure full bash -c '"$0" analyze "$1" --out "$2" >/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ]' "$tmp/loadtape" "$run" "$tmp/out-dir"
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+median() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$results" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+most() { awk -v n="$1" '$1 == n { print $3 }' "$results" | sort -n | tail -1; }
+duck=$(median duckdb 2)
+stats=$(median stats 2)
+full=$(median full 2)
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+echo "Statistics of $ROWS result rows, $ROUNDS rounds (medians), $(nproc) cores ($cpu_model), load average $load0 before, $load1 after"
+echo
+echo "| what | wall s (median) | peak RSS MiB (most) | ÷ DuckDB |"
+echo "| --- | --- | --- | --- |"
+awk -v d="$duck" -v s="$stats" -v f="$full" -v rd="$(most duckdb)" -v rs="$(most stats)" -v rf="$(most full)" 'BEGIN {
+	printf "| DuckDB: grouped exact percentiles (bench/analyze-duckdb.mjs) | %.2f | %.0f | 1 |\n", d, rd / 1024
+	printf "| analyze.Analyze: every statistic and finding, no report | %.2f | %.0f | %.1f |\n", s, rs / 1024, s / d
+	printf "| loadtape analyze: statistics and every report | %.2f | %.0f | %.1f |\n", f, rf / 1024, f / d
+}'
