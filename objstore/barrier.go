@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +63,15 @@ func (s *Store) Barrier(ctx context.Context, o BarrierOptions) (time.Time, error
 	began := now()
 	mine := now().UTC().Format(time.RFC3339Nano)
 	key := fmt.Sprintf("%s%d-of-%d", o.folder(), o.Shard, o.Shards)
-	if _, err := s.c.PutObject(ctx, o.Loc.Bucket, key, strings.NewReader(mine), int64(len(mine)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
+	// Only if there is none yet (If-None-Match: *): a registration left by
+	// an earlier run of this id would otherwise be counted, and the shards
+	// would start at once, each on its own, from that run's instant.
+	put := minio.PutObjectOptions{ContentType: "text/plain"}
+	put.SetMatchETagExcept("*")
+	if _, err := s.c.PutObject(ctx, o.Loc.Bucket, key, strings.NewReader(mine), int64(len(mine)), put); err != nil {
+		if r := minio.ToErrorResponse(err); r.StatusCode == http.StatusPreconditionFailed || r.Code == "PreconditionFailed" {
+			return time.Time{}, fmt.Errorf("start barrier %s: shard %d/%d of run %s registered already (%s%s/%s): a run id is used once; give this run a new --run-id", o.Loc, o.Shard, o.Shards, o.RunID, Scheme, o.Loc.Bucket, key)
+		}
 		return time.Time{}, fmt.Errorf("start barrier: register %s%s/%s: %w", Scheme, o.Loc.Bucket, key, err)
 	}
 	deadline := began.Add(o.Timeout)

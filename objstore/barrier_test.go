@@ -89,3 +89,31 @@ func TestBarrierNamesTheMissing(t *testing.T) {
 		t.Errorf("mixed N: %v", err)
 	}
 }
+
+// TestBarrierRunIDUsedOnce: a second run under a run id whose shards have
+// registered is refused, naming the id, rather than started at once from
+// the first run's instant.
+func TestBarrierRunIDUsedOnce(t *testing.T) {
+	srv := s3test.Start(t, "runs")
+	if !srv.Real {
+		t.Skip("the fake ignores If-None-Match; this needs SeaweedFS")
+	}
+	st, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := Parse("s3://runs/job-once")
+	ctx := context.Background()
+	o := BarrierOptions{Loc: loc, RunID: "job-once", Shard: 1, Shards: 1, Timeout: 5 * time.Second, Poll: 20 * time.Millisecond}
+	if _, err := st.Barrier(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Barrier(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "shard 1/1 of run job-once registered already") || !strings.Contains(err.Error(), "--run-id") {
+		t.Errorf("the run id again: %v, want it refused", err)
+	}
+	o.RunID = "job-twice"
+	if _, err := st.Barrier(ctx, o); err != nil {
+		t.Errorf("a new run id: %v", err)
+	}
+}
