@@ -63,7 +63,9 @@ metric() { awk -v u="$2" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}'
 before=$(load)
 say "load average before: $before"
 tp=$(run BenchmarkRecordVsGoproxy 1x LOADTAPE_ROUND="$ROUND")
+tp_load=$(load)
 lat=$(run BenchmarkAddedLatency1KiB "${LATENCY_N}x")
+lat_load=$(load)
 soak=$(run BenchmarkSoakMemory 1x LOADTAPE_SOAK="$SUSTAIN" LOADTAPE_SOAK_RATE="$SUSTAIN_RATE")
 after=$(load)
 
@@ -74,9 +76,9 @@ dropped=$(metric "$soak" dropped)
 verdict() { if awk "BEGIN{exit !($1)}"; then echo met; else echo "NOT met"; fi; }
 
 printf '\nrecording proxy, write-ahead log on; load average %s before, %s after (1/5/15 min)\n' "$before" "$after"
-printf 'throughput beside bare goproxy: %s vs %s exchanges/s = %s x (target >= 1.3: %s); %s dropped\n' \
-	"$(metric "$tp" record-exchanges/s)" "$(metric "$tp" goproxy-exchanges/s)" "$ratio" "$(verdict "$ratio >= 1.3")" "$(metric "$tp" dropped)"
-printf 'added latency, 1 KiB at 1,000/s: median %s us (direct %s, proxied %s), p99 +%s us (target median <= 150: %s)\n' \
-	"$added" "$(metric "$lat" direct-p50-µs)" "$(metric "$lat" proxy-p50-µs)" "$(metric "$lat" added-p99-µs)" "$(verdict "$added <= 150")"
-printf 'sustained small exchanges, %s/s offered for %s: %s/s completed, %s dropped (target >= 10,000/s, 0 dropped: %s)\n' \
-	"$SUSTAIN_RATE" "$SUSTAIN" "$rate" "$dropped" "$(verdict "$rate >= 10000 && $dropped == 0")"
+printf 'throughput beside bare goproxy: %s vs %s exchanges/s = %s x (target >= 1.3: %s); %s dropped; load after it %s\n' \
+	"$(metric "$tp" record-exchanges/s)" "$(metric "$tp" goproxy-exchanges/s)" "$ratio" "$(verdict "$ratio >= 1.3")" "$(metric "$tp" dropped)" "$tp_load"
+printf 'added latency, 1 KiB at 1,000/s: median %s us (direct %s, proxied %s), p99 +%s us (target median <= 150: %s); load after it %s\n' \
+	"$added" "$(metric "$lat" direct-p50-µs)" "$(metric "$lat" proxy-p50-µs)" "$(metric "$lat" added-p99-µs)" "$(verdict "$added <= 150")" "$lat_load"
+printf 'sustained small exchanges, %s/s offered for %s: %s/s completed, %s dropped (target >= 10,000/s, 0 dropped: %s); load after it %s\n' \
+	"$SUSTAIN_RATE" "$SUSTAIN" "$rate" "$dropped" "$(verdict "$rate >= 10000 && $dropped == 0")" "$after"
