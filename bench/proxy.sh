@@ -15,7 +15,8 @@
 #
 # Environment: ROUND (2s: one throughput round; three per side), LATENCY_N
 # (5000 paced pairs, about 10 s), SUSTAIN (10s), SUSTAIN_RATE (10000),
-# OUT (out/bench-proxy: the raw benchmark output). About 50 s in all.
+# OUT (out/bench-proxy: the raw benchmark output), BIN (a proxy test binary
+# built before; default: build one). About 50 s in all.
 # All traffic goes to 127.0.0.1.
 set -euo pipefail
 export LC_ALL=C
@@ -43,9 +44,13 @@ case $LATENCY_N$SUSTAIN_RATE in
 esac
 
 mkdir -p "$OUT"
-bin=$OUT/proxy.test
-say "building the proxy benchmarks"
-go test -c -o "$bin" ./proxy/
+if [ -n "${BIN:-}" ]; then
+	bin=$BIN # a test binary built before (go test -c ./proxy/): no compiler load just before the run
+else
+	bin=$OUT/proxy.test
+	say "building the proxy benchmarks"
+	go test -c -o "$bin" ./proxy/
+fi
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 run() { # name, -test.benchtime, extra env...
