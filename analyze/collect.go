@@ -574,11 +574,17 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 		ok, ttfb, ttft = append(ok, op.ok), append(ttfb, op.ttfb), append(ttft, op.ttft)
 		itl, tpot, lag = append(itl, op.itl), append(tpot, op.tpot), append(lag, op.lag)
 	}
-	// All operations together: merging the sorted slices is linear where
-	// sorting their concatenation again would not be.
-	all.ok, all.ttfb, all.ttft = mergeSorted(ok), mergeSorted(ttfb), mergeSorted(ttft)
-	all.itl, all.tpot, all.lag = mergeSorted(itl), mergeSorted(tpot), mergeSorted(lag)
-	s.Operations[AllOps] = all.stats(s.WindowS)
+	// All operations together: the durations merged (detectors read them;
+	// merging the sorted slices is linear where sorting their
+	// concatenation again would not be); the rest summarised from the
+	// sorted parts without a merged copy.
+	all.ok = mergeSorted(ok)
+	o := all.stats(s.WindowS)
+	o.TTFBMS, o.TTFTMS, o.ITLMS, o.TPOTMS, o.SendLagMS = partsLatency(ttfb), partsLatency(ttft), partsLatency(itl), partsLatency(tpot), partsLatency(lag)
+	for _, p := range lag {
+		o.Lagged += int64(len(p) - sort.Search(len(p), func(i int) bool { return p[i] > int64(maxSendLagMS*1e6) }))
+	}
+	s.Operations[AllOps] = o
 	st.tokens.fill(s)
 	s.Steady = st.steady()
 	if !s.Steady {

@@ -2,8 +2,10 @@ package analyze
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,4 +156,28 @@ func readTable(t *testing.T, f *os.File) (arrow.Table, metadata.KeyValueMetadata
 		t.Fatal(err)
 	}
 	return tbl, pf.MetaData().KeyValueMetadata()
+}
+
+// TestPartsLatencyIsMergedLatency: the "all" row's figures from sorted
+// parts equal latencyOf of their merge, ties and empty parts included.
+func TestPartsLatencyIsMergedLatency(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 200 {
+		parts := make([][]int64, 1+rng.IntN(5))
+		for i := range parts {
+			p := make([]int64, rng.IntN(50))
+			for j := range p {
+				p[j] = rng.Int64N(int64(1 + trial*trial))
+			}
+			slices.Sort(p)
+			parts[i] = p
+		}
+		got := partsLatency(parts)
+		merged := mergeSorted(slices.Clone(parts))
+		want := latencyPtr(slices.Clone(merged))
+		if (got == nil) != (want == nil) || got != nil && *got != *want {
+			t.Fatalf("trial %d: parts %v: got %+v, want %+v", trial, parts, got, want)
+		}
+	}
 }

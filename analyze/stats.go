@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 )
 
 // ErrBadInput marks errors caused by the input files or flags (exit code 2).
@@ -54,6 +55,55 @@ func latencyOf(vals []int64) Latency {
 		P99: Percentile(vals, 0.99) / ms,
 		Max: float64(vals[len(vals)-1]) / ms,
 	}
+}
+
+// partsLatency is latencyPtr of the merge of sorted parts, without
+// merging them: each percentile is found by its rank.
+func partsLatency(parts [][]int64) *Latency {
+	n := 0
+	var sum float64
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		n += len(p)
+		for _, v := range p {
+			sum += float64(v)
+		}
+		lo, hi = min(lo, p[0]), max(hi, p[len(p)-1])
+	}
+	if n == 0 {
+		return nil
+	}
+	const ms = 1e6
+	pct := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(n))) - 1
+		return float64(kthOfSorted(parts, min(max(i, 0), n-1), lo, hi)) / ms
+	}
+	return &Latency{
+		Min: float64(lo) / ms, Avg: sum / float64(n) / ms,
+		P50: pct(0.50), P90: pct(0.90), P95: pct(0.95), P99: pct(0.99),
+		Max: float64(hi) / ms,
+	}
+}
+
+// kthOfSorted is the k-th smallest (from 0) of the values of sorted parts,
+// all within [lo, hi]: the smallest value v with more than k values ≤ v.
+func kthOfSorted(parts [][]int64, k int, lo, hi int64) int64 {
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		atMost := 0
+		for _, p := range parts {
+			atMost += sort.Search(len(p), func(i int) bool { return p[i] > mid })
+		}
+		if atMost > k {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // latencyPtr is latencyOf, nil for no values.
