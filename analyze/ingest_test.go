@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -178,6 +179,12 @@ func TestPartsLatencyIsMergedLatency(t *testing.T) {
 		want := latencyPtr(slices.Clone(merged))
 		if (got == nil) != (want == nil) || got != nil && *got != *want {
 			t.Fatalf("trial %d: parts %v: got %+v, want %+v", trial, parts, got, want)
+		}
+		for _, q := range append([]float64{0, 0.001}, SeriesPercentiles...) {
+			g, w := PercentileOfParts(parts, q), Percentile(merged, q)
+			if g != w && !(math.IsNaN(g) && math.IsNaN(w)) {
+				t.Fatalf("trial %d: PercentileOfParts(%v, %v) = %v, want %v", trial, parts, q, g, w)
+			}
 		}
 	}
 }

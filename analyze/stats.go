@@ -88,6 +88,24 @@ func partsLatency(parts [][]int64) *Latency {
 	}
 }
 
+// PercentileOfParts is Percentile of the merge of sorted parts, found by
+// rank without merging them.
+func PercentileOfParts(parts [][]int64, p float64) float64 {
+	n := 0
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, q := range parts {
+		if len(q) > 0 {
+			n += len(q)
+			lo, hi = min(lo, q[0]), max(hi, q[len(q)-1])
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(p*float64(n))) - 1
+	return float64(kthOfSorted(parts, min(max(i, 0), n-1), lo, hi))
+}
+
 // kthOfSorted is the k-th smallest (from 0) of the values of sorted parts,
 // all within [lo, hi]: the smallest value v with more than k values ≤ v.
 func kthOfSorted(parts [][]int64, k int, lo, hi int64) int64 {

@@ -70,27 +70,37 @@ func StatsCSV(s *analyze.Summary) ([]byte, error) {
 	var total acc
 	var totalRPS, totalFPS float64
 	row := func(typ, name string, a acc, rps, fps float64) []string {
-		d := mergeDurations(a.durs)
+		// Each stage's durations are sorted: the percentiles are found by
+		// rank in them, without a sorted copy of them all.
+		var n int
+		var sum float64
+		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, p := range a.durs {
+			if len(p) == 0 {
+				continue
+			}
+			n += len(p)
+			for _, v := range p {
+				sum += float64(v)
+			}
+			lo, hi = min(lo, p[0]), max(hi, p[len(p)-1])
+		}
 		r := []string{typ, name, strconv.FormatInt(a.count, 10), strconv.FormatInt(a.failures, 10)}
 		size := "0"
 		if a.count > 0 {
 			size = strconv.FormatInt(a.bytes/a.count, 10) // Locust writes an integer
 		}
-		if len(d) == 0 {
+		if n == 0 {
 			r = append(r, "0", "0", "0", "0", size, csvNum(rps), csvNum(fps))
 			for range analyze.SeriesPercentiles {
 				r = append(r, "N/A")
 			}
 			return r
 		}
-		var sum float64
-		for _, v := range d {
-			sum += float64(v)
-		}
-		r = append(r, csvNum(analyze.Percentile(d, 0.5)/1e6), csvNum(sum/float64(len(d))/1e6), csvNum(float64(d[0])/1e6),
-			csvNum(float64(d[len(d)-1])/1e6), size, csvNum(rps), csvNum(fps))
+		r = append(r, csvNum(analyze.PercentileOfParts(a.durs, 0.5)/1e6), csvNum(sum/float64(n)/1e6), csvNum(float64(lo)/1e6),
+			csvNum(float64(hi)/1e6), size, csvNum(rps), csvNum(fps))
 		for _, q := range analyze.SeriesPercentiles {
-			r = append(r, csvNum(analyze.Percentile(d, q)/1e6))
+			r = append(r, csvNum(analyze.PercentileOfParts(a.durs, q)/1e6))
 		}
 		return r
 	}
@@ -137,16 +147,6 @@ func errorCount(o *analyze.OpStats) int64 {
 		n += v
 	}
 	return n
-}
-
-// mergeDurations merges sorted duration slices into one sorted slice.
-func mergeDurations(parts [][]int64) []int64 {
-	var out []int64
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // scenarioOrder is the scenarios in the order their stages come.
