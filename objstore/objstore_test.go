@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -226,5 +228,50 @@ func TestUnfinishedUploadIsInvisible(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "up", "exchanges-1.parquet")); !bytes.Equal(b, part) {
 		t.Errorf("got %d bytes, want the %d uploaded", len(b), len(part))
+	}
+}
+
+// TestDownloadPastOnePage: a listing answers at most 1,000 keys a page; a
+// long recording's prefix (a file per --roll) holds more, and Download must
+// follow the continuation to get every one.
+func TestDownloadPastOnePage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("puts 1,050 objects")
+	}
+	srv := s3test.Start(t, "runs")
+	st, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 1050
+	var want []string
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		name := fmt.Sprintf("exchanges-%04d.parquet", i)
+		want = append(want, name)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := srv.Client.PutObject(ctx, "runs", "long/"+name, strings.NewReader(name), int64(len(name)), minio.PutObjectOptions{}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	got, err := st.Download(ctx, Location{"runs", "long"}, dst)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("downloaded %d names (%v), want the %d put", len(got), err, n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, want[n-1])); string(b) != want[n-1] {
+		t.Errorf("%s holds %q", want[n-1], b)
 	}
 }
