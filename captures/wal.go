@@ -15,14 +15,14 @@ package captures
 //
 // Types: 'H' header (JSON: kind, schema version, metadata), first and once;
 // 'M' metadata (JSON object, replaces the header's); 'A' Arrow IPC stream
-// bytes. The 'A' payloads in order form one Arrow IPC stream: the schema
+// bytes; 'P' padding (zeros, skipped), which ends each write on a 4 KiB
+// boundary where the log is written with direct I/O (walIO below). The 'A' payloads in order form one Arrow IPC stream: the schema
 // message in the first, one record batch in each. A frame that is cut off
 // or fails its checksum ends the log: it and everything after it are a torn
 // tail and dropped.
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -48,6 +48,7 @@ const (
 	frameHeader    = 'H'
 	frameMeta      = 'M'
 	frameArrow     = 'A'
+	framePad       = 'P'
 	maxFrameLength = 1 << 31 // longer lengths are a corrupt header, not a frame
 )
 
@@ -74,20 +75,22 @@ type walFile struct {
 	f      *os.File
 	path   string
 	enc    *ipc.Writer
-	frame  bytes.Buffer // the frame being built, head reserved
-	size   int64        // bytes of whole frames written
-	synced int64        // bytes known to be on disk
+	frame  alignedBuf // what the next write holds: the frame being built, head reserved (after the magic in the first)
+	start  int        // where that frame begins in frame
+	direct bool       // f bypasses the page cache: writes are whole 4 KiB blocks at block offsets
+	size   int64      // bytes of whole frames written
+	synced int64      // bytes known to be on disk
 	meta   map[string]string
 }
 
 // createWAL creates and locks a new log and writes its header. O_EXCL, as
 // for the Parquet file: a log of the same name belongs to another writer.
 func createWAL(path string, schema *arrow.Schema, mem memory.Allocator, h walHeader) (*walFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, direct, err := createLog(path)
 	if err != nil {
 		return nil, err
 	}
-	l := &walFile{f: f, path: path, meta: maps.Clone(h.Metadata)}
+	l := &walFile{f: f, path: path, direct: direct, meta: maps.Clone(h.Metadata)}
 	fail := func(err error) (*walFile, error) {
 		f.Close()
 		os.Remove(path)
@@ -96,11 +99,7 @@ func createWAL(path string, schema *arrow.Schema, mem memory.Allocator, h walHea
 	if err := lockFile(f); err != nil {
 		return fail(err)
 	}
-	l.enc = ipc.NewWriter((*frameWriter)(&l.frame), ipc.WithSchema(schema), ipc.WithAllocator(mem))
-	if _, err := f.WriteString(walMagic); err != nil {
-		return fail(err)
-	}
-	l.size = int64(len(walMagic))
+	l.enc = ipc.NewWriter(&l.frame, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	b, _ := json.Marshal(h)
 	l.begin(frameHeader)
 	l.frame.Write(b)
@@ -110,24 +109,41 @@ func createWAL(path string, schema *arrow.Schema, mem memory.Allocator, h walHea
 	return l, nil
 }
 
-// frameWriter lets the IPC encoder append to the frame being built.
-type frameWriter bytes.Buffer
-
-func (w *frameWriter) Write(p []byte) (int, error) { return (*bytes.Buffer)(w).Write(p) }
-
+// begin starts the next frame; the log's first write also holds the magic.
 func (l *walFile) begin(typ byte) {
 	l.frame.Reset()
-	l.frame.Write(make([]byte, frameHead))
-	l.frame.WriteByte(typ)
+	if l.size == 0 {
+		l.frame.Write([]byte(walMagic))
+	}
+	l.start = len(l.frame.b)
+	var head [frameHead + 1]byte
+	head[frameHead] = typ
+	l.frame.Write(head[:])
+}
+
+// seal fills in the head of the frame that begins at start.
+func seal(b []byte, start int) {
+	body := b[start+frameHead:]
+	binary.LittleEndian.PutUint32(b[start:start+4], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[start+4:start+8], crc32.Checksum(body, castagnoli))
 }
 
 // end fills in the frame's head and writes it with one write call, so that
-// a crash leaves whole frames and at most one torn one.
+// a crash leaves whole frames and at most one torn one. With direct I/O a
+// padding frame follows it up to the next block boundary, in the same write.
 func (l *walFile) end() error {
-	b := l.frame.Bytes()
-	body := b[frameHead:]
-	binary.LittleEndian.PutUint32(b[0:4], uint32(len(body)))
-	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(body, castagnoli))
+	seal(l.frame.b, l.start)
+	if l.direct {
+		pad := (logBlock - (len(l.frame.b)+frameHead+1)%logBlock) % logBlock
+		at := len(l.frame.b)
+		l.frame.grow(frameHead + 1 + pad)
+		b := l.frame.b[:at+frameHead+1+pad]
+		clear(b[at:])
+		b[at+frameHead] = framePad
+		l.frame.b = b
+		seal(b, at)
+	}
+	b := l.frame.b
 	n, err := l.f.Write(b)
 	if err != nil {
 		// Cut a partial frame off now, so that a later frame is not

@@ -83,7 +83,9 @@ func TestTornWAL(t *testing.T) {
 		wantTorn int64
 	}{
 		{"whole", func(b []byte) []byte { return b }, 300, 0},
-		{"cut in the last frame's body", func(b []byte) []byte { return b[:ends[2]-7] }, 200, ends[2] - 7 - ends[1]},
+		// Half-way through the last batch's write is in its Arrow frame,
+		// whether or not a padding frame (direct I/O) ends the write.
+		{"cut in the last frame's body", func(b []byte) []byte { return b[:(ends[1]+ends[2])/2] }, 200, (ends[2] - ends[1]) / 2},
 		{"cut in the last frame's head", func(b []byte) []byte { return b[:ends[1]+3] }, 200, 3},
 		{"a flipped byte in the second frame", func(b []byte) []byte {
 			b = slices.Clone(b)

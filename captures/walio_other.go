@@ -1,0 +1,9 @@
+//go:build !linux
+
+package captures
+
+import "os"
+
+// directIO: direct I/O is only set up on Linux; elsewhere logs go through
+// the page cache.
+func directIO(*os.File) bool { return false }
