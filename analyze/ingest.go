@@ -30,16 +30,18 @@ import (
 // resultCol is one column analyze reads and where it goes in a row.
 type resultCol struct {
 	name string
-	set  func(a arrow.Array, rows []captures.Result, in *interner) bool // false: not the expected type
+	// set fills rows from a's values off, off+1, …; false: a is not of
+	// the expected type.
+	set func(a arrow.Array, rows []captures.Result, off int, in *interner) bool
 }
 
 func i64Of(name string, p func(*captures.Result) *int64) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, _ *interner) bool {
+	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, _ *interner) bool {
 		c, ok := a.(*array.Int64)
 		if !ok || c.NullN() > 0 {
 			return false
 		}
-		v := c.Int64Values()
+		v := c.Int64Values()[off:]
 		for i := range rows {
 			*p(&rows[i]) = v[i]
 		}
@@ -48,12 +50,12 @@ func i64Of(name string, p func(*captures.Result) *int64) resultCol {
 }
 
 func i32Of(name string, p func(*captures.Result) *int32) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, _ *interner) bool {
+	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, _ *interner) bool {
 		c, ok := a.(*array.Int32)
 		if !ok || c.NullN() > 0 {
 			return false
 		}
-		v := c.Int32Values()
+		v := c.Int32Values()[off:]
 		for i := range rows {
 			*p(&rows[i]) = v[i]
 		}
@@ -62,7 +64,7 @@ func i32Of(name string, p func(*captures.Result) *int32) resultCol {
 }
 
 func strOf(name string, p func(*captures.Result) *string) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, in *interner) bool {
+	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, in *interner) bool {
 		d, ok := a.(*array.Dictionary)
 		if !ok || d.NullN() > 0 {
 			return false
@@ -71,15 +73,15 @@ func strOf(name string, p func(*captures.Result) *string) resultCol {
 		if !ok {
 			return false
 		}
-		vals := in.values(dict)
+		vals := in.values(a, dict)
 		switch idx := d.Indices().(type) {
 		case *array.Int32:
-			for i, k := range idx.Int32Values()[:len(rows)] {
+			for i, k := range idx.Int32Values()[off : off+len(rows)] {
 				*p(&rows[i]) = vals[k]
 			}
 		default:
 			for i := range rows {
-				*p(&rows[i]) = vals[d.GetValueIndex(i)]
+				*p(&rows[i]) = vals[d.GetValueIndex(off+i)]
 			}
 		}
 		return true
@@ -87,7 +89,7 @@ func strOf(name string, p func(*captures.Result) *string) resultCol {
 }
 
 func offsetsOf(name string, p func(*captures.Result) *[]int64) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, _ *interner) bool {
+	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, _ *interner) bool {
 		l, ok := a.(*array.List)
 		if !ok || l.NullN() > 0 {
 			return false
@@ -100,7 +102,7 @@ func offsetsOf(name string, p func(*captures.Result) *[]int64) resultCol {
 		// buffer goes at the next batch, and the collector keeps none.
 		var v []int64
 		for i := range rows {
-			start, end := l.ValueOffsets(i)
+			start, end := l.ValueOffsets(off + i)
 			if start == end {
 				*p(&rows[i]) = nil
 				continue
@@ -136,19 +138,29 @@ var resultCols = []resultCol{
 	i64Of("bytes_in", func(r *captures.Result) *int64 { return &r.BytesIn }),
 }
 
+// rowSlice is how many rows are filled and collected at a time.
+const rowSlice = 2048
+
 // maxInterned bounds the distinct strings one reader keeps; past it (error
 // texts that differ row by row) values are copied as they come.
 const maxInterned = 1 << 16
 
 // interner gives each distinct string one Go copy.
 type interner struct {
-	m    map[string]string
-	vals []string
+	m     map[string]string
+	cache map[arrow.Array][]string // each column's dictionary, this batch
 }
 
-// values returns dict's entries as Go strings that outlive the batch.
-func (in *interner) values(dict *array.String) []string {
-	in.vals = in.vals[:0]
+// values returns dict, the dictionary of column a, as Go strings that
+// outlive the batch: made once per batch and column.
+func (in *interner) values(a arrow.Array, dict *array.String) []string {
+	if v, ok := in.cache[a]; ok {
+		return v
+	}
+	if in.cache == nil {
+		in.cache = map[arrow.Array][]string{}
+	}
+	vals := make([]string, 0, dict.Len())
 	for i := range dict.Len() {
 		v := dict.Value(i) // aliases the Arrow buffer
 		s, ok := in.m[v]
@@ -161,9 +173,10 @@ func (in *interner) values(dict *array.String) []string {
 				in.m[s] = s
 			}
 		}
-		in.vals = append(in.vals, s)
+		vals = append(vals, s)
 	}
-	return in.vals
+	in.cache[a] = vals
+	return vals
 }
 
 // errUnexpected makes readResultFile hand a file to captures.Reader.
@@ -275,23 +288,28 @@ func readResultFile(c *collector, path string, in *interner, rows *[]captures.Re
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		n := int(rec.NumRows())
-		if cap(*rows) < n {
-			*rows = make([]captures.Result, n)
+		if *rows == nil {
+			*rows = make([]captures.Result, rowSlice)
 		}
-		batch := (*rows)[:n]
-		for i, j := range setters {
-			if !resultCols[j].set(rec.Column(i), batch, in) {
-				if started {
-					return badInputf("%s: %v: column %q changed type between row groups", path, captures.ErrCorruptFile, resultCols[j].name)
+		clear(in.cache)
+		// The batch's rows a slice at a time, small enough to stay in the
+		// CPU's cache between filling them and collecting them.
+		for off := 0; off < n; off += rowSlice {
+			batch := (*rows)[:min(rowSlice, n-off)]
+			for i, j := range setters {
+				if !resultCols[j].set(rec.Column(i), batch, off, in) {
+					if started {
+						return badInputf("%s: %v: column %q changed type between row groups", path, captures.ErrCorruptFile, resultCols[j].name)
+					}
+					return errUnexpected
 				}
-				return errUnexpected
 			}
-		}
-		started = true
-		for i := range batch {
-			if !c.add(&batch[i]) {
-				r := &batch[i]
-				return badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", path, r.Scenario, r.Stage)
+			started = true
+			for i := range batch {
+				if !c.add(&batch[i]) {
+					r := &batch[i]
+					return badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", path, r.Scenario, r.Stage)
+				}
 			}
 		}
 	}
