@@ -2,7 +2,7 @@
 // `weed server` (master, volume server, filer and S3 gateway in one
 // process) on 127.0.0.1, built from source by `make seaweedfs` into
 // bin/tools/weed. One server is started per test process, at the first
-// Start (its first write takes ~10 s: weed grows its first volumes), and
+// Start (~14 s here, mostly until weed has grown its first volumes), and
 // shared by the package's tests: each Start empties the buckets it names,
 // so a test sees only its own objects (tests that share a bucket must not
 // run in parallel). TestMain calls Stop; if it does not, weed is killed
@@ -68,6 +68,16 @@ func Binary() string {
 	_, file, _, _ := runtime.Caller(0)
 	if p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "tools", "weed"); isExec(p) {
 		return p
+	}
+	// Built with -trimpath, file names no directory: the tests run in
+	// their package's directory, below the module root.
+	for dir, _ := os.Getwd(); dir != "" && dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if p := filepath.Join(dir, "bin", "tools", "weed"); isExec(p) {
+				return p
+			}
+			break
+		}
 	}
 	if p, err := exec.LookPath("weed"); err == nil {
 		return p
