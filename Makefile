@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test bench bench-peers bench-proxy bench-captures bench-analyze bench-scale lint node-fixtures demo diagnose image clean
+.PHONY: build test seaweedfs bench bench-peers bench-proxy bench-captures bench-analyze bench-scale lint node-fixtures demo diagnose image clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -19,9 +19,23 @@ node-fixtures: $(NODE_FIXTURES)/node_modules/.package-lock.json
 $(NODE_FIXTURES)/node_modules/.package-lock.json: $(NODE_FIXTURES)/package-lock.json
 	cd $(NODE_FIXTURES) && npm ci --no-audit --no-fund
 
+# SeaweedFS's weed: the S3-compatible server the object-storage tests start
+# (internal/s3test). Built from its module at one pinned version, inside the
+# module's own directory so that its go.mod (it has a replace, which
+# `go install pkg@version` refuses) applies; loadtape's go.mod does not
+# depend on it. Built only when bin/tools/weed is missing (about 6 minutes
+# of both cores cold).
+SEAWEEDFS_VERSION := v0.0.0-20261109003541-7506e5f91cd6
+WEED := bin/tools/weed
+seaweedfs: $(WEED)
+$(WEED):
+	cd / && go mod download github.com/seaweedfs/seaweedfs@$(SEAWEEDFS_VERSION)
+	mkdir -p $(dir $(abspath $(WEED)))
+	cd "$$(go env GOMODCACHE)/github.com/seaweedfs/seaweedfs@$(SEAWEEDFS_VERSION)" && CGO_ENABLED=0 go build -trimpath -o "$(abspath $(WEED))" ./weed
+
 # The end-to-end demo test measures latency and send lag, so it runs last,
 # alone and without the race detector (see demo/demo_test.go).
-test: node-fixtures build
+test: node-fixtures build seaweedfs
 	go test -race -timeout 25m $$(go list ./... | grep -v '/demo$$')
 	go test -count=1 -timeout 10m ./demo/
 
