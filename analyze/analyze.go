@@ -104,21 +104,21 @@ func resultFiles(dirs []string) ([]string, error) {
 }
 
 // collectFiles reads the result files on one goroutine per CPU (up to
-// four), each into a collector of its own over a contiguous run of files,
-// and merges the collectors in file order. Decoding Parquet is most of the
-// work, and it parallelises.
+// four), each into a collector of its own over a contiguous run of row
+// groups holding about as many rows as the others' (planParts), and
+// merges the collectors in file order. Decoding Parquet is most of the
+// work, and it parallelises, even within one file.
 func collectFiles(info *RunInfo, warm WarmUp, files []string) (*collector, error) {
-	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(files)))
-	cs := make([]*collector, workers)
-	errs := make([]error, workers)
+	parts := planParts(files, max(1, min(runtime.GOMAXPROCS(0), 4)))
+	cs := make([]*collector, len(parts))
+	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
-	for w := range workers {
-		part := files[w*len(files)/workers : (w+1)*len(files)/workers]
+	for w := range parts {
 		cs[w] = newCollector(info, warm)
 		wg.Add(1)
-		go func() { // ends when its files are read or one is bad
+		go func() { // ends when its row groups are read or one is bad
 			defer wg.Done()
-			errs[w] = readInto(cs[w], part)
+			errs[w] = readInto(cs[w], parts[w])
 		}()
 	}
 	wg.Wait()

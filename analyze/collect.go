@@ -150,6 +150,10 @@ func (st *stageAcc) entry(name string) *opEntry {
 type vuState struct {
 	iter, end       int64
 	hasIter, hasEnd bool
+	// The user's first row here, for merging collectors exactly: its
+	// iteration, and the intended start of its first row that was sent.
+	firstIter, firstIntended int64
+	hasFirst, hasFirstSent   bool
 }
 
 // maxDenseVU bounds the users kept in a slice by number; others (negative
@@ -418,11 +422,17 @@ func (st *stageAcc) countDense(r *captures.Result) {
 		st.vus = st.vus[:cap(st.vus)]
 	}
 	u := &st.vus[r.VU]
+	if !u.hasFirst {
+		u.firstIter, u.hasFirst = r.Iteration, true
+	}
 	if !u.hasIter || u.iter != r.Iteration {
 		st.iterations++
 		u.iter, u.hasIter = r.Iteration, true
 	}
 	if r.StartNS > 0 {
+		if !u.hasFirstSent {
+			u.firstIntended, u.hasFirstSent = r.IntendedNS, true
+		}
 		if u.hasEnd && r.IntendedNS >= u.end {
 			st.thinkSum += float64(r.IntendedNS - u.end)
 			st.thinkN++

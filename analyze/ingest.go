@@ -182,14 +182,79 @@ func (in *interner) values(a arrow.Array, dict *array.String) []string {
 // errUnexpected makes readResultFile hand a file to captures.Reader.
 var errUnexpected = errors.New("not the layout analyze reads directly")
 
-// readInto reads files, in order, into c.
-func readInto(c *collector, files []string) error {
+// filePart is one file's row groups to read, in order; nil groups means
+// the whole file.
+type filePart struct {
+	path   string
+	groups []int
+}
+
+// planParts cuts the files' row groups, in order, into at most n
+// contiguous runs of about equal rows. A file whose footer cannot be read
+// is one unit, left to the reader to report.
+func planParts(files []string, n int) [][]filePart {
+	type unit struct {
+		path  string
+		group int // -1: the whole file
+		rows  int64
+	}
+	var units []unit
+	var total int64
+	for _, path := range files {
+		pf, err := file.OpenParquetFile(path, false)
+		if err != nil || pf.NumRowGroups() < 2 {
+			rows := int64(1)
+			if err == nil {
+				rows = max(1, pf.NumRows())
+				pf.Close()
+			}
+			units = append(units, unit{path, -1, rows})
+			total += rows
+			continue
+		}
+		for g := range pf.NumRowGroups() {
+			rows := max(1, pf.MetaData().RowGroup(g).NumRows())
+			units = append(units, unit{path, g, rows})
+			total += rows
+		}
+		pf.Close()
+	}
+	var out [][]filePart
+	var cur []filePart
+	var done int64
+	for _, u := range units {
+		if len(cur) > 0 && len(out) < n-1 && done >= total*int64(len(out)+1)/int64(n) {
+			out = append(out, cur)
+			cur = nil
+		}
+		done += u.rows
+		switch {
+		case u.group < 0:
+			cur = append(cur, filePart{path: u.path})
+		case len(cur) > 0 && cur[len(cur)-1].path == u.path && cur[len(cur)-1].groups != nil:
+			cur[len(cur)-1].groups = append(cur[len(cur)-1].groups, u.group)
+		default:
+			cur = append(cur, filePart{path: u.path, groups: []int{u.group}})
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// readInto reads the parts, in order, into c.
+func readInto(c *collector, parts []filePart) error {
 	var in interner
 	var rows []captures.Result
-	for _, path := range files {
-		err := readResultFile(c, path, &in, &rows)
+	for _, p := range parts {
+		err := readResultFile(c, p.path, p.groups, &in, &rows)
 		if errors.Is(err, errUnexpected) {
-			err = readRows(c, path)
+			if p.groups != nil {
+				// Another reader has the file's other row groups.
+				return badInputf("%s: not laid out as loadtape writes result files (columns or their types differ)", p.path)
+			}
+			err = readRows(c, p.path)
 		}
 		if err != nil {
 			return err
@@ -198,10 +263,11 @@ func readInto(c *collector, files []string) error {
 	return nil
 }
 
-// readResultFile reads one result file into c, batch by batch. Before the
+// readResultFile reads one result file (its row groups groups, nil: all)
+// into c, batch by batch. Before the
 // first row reaches c, any surprise returns errUnexpected; after it, an
 // error is a damaged file.
-func readResultFile(c *collector, path string, in *interner, rows *[]captures.Result) (err error) {
+func readResultFile(c *collector, path string, groups []int, in *interner, rows *[]captures.Result) (err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return errUnexpected
@@ -263,7 +329,7 @@ func readResultFile(c *collector, path string, in *interner, rows *[]captures.Re
 	if err != nil {
 		return errUnexpected
 	}
-	rr, err := fr.GetRecordReader(context.Background(), leaves, nil)
+	rr, err := fr.GetRecordReader(context.Background(), leaves, groups)
 	if err != nil {
 		return errUnexpected
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/loadtape/loadtape/captures"
 	"github.com/loadtape/loadtape/internal/benchrun"
 )
 
@@ -33,7 +34,11 @@ func collectBoth(t *testing.T, dir string) (direct, rows *collector) {
 		t.Fatal(err)
 	}
 	direct, rows = newCollector(info, DefaultWarmUp), newCollector(info, DefaultWarmUp)
-	if err := readInto(direct, files); err != nil {
+	whole := make([]filePart, len(files))
+	for i, f := range files {
+		whole[i] = filePart{path: f}
+	}
+	if err := readInto(direct, whole); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range files {
@@ -136,7 +141,7 @@ func TestDirectReaderHandsOverOddFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = readInto(newCollector(info, DefaultWarmUp), files)
+	err = readInto(newCollector(info, DefaultWarmUp), []filePart{{path: files[0]}})
 	if err == nil || !strings.Contains(err.Error(), filepath.Base(files[0])) || !strings.Contains(err.Error(), "bytes_in") {
 		t.Fatalf("got %v, want captures.Reader's error naming the file and bytes_in", err)
 	}
@@ -187,4 +192,61 @@ func TestPartsLatencyIsMergedLatency(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMergeIsOneReader: rows cut in two at any point, collected apart and
+// merged, give what one collector reading them all gives: a user's
+// iteration split across the cut counts once and its pause across the cut
+// counts, so the row groups can be shared among readers freely.
+func TestMergeIsOneReader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := benchrun.Write(dir, 36_000); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ReadRunInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readAllRows(t, dir)
+	one := newCollector(info, DefaultWarmUp)
+	for i := range rows {
+		one.add(&rows[i])
+	}
+	want := stagesJSON(t, one)
+	for _, cut := range []int{1, 2_999, 3_000, 17_777, len(rows) - 1} {
+		a, b := newCollector(info, DefaultWarmUp), newCollector(info, DefaultWarmUp)
+		for i := range rows[:cut] {
+			a.add(&rows[i])
+		}
+		for i := range rows[cut:] {
+			b.add(&rows[cut+i])
+		}
+		a.merge(b)
+		for k, st := range one.stages {
+			if got := a.stages[k]; got.iterations != st.iterations || got.thinkN != st.thinkN || got.thinkSum != st.thinkSum {
+				t.Fatalf("cut at %d, %v: iterations %d, pauses %d (%v ns), want %d, %d (%v ns)", cut, k, got.iterations, got.thinkN, got.thinkSum, st.iterations, st.thinkN, st.thinkSum)
+			}
+		}
+		if got := stagesJSON(t, a); got != want {
+			t.Fatalf("cut at %d: merged statistics differ from one reader's:\n%.400s\nwant\n%.400s", cut, got, want)
+		}
+	}
+}
+
+func readAllRows(t *testing.T, dir string) []captures.Result {
+	t.Helper()
+	rr, err := captures.NewReader[captures.Result]([]string{dir}, captures.ReaderOptions{Columns: resultColumns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	var out []captures.Result
+	for rr.Next() {
+		out = append(out, rr.Batch()...)
+	}
+	if err := rr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

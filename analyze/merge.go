@@ -3,9 +3,10 @@ package analyze
 import "slices"
 
 // merge adds what o collected into c. Both were made from the same run
-// info; o read files after c's, so c's first examples stay first. A user's
-// iteration split across the two file sets is counted twice, which moves
-// Little's law by a request per file boundary.
+// info; o read rows after c's, so c's first examples stay first. A user's
+// iteration split across the two is counted once and the pause between
+// them counted, as one collector reading all the rows would (users
+// numbered from maxDenseVU on excepted: theirs may count twice).
 func (c *collector) merge(o *collector) {
 	c.flush()
 	o.flush()
@@ -29,6 +30,7 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 	st.iterations += o.iterations
 	st.thinkSum += o.thinkSum
 	st.thinkN += o.thinkN
+	st.mergeUsers(o)
 	st.activeSum += o.activeSum
 	st.activeN += o.activeN
 	st.activeMax = max(st.activeMax, o.activeMax)
@@ -95,5 +97,36 @@ func (op *opAcc) addCounts(o *opAcc) {
 func addCounts(dst, src map[string]int64) {
 	for k, v := range src {
 		dst[k] += v
+	}
+}
+
+// mergeUsers joins each user's rows in o to its rows in st: the first
+// iteration o counted is not new if st's last was the same, and the pause
+// from st's last request to o's first sent one is think time.
+func (st *stageAcc) mergeUsers(o *stageAcc) {
+	if len(st.vus) < len(o.vus) {
+		st.vus = append(st.vus, make([]vuState, len(o.vus)-len(st.vus))...)
+	}
+	for i := range o.vus {
+		ou, u := &o.vus[i], &st.vus[i]
+		if ou.hasFirst && u.hasIter && u.iter == ou.firstIter {
+			st.iterations--
+		}
+		if ou.hasFirstSent && u.hasEnd && ou.firstIntended >= u.end {
+			st.thinkSum += float64(ou.firstIntended - u.end)
+			st.thinkN++
+		}
+		if !u.hasFirst {
+			u.firstIter, u.hasFirst = ou.firstIter, ou.hasFirst
+		}
+		if !u.hasFirstSent {
+			u.firstIntended, u.hasFirstSent = ou.firstIntended, ou.hasFirstSent
+		}
+		if ou.hasIter {
+			u.iter, u.hasIter = ou.iter, true
+		}
+		if ou.hasEnd {
+			u.end, u.hasEnd = ou.end, true
+		}
 	}
 }
