@@ -131,8 +131,20 @@ func (s *Store) Upload(ctx context.Context, dir string, loc Location) (int, erro
 	return n, err
 }
 
-// ErrEmpty: no object under the location.
-var ErrEmpty = errors.New("no objects there")
+// Errors that say the location is wrong rather than the store failing.
+var (
+	ErrEmpty    = errors.New("no objects there") // nothing under the location
+	ErrNoBucket = errors.New("no such bucket")   // the location's bucket does not exist
+)
+
+// listErr is a listing's error naming loc; a missing bucket (the store's
+// NoSuchBucket) becomes ErrNoBucket.
+func listErr(loc Location, err error) error {
+	if minio.ToErrorResponse(err).Code == "NoSuchBucket" {
+		return fmt.Errorf("%s: %w", loc, ErrNoBucket)
+	}
+	return fmt.Errorf("list %s: %w", loc, err)
+}
 
 // Download gets every object under loc into dir, keeping the paths below
 // the prefix, and returns their relative paths, sorted.
@@ -144,7 +156,7 @@ func (s *Store) Download(ctx context.Context, loc Location, dir string) ([]strin
 	var got []string
 	for obj := range s.c.ListObjects(ctx, loc.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
-			return nil, fmt.Errorf("list %s: %w", loc, obj.Err)
+			return nil, listErr(loc, obj.Err)
 		}
 		rel := strings.TrimPrefix(obj.Key, prefix)
 		if rel == "" || strings.HasSuffix(rel, "/") || strings.HasSuffix(rel, ".inprogress") {
@@ -179,7 +191,7 @@ func (s *Store) Used(ctx context.Context, loc Location) (bool, error) {
 	defer cancel() // stops the listing after the first object
 	for obj := range s.c.ListObjects(ctx, loc.Bucket, minio.ListObjectsOptions{Prefix: loc.listPrefix(), Recursive: true, MaxKeys: 1}) {
 		if obj.Err != nil {
-			return false, fmt.Errorf("list %s: %w", loc, obj.Err)
+			return false, listErr(loc, obj.Err)
 		}
 		return true, nil
 	}

@@ -82,8 +82,11 @@ func TestUploadDownload(t *testing.T) {
 		t.Errorf("empty prefix: %v", err)
 	}
 	nob, _ := Parse("s3://nobucket/x")
-	if _, err := st.Download(ctx, nob, t.TempDir()); err == nil || errors.Is(err, ErrEmpty) {
-		t.Errorf("missing bucket: %v", err)
+	if _, err := st.Download(ctx, nob, t.TempDir()); !errors.Is(err, ErrNoBucket) || !strings.Contains(err.Error(), "s3://nobucket/x") {
+		t.Errorf("missing bucket: %v, want ErrNoBucket naming it", err)
+	}
+	if _, err := st.Used(ctx, nob); !errors.Is(err, ErrNoBucket) {
+		t.Errorf("missing bucket, Used: %v, want ErrNoBucket", err)
 	}
 	if _, err := st.Upload(ctx, src, nob); err == nil || !strings.Contains(err.Error(), "s3://nobucket/x/") {
 		t.Errorf("upload to a missing bucket: %v", err)

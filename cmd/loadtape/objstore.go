@@ -53,7 +53,7 @@ func stagedIn(ctx context.Context, what string, paths []string) (local []string,
 		tmps = append(tmps, tmp)
 		if _, err := st.Download(ctx, loc, tmp); err != nil {
 			done()
-			if errors.Is(err, objstore.ErrEmpty) {
+			if errors.Is(err, objstore.ErrEmpty) || errors.Is(err, objstore.ErrNoBucket) {
 				return nil, nil, badInput(fmt.Errorf("%s %w", what, err))
 			}
 			return nil, nil, err
@@ -110,6 +110,9 @@ func stagedOut(ctx context.Context, flag, out string, force bool) (local string,
 		return "", nil, nil, badInput(err)
 	}
 	used, err := st.Used(ctx, loc)
+	if errors.Is(err, objstore.ErrNoBucket) {
+		return "", nil, nil, badInput(fmt.Errorf("%s %w", flag, err))
+	}
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -201,6 +204,12 @@ func spooled(ctx context.Context, out string) (local string, finish func() error
 	st, err := objstore.FromEnv()
 	if err != nil {
 		return "", nil, badInput(err)
+	}
+	// A missing bucket is refused before recording, not at the first roll.
+	if _, err := st.Used(ctx, loc); errors.Is(err, objstore.ErrNoBucket) {
+		return "", nil, badInput(fmt.Errorf("--out %w", err))
+	} else if err != nil {
+		return "", nil, err
 	}
 	tmp, err := os.MkdirTemp("", "loadtape-s3-record-")
 	if err != nil {

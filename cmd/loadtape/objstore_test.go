@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -106,6 +107,13 @@ scenarios:
 	wantBadInput(t, "a shard missing in the store", stderr, code, "run job-half: shard 2/2 missing")
 	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://runs/job-none", "--out", t.TempDir())
 	wantBadInput(t, "an empty prefix", stderr, code, "s3://runs/job-none: no objects there")
+	// A bucket nobody made is bad input, refused before any load is sent.
+	_, stderr, code, _ = runBin(t, "", bin, "analyze", "s3://nobucket/job", "--out", t.TempDir())
+	wantBadInput(t, "analyze of a missing bucket", stderr, code, "s3://nobucket/job: no such bucket")
+	stderr, code = replayTo("s3://nobucket/job/shard-1", "1/2", "job-nob")
+	wantBadInput(t, "replay --out to a missing bucket", stderr, code, "--out s3://nobucket/job/shard-1: no such bucket")
+	_, stderr, code, _ = runBin(t, "", bin, "inspect", "s3://nobucket/caps")
+	wantBadInput(t, "inspect of a missing bucket", stderr, code, "s3://nobucket/caps: no such bucket")
 	if strings.Contains(stderr, "panic") {
 		t.Error(stderr)
 	}
@@ -276,4 +284,18 @@ func TestRecordToObjectStorage(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(tmp, "loadtape-s3*")); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
+
+	// A bucket nobody made: refused before recording, not at the first
+	// roll (a recorder that starts would run until the deadline kills it).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var errb strings.Builder
+	nob := exec.CommandContext(ctx, bin, "record", "--route", "gateway@"+freeAddr(t)+"="+up.URL, "--out", "s3://nobucket/rec")
+	nob.Stderr = &errb
+	code = 0
+	var ee *exec.ExitError
+	if err := nob.Run(); errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	wantBadInput(t, "record --out to a missing bucket", errb.String(), code, "--out s3://nobucket/rec: no such bucket")
 }
