@@ -84,6 +84,7 @@ type stageAcc struct {
 	entries    []*opEntry      // the operations seen, in order of first row (opEntry)
 	byName     map[string]*opEntry
 	secs       *denseSeconds // the scenario's per-second accumulators (series.go)
+	scenario   []*stageAcc   // the scenario's stages (collector.byScen), once looked up
 	thinkSum   float64       // Σ pauses between a user's request ending and its next intended start, ns
 	thinkN     int64
 	activeSum  float64
@@ -274,7 +275,7 @@ func (c *collector) add(r *captures.Result) bool {
 		e.raw[r.ErrorKind]++
 	}
 	if r.ErrorKind != runspec.ErrDropped && r.StartNS > 0 {
-		c.addBusy(r)
+		c.addBusy(r, st)
 	}
 	if t < st.ws || t >= st.we {
 		st.trimmed++
@@ -377,9 +378,12 @@ func (st *stageAcc) addSlice(t, durNS int64, failed bool) {
 // started in the window instead would miss the users waiting in a queue
 // of the target across the window's start, and blame the load generator
 // for them.
-func (c *collector) addBusy(r *captures.Result) {
+func (c *collector) addBusy(r *captures.Result, in *stageAcc) {
 	s, e := r.StartNS, r.StartNS+max(r.DurationNS, 0)
-	for _, st := range c.byScen[r.Scenario] {
+	if in.scenario == nil {
+		in.scenario = c.byScen[r.Scenario]
+	}
+	for _, st := range in.scenario {
 		if lo, hi := max(s, st.ws), min(e, st.we); hi > lo {
 			st.busyNS += float64(hi - lo)
 		}
