@@ -83,6 +83,9 @@ verdict() { if awk "BEGIN{exit !($1)}"; then echo met; else echo "NOT met"; fi; 
 printf '\nrecording proxy, write-ahead log on; load average %s before, %s after (1/5/15 min)\n' "$before" "$after"
 printf 'throughput beside bare goproxy: %s vs %s exchanges/s = %s x (target >= 1.3: %s); %s dropped; load after it %s\n' \
 	"$(metric "$tp" record-exchanges/s)" "$(metric "$tp" goproxy-exchanges/s)" "$ratio" "$(verdict "$ratio >= 1.3")" "$(metric "$tp" dropped)" "$tp_load"
+printf 'CPU time of the benchmark process (clients, proxy, upstream) per exchange: recorder %s us, goproxy %s us (%s x); sustained run %s us\n' \
+	"$(metric "$tp" record-cpu-µs/exchange)" "$(metric "$tp" goproxy-cpu-µs/exchange)" \
+	"$(awk -v a="$(metric "$tp" goproxy-cpu-µs/exchange)" -v b="$(metric "$tp" record-cpu-µs/exchange)" 'BEGIN{printf "%.2f", a/b}')" "$(metric "$soak" cpu-µs/exchange)"
 printf 'added latency, 1 KiB at 1,000/s: median %s us (direct %s, proxied %s), p99 +%s us (target median <= 150: %s); load after it %s\n' \
 	"$added" "$(metric "$lat" direct-p50-µs)" "$(metric "$lat" proxy-p50-µs)" "$(metric "$lat" added-p99-µs)" "$(verdict "$added <= 150")" "$lat_load"
 printf 'sustained small exchanges, %s/s offered for %s: %s/s completed, %s dropped (target >= 10,000/s, 0 dropped: %s); load after it %s\n' \

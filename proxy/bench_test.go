@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,17 +188,25 @@ func BenchmarkRecordVsGoproxy(b *testing.B) {
 	b.Cleanup(gp.Close)
 	recClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	gpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, Proxy: http.ProxyURL(mustURL(b, gp.URL))}}
-	var rec, bare []float64
+	var rec, bare, recCPU, bareCPU []float64
+	runRec := func() {
+		x, c := rate(b, recClient, base+"/v1/chat/completions", round)
+		rec, recCPU = append(rec, x), append(recCPU, c)
+	}
+	runBare := func() {
+		x, c := rate(b, gpClient, up.URL+"/v1/chat/completions", round)
+		bare, bareCPU = append(bare, x), append(bareCPU, c)
+	}
 	for range b.N {
 		for i := range 3 {
 			// Alternate which goes first, so neither always follows the
 			// other's garbage.
 			if i%2 == 0 {
-				rec = append(rec, rate(b, recClient, base+"/v1/chat/completions", round))
-				bare = append(bare, rate(b, gpClient, up.URL+"/v1/chat/completions", round))
+				runRec()
+				runBare()
 			} else {
-				bare = append(bare, rate(b, gpClient, up.URL+"/v1/chat/completions", round))
-				rec = append(rec, rate(b, recClient, base+"/v1/chat/completions", round))
+				runBare()
+				runRec()
 			}
 		}
 	}
@@ -205,11 +214,14 @@ func BenchmarkRecordVsGoproxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	slices.Sort(rec)
-	slices.Sort(bare)
-	b.ReportMetric(rec[len(rec)/2], "record-exchanges/s")
-	b.ReportMetric(bare[len(bare)/2], "goproxy-exchanges/s")
-	b.ReportMetric(rec[len(rec)/2]/bare[len(bare)/2], "record/goproxy")
+	med := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
+	b.ReportMetric(med(rec), "record-exchanges/s")
+	b.ReportMetric(med(bare), "goproxy-exchanges/s")
+	b.ReportMetric(med(rec)/med(bare), "record/goproxy")
+	// CPU time of the whole process (clients, proxy, upstream) per
+	// exchange: what a busy machine's share of the cores changes least.
+	b.ReportMetric(med(recCPU), "record-cpu-µs/exchange")
+	b.ReportMetric(med(bareCPU), "goproxy-cpu-µs/exchange")
 	b.ReportMetric(float64(tot.Dropped), "dropped")
 	if tot.Written+tot.Dropped != tot.Exchanges {
 		b.Errorf("totals %+v do not add up", tot)
@@ -217,10 +229,12 @@ func BenchmarkRecordVsGoproxy(b *testing.B) {
 }
 
 // rate sends small exchanges from 16 keep-alive clients for d and returns
-// the exchanges per second completed.
-func rate(b *testing.B, c *http.Client, url string, d time.Duration) float64 {
+// the exchanges per second completed and the process's CPU time per
+// exchange in µs.
+func rate(b *testing.B, c *http.Client, url string, d time.Duration) (perSec, cpuMicros float64) {
 	var n atomic.Int64
 	var wg sync.WaitGroup
+	cpu0 := cpuTime()
 	start := time.Now()
 	end := start.Add(d)
 	for range 16 {
@@ -244,7 +258,18 @@ func rate(b *testing.B, c *http.Client, url string, d time.Duration) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds()
+	el := time.Since(start)
+	cpu := cpuTime() - cpu0
+	return float64(n.Load()) / el.Seconds(), float64(cpu.Microseconds()) / float64(max(n.Load(), 1))
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSoakMemory runs small exchanges at a fixed rate for
@@ -309,6 +334,7 @@ func BenchmarkSoakMemory(b *testing.B) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var first, second []float64
 	t0 := time.Now()
+	cpu0 := cpuTime()
 	for time.Since(t0) < dur {
 		time.Sleep(time.Second)
 		el := time.Since(t0)
@@ -334,11 +360,13 @@ func BenchmarkSoakMemory(b *testing.B) {
 	peak := slices.Max(append(first, second...))
 	close(stop)
 	wg.Wait()
+	cpu := cpuTime() - cpu0
 	tot, err := r.Shutdown(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(sent.Load())/dur.Seconds(), "exchanges/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(max(sent.Load(), 1)), "cpu-µs/exchange")
 	b.ReportMetric(early, "live-heap-1st-half-MiB")
 	b.ReportMetric(late, "live-heap-2nd-half-MiB")
 	b.ReportMetric(peak, "live-heap-max-MiB")
