@@ -11,8 +11,8 @@
 #   stats   analyze.Analyze alone (every statistic, finding and series,
 #           no report written), the whole process (bench/analyzegen -stats);
 #   full    `loadtape analyze RUN --out DIR`: statistics and every report.
-# Prints each round, then a Markdown table of the medians with peak RSS,
-# stats ÷ duckdb, and the load average before and after.
+# Prints each round, then a Markdown table of the medians of wall and CPU
+# time, each ÷ DuckDB's, with peak RSS and the load average before and after.
 #
 # Environment: ROWS (10000000), ROUNDS (3).
 set -euo pipefail
@@ -48,25 +48,28 @@ if [[ ! -f $run/run.json ]]; then
 	"$tmp/analyzegen" -rows "$ROWS" -out "$run"
 fi
 
-# measure NAME CMD...: runs CMD, appends "NAME wall_s peak_kib" to results.
+# measure NAME CMD...: runs CMD, appends "NAME wall_s peak_kib cpu_s" to
+# results (CPU: user + system; on a shared machine it moves less than wall
+# time, which depends on the neighbours).
 results=$tmp/results
 : >"$results"
 measure() {
 	local name=$1
 	shift
-	local t0 t1 rss=0
+	local t0 t1 rss=0 cpu=0
 	if [[ -x /usr/bin/time ]]; then
 		t0=$(date +%s.%N)
-		/usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err" >&2; bad "$name failed"; }
+		/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err" >&2; bad "$name failed"; }
 		t1=$(date +%s.%N)
-		rss=$(tail -1 "$tmp/rss")
+		read -r rss u sy < <(tail -1 "$tmp/rss")
+		cpu=$(awk -v u="$u" -v s="$sy" 'BEGIN { print u + s }')
 	else
 		t0=$(date +%s.%N)
 		"$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err" >&2; bad "$name failed"; }
 		t1=$(date +%s.%N)
 	fi
-	awk -v n="$name" -v a="$t0" -v b="$t1" -v r="$rss" 'BEGIN { printf "%s %.3f %d\n", n, b - a, r }' | tee -a "$results" |
-		awk -v round="$round" '{ printf "bench-analyze: round %s %-6s %6.2f s, peak RSS %.0f MiB\n", round, $1, $2, $3 / 1024 }' >&2
+	awk -v n="$name" -v a="$t0" -v b="$t1" -v r="$rss" -v c="$cpu" 'BEGIN { printf "%s %.3f %d %.2f\n", n, b - a, r, c }' | tee -a "$results" |
+		awk -v round="$round" '{ printf "bench-analyze: round %s %-6s %6.2f s, CPU %.2f s, peak RSS %.0f MiB\n", round, $1, $2, $4, $3 / 1024 }' >&2
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -84,13 +87,16 @@ most() { awk -v n="$1" '$1 == n { print $3 }' "$results" | sort -n | tail -1; }
 duck=$(median duckdb 2)
 stats=$(median stats 2)
 full=$(median full 2)
+duckc=$(median duckdb 4)
+statsc=$(median stats 4)
+fullc=$(median full 4)
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo "Statistics of $ROWS result rows, $ROUNDS rounds (medians), $(nproc) cores ($cpu_model), load average $load0 before, $load1 after"
 echo
-echo "| what | wall s (median) | peak RSS MiB (most) | ÷ DuckDB |"
-echo "| --- | --- | --- | --- |"
-awk -v d="$duck" -v s="$stats" -v f="$full" -v rd="$(most duckdb)" -v rs="$(most stats)" -v rf="$(most full)" 'BEGIN {
-	printf "| DuckDB: grouped exact percentiles (bench/analyze-duckdb.mjs) | %.2f | %.0f | 1 |\n", d, rd / 1024
-	printf "| analyze.Analyze: every statistic and finding, no report | %.2f | %.0f | %.1f |\n", s, rs / 1024, s / d
-	printf "| loadtape analyze: statistics and every report | %.2f | %.0f | %.1f |\n", f, rf / 1024, f / d
+echo "| what | wall s (median) | ÷ DuckDB | CPU s (median) | ÷ DuckDB | peak RSS MiB (most) |"
+echo "| --- | --- | --- | --- | --- | --- |"
+awk -v d="$duck" -v s="$stats" -v f="$full" -v dc="$duckc" -v sc="$statsc" -v fc="$fullc" -v rd="$(most duckdb)" -v rs="$(most stats)" -v rf="$(most full)" 'BEGIN {
+	printf "| DuckDB: grouped exact percentiles (bench/analyze-duckdb.mjs) | %.2f | 1 | %.2f | 1 | %.0f |\n", d, dc, rd / 1024
+	printf "| analyze.Analyze: every statistic and finding, no report | %.2f | %.1f | %.2f | %.1f | %.0f |\n", s, s / d, sc, sc / dc, rs / 1024
+	printf "| loadtape analyze: statistics and every report | %.2f | %.1f | %.2f | %.1f | %.0f |\n", f, f / d, fc, fc / dc, rf / 1024
 }'
