@@ -32,6 +32,7 @@ import (
 	"maps"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -145,6 +146,14 @@ func (l *walFile) end() error {
 	}
 	b := l.frame.b
 	n, err := l.f.Write(b)
+	if err != nil && n == 0 && l.direct && errors.Is(err, syscall.EINVAL) {
+		// A device that wants larger blocks than logBlock: go on through
+		// the page cache (the padding frames stay, harmless).
+		if bufferedIO(l.f) {
+			l.direct = false
+			n, err = l.f.Write(b)
+		}
+	}
 	if err != nil {
 		// Cut a partial frame off now, so that a later frame is not
 		// written after garbage (recovery would stop at the garbage).

@@ -96,3 +96,39 @@ func TestDirectLog(t *testing.T) {
 		t.Fatalf("WALs of the copied log = %+v, %v; want 411 rows, no torn bytes", infos, err)
 	}
 }
+
+// TestDirectLogFallsBack: a direct write the device refuses (here: from a
+// buffer off its alignment) is made again through the page cache, and
+// the log stays whole.
+func TestDirectLogFallsBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "exchanges-x-000001"+WALExt)
+	l, err := createWAL(path, exchangeCodec.schema, writerAlloc, walHeader{Kind: KindExchanges, Schema: SchemaVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.direct {
+		l.close(true)
+		t.Skip("this file system does not take O_DIRECT")
+	}
+	raw := make([]byte, 1<<20)
+	l.frame.b = raw[1:1] // off the block boundary
+	rec := exchangeCodec.record(writerAlloc, make([]Exchange, 10))
+	err = l.append(rec, nil)
+	rec.Release()
+	if err != nil {
+		t.Fatalf("append after a refused direct write: %v", err)
+	}
+	if l.direct {
+		t.Error("the log still claims direct I/O")
+	}
+	if err := l.sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.f.Close() // keeps the file, as a crash would
+	infos, err := WALs(dir)
+	if err != nil || len(infos) != 1 || infos[0].Rows != 10 || infos[0].TornBytes != 0 {
+		t.Fatalf("WALs = %+v, %v; want 10 rows, no torn bytes", infos, err)
+	}
+}
