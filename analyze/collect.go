@@ -65,6 +65,7 @@ type opAcc struct {
 	itlSeen       int64
 	tpot          []int64
 	lag           []int64
+	fromIntended  []int64 // successes: send lag + duration
 }
 
 // stageAcc gathers one stage's rows inside its measured window.
@@ -328,6 +329,9 @@ func (c *collector) add(r *captures.Result) bool {
 		return true
 	}
 	op.ok = append(op.ok, r.DurationNS)
+	if r.StartNS > 0 && r.IntendedNS > 0 {
+		op.fromIntended = append(op.fromIntended, max(0, r.StartNS-r.IntendedNS)+r.DurationNS)
+	}
 	if r.TTFBNS > 0 {
 		op.ttfb = append(op.ttfb, r.TTFBNS)
 	}
@@ -580,13 +584,14 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	}
 	slices.Sort(names)
 	all := &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
-	var ok, ttfb, ttft, itl, tpot, lag [][]int64
+	var ok, ttfb, ttft, itl, tpot, lag, intended [][]int64
 	for _, name := range names {
 		op := st.ops[name]
 		all.addCounts(op)
 		s.Operations[name] = op.stats(s.WindowS) // sorts op's slices
 		ok, ttfb, ttft = append(ok, op.ok), append(ttfb, op.ttfb), append(ttft, op.ttft)
 		itl, tpot, lag = append(itl, op.itl), append(tpot, op.tpot), append(lag, op.lag)
+		intended = append(intended, op.fromIntended)
 	}
 	// All operations together: the durations merged (detectors read them;
 	// merging the sorted slices is linear where sorting their
@@ -595,6 +600,7 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	all.ok = mergeSorted(ok)
 	o := all.stats(s.WindowS)
 	o.TTFBMS, o.TTFTMS, o.ITLMS, o.TPOTMS, o.SendLagMS = partsLatency(ttfb), partsLatency(ttft), partsLatency(itl), partsLatency(tpot), partsLatency(lag)
+	o.FromIntendedMS = partsLatency(intended)
 	for _, p := range lag {
 		o.Lagged += int64(len(p) - sort.Search(len(p), func(i int) bool { return p[i] > int64(maxSendLagMS*1e6) }))
 	}
@@ -616,7 +622,8 @@ func (op *opAcc) stats(window float64) *OpStats {
 		Count: op.count, CutOff: op.cutOff, BytesIn: op.bytesIn, Errors: op.errors, ErrorText: op.errText,
 		LatencyMS: latencyOf(op.ok), TTFBMS: latencyPtr(op.ttfb), TTFTMS: latencyPtr(op.ttft),
 		ITLMS: latencyPtr(op.itl), TPOTMS: latencyPtr(op.tpot), SendLagMS: latencyPtr(op.lag),
-		Durations: op.ok,
+		FromIntendedMS: latencyPtr(op.fromIntended),
+		Durations:      op.ok,
 	}
 	// latencyPtr sorted op.lag in place.
 	o.Lagged = int64(len(op.lag) - sort.Search(len(op.lag), func(i int) bool { return op.lag[i] > int64(maxSendLagMS*1e6) }))

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -249,4 +250,45 @@ func readAllRows(t *testing.T, dir string) []captures.Result {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestFromIntendedCountsSendLag: latency from the intended send time is
+// each success's send lag plus its duration, so a late generator shows in
+// it where the duration alone hides it (coordinated omission).
+func TestFromIntendedCountsSendLag(t *testing.T) {
+	t.Parallel()
+	info, rows, _ := simulate(healthy, 3)
+	const late = 7 * int64(time.Millisecond)
+	var want []int64
+	for i := range rows {
+		r := &rows[i]
+		if r.StartNS > 0 && r.IntendedNS > 0 {
+			r.IntendedNS = r.StartNS - late // every request 7 ms late
+		}
+		if r.Stage == 1 && r.ErrorKind == "" && r.StartNS > 0 {
+			want = append(want, late+r.DurationNS)
+		}
+	}
+	s, err := Summarize(info, rows, nil, nil, 0, &WarmUp{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all *OpStats
+	for _, st := range s.Stages {
+		if st.Stage == 1 {
+			all = st.Operations[AllOps]
+		}
+	}
+	if all == nil || all.FromIntendedMS == nil || len(want) == 0 {
+		t.Fatalf("stage 1 has no latency from the intended send time: %+v", all)
+	}
+	slices.Sort(want)
+	for _, c := range []struct{ got, p float64 }{{all.FromIntendedMS.P50, 0.5}, {all.FromIntendedMS.P99, 0.99}} {
+		if w := Percentile(want, c.p) / 1e6; c.got != w {
+			t.Errorf("p%g from intended: got %v ms, want %v ms", 100*c.p, c.got, w)
+		}
+	}
+	if d := all.FromIntendedMS.P50 - all.LatencyMS.P50; math.Abs(d-7) > 1 {
+		t.Errorf("p50 from intended %v ms, duration p50 %v ms: want about 7 ms more", all.FromIntendedMS.P50, all.LatencyMS.P50)
+	}
 }

@@ -70,6 +70,7 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 		a.ttft = append(a.ttft, oo.ttft...)
 		a.tpot = append(a.tpot, oo.tpot...)
 		a.lag = append(a.lag, oo.lag...)
+		a.fromIntended = append(a.fromIntended, oo.fromIntended...)
 		a.itlSeen += oo.itlSeen
 		a.itl = append(a.itl, oo.itl...)
 		if len(a.itl) > maxITL {

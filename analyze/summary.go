@@ -103,8 +103,12 @@ type OpStats struct {
 	ITLMS     *Latency         `json:"itl_ms,omitempty"`
 	TPOTMS    *Latency         `json:"tpot_ms,omitempty"`
 	SendLagMS *Latency         `json:"send_lag_ms,omitempty"`
-	Tokens    *TokenStats      `json:"tokens,omitempty"`  // LLM token figures (tokens.go)
-	Goodput   *GoodputStats    `json:"goodput,omitempty"` // when the scenario sets goodput bounds
+	// FromIntendedMS is the successes' latency counted from when each was
+	// meant to be sent (send lag + duration): corrected for coordinated
+	// omission as wrk2 reports it, so a late generator shows here.
+	FromIntendedMS *Latency      `json:"from_intended_ms,omitempty"`
+	Tokens         *TokenStats   `json:"tokens,omitempty"`  // LLM token figures (tokens.go)
+	Goodput        *GoodputStats `json:"goodput,omitempty"` // when the scenario sets goodput bounds
 
 	Durations []int64           `json:"-"` // sorted durations of successes, ns: CDF figures and compare
 	BytesIn   int64             `json:"-"` // response bytes of the counted requests: stats.csv's content size
