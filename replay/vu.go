@@ -131,7 +131,11 @@ type closedUser struct {
 	counted   bool        // counted in active for stage k
 	turn      bool        // holds one of the scenario's turns (turns)
 	wake      *time.Timer // armed while the user waits; its callback resumes it
-	done      func()      // called once, when the user ends
+	// parked is bumped just before wake is armed and read by a watcher
+	// that stopped it: the timer's lock orders the two already, but the
+	// race detector sees only a fired timer's hand-over, not Stop's.
+	parked atomic.Uint32
+	done   func() // called once, when the user ends
 }
 
 // turns bounds how many of a scenario's closed users send at once, when it
@@ -220,6 +224,7 @@ func (s *scenarioRun) watchStages(users []*closedUser) {
 			}
 			for _, u := range users {
 				if u.wake.Stop() {
+					u.parked.Load()
 					go u.resume()
 				}
 			}
@@ -362,6 +367,7 @@ func (u *closedUser) leave() {
 // on itself: the watcher may have looked before the timer was armed.
 func (u *closedUser) wait(st *stageWindow, d time.Duration) bool {
 	t := u.wake
+	u.parked.Add(1)
 	t.Reset(d)
 	if st.ctx.Err() != nil && t.Stop() {
 		return false
