@@ -2,7 +2,7 @@
 // and times the statistics alone (analyze.Analyze, no reports):
 //
 //	go run ./bench/analyzegen -rows 10000000 -out /tmp/run   # write ROWS result rows (internal/benchrun)
-//	go run ./bench/analyzegen -stats /tmp/run [-cpuprofile F] # print the seconds analyze.Analyze took
+//	go run ./bench/analyzegen -stats /tmp/run [-report DIR] [-cpuprofile F] # the seconds analyze.Analyze (and reports.Write) took
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 
 	"github.com/loadtape/loadtape/analyze"
 	"github.com/loadtape/loadtape/internal/benchrun"
+	"github.com/loadtape/loadtape/reports"
 )
 
 func main() {
@@ -23,10 +24,11 @@ func main() {
 	stats := flag.String("stats", "", "run `DIR` to analyse, timing analyze.Analyze alone")
 	cpu := flag.String("cpuprofile", "", "with -stats: write a CPU profile to `FILE`")
 	mem := flag.String("memprofile", "", "with -stats: write an allocation profile to `FILE`")
+	report := flag.String("report", "", "with -stats: also write every report into `DIR` (timed apart)")
 	flag.Parse()
 	switch {
 	case *stats != "":
-		if err := timeStats(*stats, *cpu, *mem); err != nil {
+		if err := timeStats(*stats, *report, *cpu, *mem); err != nil {
 			fmt.Fprintf(os.Stderr, "analyzegen: %v\n", err)
 			os.Exit(1)
 		}
@@ -45,7 +47,7 @@ func main() {
 	}
 }
 
-func timeStats(dir, cpuFile, memFile string) error {
+func timeStats(dir, report, cpuFile, memFile string) error {
 	if cpuFile != "" {
 		f, err := os.Create(cpuFile)
 		if err != nil {
@@ -71,6 +73,13 @@ func timeStats(dir, cpuFile, memFile string) error {
 		n += len(st.Operations)
 	}
 	fmt.Printf("analyze: %d stages, %d operation rows in %.3f s\n", len(s.Stages), n, secs)
+	if report != "" {
+		start := time.Now()
+		if err := reports.Write(report, s); err != nil {
+			return err
+		}
+		fmt.Printf("reports: written in %.3f s\n", time.Since(start).Seconds())
+	}
 	if memFile != "" {
 		f, err := os.Create(memFile)
 		if err != nil {
