@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -477,7 +478,15 @@ func histBin(ns int64) int {
 	}
 	// The bin from the table of its lower edges, but by the logarithm
 	// itself next to an edge, so that the answer is the formula's.
-	b := min(sort.Search(histBins, func(i int) bool { return histEdges[i] > ns })-1, histBins-1)
+	// Start from the power of two (4 bins each; 2^16.6 is 100 µs) and
+	// step to the edge.
+	b := min(max(4*(bits.Len64(uint64(ns))-1)-67, 0), histBins-1)
+	for b+1 < histBins && histEdges[b+1] <= ns {
+		b++
+	}
+	for b > 0 && histEdges[b] > ns {
+		b--
+	}
 	if ns-histEdges[b] < 4 || b+1 < histBins && histEdges[b+1]-ns < 4 {
 		return histBinLog(ns)
 	}

@@ -292,3 +292,23 @@ func TestFromIntendedCountsSendLag(t *testing.T) {
 		t.Errorf("p50 from intended %v ms, duration p50 %v ms: want about 7 ms more", all.FromIntendedMS.P50, all.LatencyMS.P50)
 	}
 }
+
+// TestHistBinIsTheLogarithm: the table lookup gives the formula's bin for
+// every duration tried, those next to each edge included.
+func TestHistBinIsTheLogarithm(t *testing.T) {
+	t.Parallel()
+	check := func(ns int64) {
+		if got, want := histBin(ns), histBinLog(ns); got != want {
+			t.Fatalf("histBin(%d) = %d, want %d", ns, got, want)
+		}
+	}
+	for _, e := range histEdges {
+		for d := int64(-6); d <= 6; d++ {
+			check(max(0, e+d))
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200_000 {
+		check(rng.Int64N(1 << uint(1+rng.IntN(50))))
+	}
+}
