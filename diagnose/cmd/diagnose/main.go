@@ -3,7 +3,7 @@
 // (record, replay, analyze), then prints the confusion matrix of planted
 // kinds against named kinds and writes it as Markdown.
 //
-//	go run ./diagnose/cmd/diagnose -loadtape bin/loadtape [-quick] [-only FAMILY,...]
+//	go run ./diagnose/cmd/diagnose -loadtape bin/loadtape [-quick] [-only FAMILY,...] [-target NAME,...]
 package main
 
 import (
@@ -39,13 +39,14 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	work := fs.String("out", "out/diagnose", "`DIR` for each target's capture, run and report")
 	md := fs.String("markdown", "", "write the matrix and the per-target table as Markdown to `FILE` (default DIR/RESULTS.md)")
 	only := fs.String("only", "", "run only these `FAMILIES` (comma list; -list shows them)")
+	names := fs.String("target", "", "run only these `TARGETS` by name (comma list; -list shows them)")
 	quick := fs.Bool("quick", false, "one target of each family (a few minutes)")
 	list := fs.Bool("list", false, "list the targets and exit")
 	note := fs.String("note", "", "a line about the machine for the Markdown header (another job running beside, say)")
 	fs.Usage = func() {} // a bad flag is one line (flag prints it); -h prints the flags
 	if err := fs.Parse(argv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: diagnose [-loadtape BIN] [-out DIR] [-quick] [-only FAMILY,...] [-list] [-markdown FILE] [-note TEXT]")
+			fmt.Fprintln(stderr, "usage: diagnose [-loadtape BIN] [-out DIR] [-quick] [-only FAMILY,...] [-target NAME,...] [-list] [-markdown FILE] [-note TEXT]")
 			fs.PrintDefaults()
 			return 0
 		}
@@ -71,6 +72,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			}
 		}
 		targets = slices.DeleteFunc(targets, func(t diagnose.Target) bool { return !slices.Contains(want, t.Family) })
+	}
+	if *names != "" {
+		want := strings.Split(*names, ",")
+		for _, n := range want {
+			if !slices.ContainsFunc(targets, func(t diagnose.Target) bool { return t.Name == n }) {
+				fmt.Fprintf(stderr, "diagnose: -target: no target %q (in the families chosen); -list shows them\n", n)
+				return 2
+			}
+		}
+		targets = slices.DeleteFunc(targets, func(t diagnose.Target) bool { return !slices.Contains(want, t.Name) })
 	}
 	if *quick {
 		targets = diagnose.Quick(targets)

@@ -20,6 +20,7 @@ func TestBadFlags(t *testing.T) {
 		want string
 	}{
 		{"an unknown family", []string{"-only", "pools"}, `-only: unknown family "pools"`},
+		{"an unknown target", []string{"-target", "healthy-1ms"}, `-target: no target "healthy-1ms"`},
 		{"a binary that is not there", []string{"-loadtape", missing, "-only", "healthy", "-quick"}, "-loadtape: "},
 		{"an argument that is not a flag", []string{"healthy"}, `unexpected argument "healthy"`},
 		{"an unknown flag", []string{"-fast"}, "flag provided but not defined: -fast\n"},
@@ -51,6 +52,13 @@ func TestListShowsEveryTarget(t *testing.T) {
 	}
 	if got := strings.Count(out.String(), "\n"); got != 3 {
 		t.Errorf("-quick -only pool,retrograde listed %d lines, want 2 targets and a total:\n%s", got, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"-list", "-target", "pool-2x20ms,lane-1x30ms-among-5ms"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := out.String(); strings.Count(got, "\n") != 3 || !strings.HasPrefix(got, "pool-2x20ms ") || !strings.Contains(got, "\nlane-1x30ms-among-5ms ") {
+		t.Errorf("-target pool-2x20ms,lane-1x30ms-among-5ms listed:\n%s", got)
 	}
 }
 
