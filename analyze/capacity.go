@@ -84,8 +84,111 @@ func detectCapacity(sc *scenarioCtx) detected {
 		}
 		d.findings = append(d.findings, *f)
 	}
+	if len(d.findings) == 0 && op != AllOps {
+		if f := sc.operationSerialization(op, growth, opModels); f != nil {
+			d.findings = append(d.findings, *f)
+		}
+	}
 	return d
 }
+
+// operationSerialization names one operation that handles one request at
+// a time while the scenario as a whole still scales: a rare operation (a
+// report, a RAG query) queues on its own lock while the others' requests
+// run in parallel, so the whole curve neither plateaus nor bends; only
+// that operation's own does. Its latency alone grew (bottleneckOp) and
+// its own throughput curve fits one server's (its ceiling one request per
+// its one-user latency) at least as well as any other, and at the most
+// users the operation is busy about all the time. A rare operation has
+// few requests per stage, so its curve alone seldom rejects a line that
+// still rises; a queue that grew (its latency) on a server busy all the
+// time is what one server at its ceiling looks like, while a line with
+// room left has no queue.
+func (sc *scenarioCtx) operationSerialization(op string, growth map[string]float64, opModels []ModelFit) *Finding {
+	if !oneServerFits(opModels) {
+		return nil
+	}
+	cv := sc.curve.clean
+	top := sc.stageOf(cv[len(cv)-1].Stage)
+	o := top.Operations[op]
+	var first *OpStats
+	for _, p := range cv {
+		if b := sc.stageOf(p.Stage).Operations[op]; b != nil && len(b.Durations) >= opCurveMinOK {
+			first = b
+			break
+		}
+	}
+	if o == nil || first == nil || first.LatencyMS.Avg <= 0 {
+		return nil
+	}
+	// One server's throughput is at most one request per service time:
+	// the operation's busy share (its throughput × one-user latency) at
+	// the most users is near 1, not over (several servers) nor far under
+	// (a curve that bent for another reason).
+	busy := o.OKRPS * first.LatencyMS.Avg / 1000
+	if busy < opSerialBusy || busy > serialMaxC {
+		return nil
+	}
+	others, slowest := 0.0, 0.0
+	latency := map[string]float64{}
+	for name, st := range top.Operations {
+		if name == AllOps {
+			continue
+		}
+		latency[name] = round(st.LatencyMS.Avg, 3)
+		if name != op {
+			others = math.Max(others, growth[name])
+			slowest = math.Max(slowest, st.LatencyMS.Avg)
+		}
+	}
+	ev := sc.capEvidence()
+	ev.OperationLatencyGrowth = growth
+	ev.OperationMeanLatencyMS = latency
+	ev.OperationModel, ev.OperationModelParams = opModels[0].Model, opModels[0].Params
+	users := cv[len(cv)-1].Users
+	than := ""
+	if slowest > 0 {
+		than = fmt.Sprintf(" (%.1f× the slowest other's %.0f ms)", o.LatencyMS.Avg/slowest, slowest)
+	}
+	return &Finding{Kind: KindSerialization, Scenario: sc.name, Operation: op, Severity: sc.severity(),
+		Summary: fmt.Sprintf("%s: operation %s handles one request at a time while the others scale: its mean latency grew %.1f× up to %g users, to %.0f ms%s, while the other operations' grew at most %.1f×; its throughput reaches %.1f req/s, one request per its %.0f ms one-user latency (busy %.0f %% of the time).",
+			sc.name, op, growth[op], users, o.LatencyMS.Avg, than, others, o.OKRPS, first.LatencyMS.Avg, 100*busy) +
+			strings.Replace(modelSummary(opModels), " Of the capacity models,", " Of the capacity models for its own throughput,", 1) + sc.caveat(),
+		Action:   "Find the lock, single worker or single-threaded executor that operation queues on (a store or tool only it uses) and let its requests run concurrently; the other operations are not the limit.",
+		Evidence: ev}
+}
+
+// oneServerFits tells whether a model implying one server is the best fit
+// of an operation's curve, or within decisiveAIC of it when linear scaling
+// fits best: the points cannot tell a line from a ceiling just reached,
+// and no model of several servers fits better.
+func oneServerFits(fits []ModelFit) bool {
+	if len(fits) == 0 {
+		return false
+	}
+	one := func(f ModelFit) bool { c := serversOfFit(f); return c >= serialMinC && c <= serialMaxC }
+	if one(fits[0]) {
+		return true
+	}
+	if fits[0].Model != ModelLinear {
+		return false
+	}
+	for _, f := range fits[1:] {
+		if f.DeltaAIC >= decisiveAIC {
+			break
+		}
+		if !one(f) {
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// opSerialBusy is the least busy share of a serialized operation at the
+// most users: below it the operation has not reached its ceiling, and a
+// bend in its curve is not yet one server's.
+const opSerialBusy = 0.7
 
 // operationModels fits the capacity models to one operation's own curve:
 // its successes per second against users over the clean points, with its
@@ -130,6 +233,7 @@ func (sc *scenarioCtx) bottleneckOp() (op string, growth map[string]float64) {
 	}
 	top := sc.stageOf(cv[len(cv)-1].Stage)
 	growth = map[string]float64{}
+	added := map[string]float64{} // ms of mean latency gained
 	for name, o := range top.Operations {
 		if name == AllOps || len(o.Durations) < opMinOK {
 			continue
@@ -139,6 +243,7 @@ func (sc *scenarioCtx) bottleneckOp() (op string, growth map[string]float64) {
 		for _, p := range cv[:len(cv)-1] {
 			if b := sc.stageOf(p.Stage).Operations[name]; b != nil && len(b.Durations) >= opMinOK && b.LatencyMS.Avg > 0 {
 				growth[name] = o.LatencyMS.Avg / b.LatencyMS.Avg
+				added[name] = o.LatencyMS.Avg - b.LatencyMS.Avg
 				break
 			}
 		}
@@ -148,18 +253,29 @@ func (sc *scenarioCtx) bottleneckOp() (op string, growth map[string]float64) {
 	}
 	op = AllOps
 	for name, g := range growth {
-		if g >= latencyGrowth {
-			if op != AllOps {
-				return AllOps, nil // two grew: the service as a whole
-			}
+		if g >= latencyGrowth && (op == AllOps || g > growth[op]) {
 			op = name
 		}
 	}
 	if op == AllOps {
 		return AllOps, nil
 	}
+	for name, g := range growth {
+		// Another operation that grew too is the service as a whole,
+		// unless the latency it gained is a small part of what op
+		// gained: a queue the operations share adds the same wait to
+		// each (the fastest grows most in ratio), while a busy machine's
+		// stalls add a few ms to every operation beside op's own queue.
+		if name != op && g >= latencyGrowth && added[op] < opAloneAdded*added[name] {
+			return AllOps, nil
+		}
+	}
 	return op, growth
 }
+
+// opAloneAdded is how many times the latency (ms) another operation gained
+// the one that grew must have gained to be the limit alone.
+const opAloneAdded = 4.0
 
 // capEvidence is the evidence every capacity finding shares.
 func (sc *scenarioCtx) capEvidence() *CapacityEvidence {

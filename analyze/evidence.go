@@ -50,6 +50,9 @@ type CapacityEvidence struct {
 	// OperationLatencyGrowth is each operation's mean latency at the most
 	// users over that at the fewest, when one operation alone grew.
 	OperationLatencyGrowth map[string]float64 `json:"operation_latency_growth,omitempty"`
+	// OperationMeanLatencyMS is each operation's mean latency at the most
+	// users, for a finding on one operation while the others scale.
+	OperationMeanLatencyMS map[string]float64 `json:"operation_mean_latency_ms,omitempty"`
 	// OperationModel is the capacity model of that operation's own curve.
 	OperationModel       string             `json:"operation_model,omitempty"`
 	OperationModelParams map[string]float64 `json:"operation_model_params,omitempty"`
@@ -90,7 +93,15 @@ type TimeoutEvidence struct {
 type TailEvidence struct {
 	Users      []float64 `json:"users"`
 	P99OverP50 []float64 `json:"p99_over_p50"`
-	Spearman   float64   `json:"spearman"`
+	Spearman   float64   `json:"spearman"` // of the series that grew: p99/p50, else the slow share
+	// SlowSharePct is the share of successes slower than 3× the median.
+	SlowSharePct []float64 `json:"slow_share_pct"`
+	// SlowTrendZ is the trend test's z when the slow share is what grew.
+	SlowTrendZ *float64 `json:"slow_trend_z,omitempty"`
+	// Operation holds most of the slowest 1 % at the most users (its
+	// share in OperationSharePct), when one does.
+	Operation         string   `json:"tail_operation,omitempty"`
+	OperationSharePct *float64 `json:"tail_operation_share_pct,omitempty"`
 }
 
 // LoadGenEvidence backs load_generator_saturated: the stages the replayer

@@ -77,3 +77,39 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// foldExplainedTails leaves out a scenario's tail_amplification whose tail
+// is one operation's when a capacity finding of the same scenario names
+// that operation (one serialized while the others scale, say): the tail
+// is that operation's queue, which the capacity finding names as the
+// cause. The capacity finding's summary says the tail is its doing.
+func foldExplainedTails(fs []Finding) []Finding {
+	cause := map[string]int{} // scenario + operation → index of its capacity finding
+	for i, f := range fs {
+		if kindSpecs[f.Kind].explains != 0 && f.Operation != AllOps {
+			cause[f.Scenario+"\x00"+f.Operation] = i
+		}
+	}
+	var drop []int
+	for i, f := range fs {
+		ev, ok := f.Evidence.(*TailEvidence)
+		if f.Kind != KindTailAmplification || !ok || ev.Operation == "" {
+			continue
+		}
+		j, ok := cause[f.Scenario+"\x00"+ev.Operation]
+		if !ok {
+			continue
+		}
+		last := len(ev.Users) - 1
+		fs[j].Summary += fmt.Sprintf(" It is also the scenario's tail: p99/p50 went from %.1f at %g users to %.1f at %g, and it makes up %.0f %% of the slowest 1 %%.",
+			ev.P99OverP50[0], ev.Users[0], ev.P99OverP50[last], ev.Users[last], *ev.OperationSharePct)
+		drop = append(drop, i)
+	}
+	out := fs[:0]
+	for i, f := range fs {
+		if !slices.Contains(drop, i) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -20,7 +20,8 @@ import (
 //     knee and the model fits (fitCurve).
 //  5. detectors: every registered detector over every scenario; each
 //     returns findings and stage notes and changes nothing it reads.
-//  6. link and rank: one capacity explanation per scenario, GPU findings
+//  6. link and rank: one capacity explanation per scenario (a tail that is
+//     one operation's queue folded into its finding), GPU findings
 //     linked to the targets other scenarios missed meanwhile, the most
 //     important first.
 //  7. the Summary: stage marks applied, scenario views for the figures.
@@ -46,6 +47,7 @@ func build(info *RunInfo, c *collector, samples []captures.Sample, specs []Targe
 		}
 	}
 	found = keepMostSpecific(found)
+	found = foldExplainedTails(found)
 	linkConcurrentMisses(found, scenarios)
 	rank(found)
 	s.Findings = found

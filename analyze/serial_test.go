@@ -3,6 +3,7 @@ package analyze
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,5 +22,36 @@ func TestSingleServerWithSagIsSerialization(t *testing.T) {
 	s := analyseModel(t, m, nil)
 	if got := kinds(s.Findings); !slices.Equal(got, []string{"serialization/mcp"}) {
 		t.Errorf("findings %v, want [serialization/mcp]\n%s", got, describe(s))
+	}
+}
+
+// One rare operation (10 % of requests) handled one at a time while the
+// others run in parallel: at the most users it is busy nearly all the
+// time and its latency has grown, but the scenario's throughput still
+// rises (no plateau of the whole). The finding is serialization on that
+// operation, and the scenario's tail, which is that operation's queue, is
+// folded into it rather than named apart.
+func TestRareOperationSerializedWhileTheWholeScales(t *testing.T) {
+	t.Parallel()
+	m := laneModel(0.1, 1, 80*time.Millisecond)
+	m.StageLen = 20 * time.Second
+	for seed := uint64(1); seed <= 3; seed++ {
+		info, rows, samples := simulate(m, seed)
+		s, err := Summarize(info, rows, samples, nil, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kinds(s.Findings); !slices.Equal(got, []string{"serialization/gateway"}) {
+			t.Fatalf("seed %d: findings %v, want [serialization/gateway]\n%s", seed, got, describe(s))
+		}
+		f := s.Findings[0]
+		ev := f.Evidence.(*CapacityEvidence)
+		slower := len(ev.OperationMeanLatencyMS) >= 2
+		for name, ms := range ev.OperationMeanLatencyMS {
+			slower = slower && (name == "slow" || ms < ev.OperationMeanLatencyMS["slow"])
+		}
+		if f.Operation != "slow" || !slower || !strings.Contains(f.Summary, "while the others scale") || !strings.Contains(f.Summary, "also the scenario's tail") {
+			t.Errorf("seed %d: %s on %q: %s\nevidence %v: want it on operation slow, slower than the others, with the tail folded in", seed, f.Kind, f.Operation, f.Summary, f.EvidenceMap())
+		}
 	}
 }
