@@ -160,7 +160,12 @@ func TestReplaySDKSessions(t *testing.T) {
 
 			pool := NewPool(recorded)
 			if n := len(pool.services["mcp"].sessions); n != c.runs {
-				t.Fatalf("%d sessions in the pool, want one per client run (%d)", n, c.runs)
+				// What the recording held, to tell a left-out initialize
+				// from exchanges keyed to the wrong session.
+				for _, x := range recorded {
+					t.Logf("recorded %s seq %d %s status %d aborted %v error %q", x.Session, x.Seq, x.Operation, x.Status, x.ClientAborted, x.Error)
+				}
+				t.Fatalf("%d sessions in the pool, want one per client run (%d); left out %+v", n, c.runs, pool.LeftOut("mcp"))
 			}
 			if lo := pool.LeftOut("mcp"); len(lo) != 0 {
 				t.Errorf("left out %+v, want nothing: the client's GET stream is no failure", lo)
