@@ -131,7 +131,8 @@ scenarios:
 // TestSealKeepsLateUnsentRows: after the seal, a user putting the row the
 // seal cut off adds nothing, nor does a request started after the end; a
 // row of an arrival due before the end that its dispatcher reached late
-// (never sent, so never in flight) is still written.
+// (never sent, so never in flight) is still written, and one a worker sent
+// only after the end is written as cut off.
 func TestSealKeepsLateUnsentRows(t *testing.T) {
 	t.Parallel()
 	mw := &memWriter{}
@@ -153,14 +154,20 @@ func TestSealKeepsLateUnsentRows(t *testing.T) {
 	late.ErrorKind = runspec.ErrCutOff
 	sk.put(late)
 	sk.put(row("after", end.Add(time.Millisecond)))
+	sentLate := row("sent-late", end.Add(time.Millisecond)) // due before the end, a worker sent it after
+	sentLate.IntendedNS = end.Add(-time.Millisecond).UnixNano()
+	sk.put(sentLate)
 	if err := sk.close(); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
 	for _, r := range mw.rows {
 		got[r.SourceID]++
+		if r.SourceID == "sent-late" && r.ErrorKind != runspec.ErrCutOff {
+			t.Errorf("a request due before the end and sent after it: %q, want cut off", r.ErrorKind)
+		}
 	}
-	if len(mw.rows) != 3 || got["done"] != 1 || got["hung"] != 1 || got["late"] != 1 {
-		t.Errorf("rows %v, want done, hung (once, by the seal) and late", got)
+	if len(mw.rows) != 4 || got["done"] != 1 || got["hung"] != 1 || got["late"] != 1 || got["sent-late"] != 1 {
+		t.Errorf("rows %v, want done, hung (once, by the seal), late and sent-late", got)
 	}
 }

@@ -120,9 +120,19 @@ func (o *openRun) arrive(st *stageWindow, i int64, at time.Time, op string, e *e
 	}
 	v.inflight = n
 	o.wg.Add(1)
+	// Counted with the dispatcher until it starts or writes its row: a
+	// job queued for a worker at the run's end must write its row before
+	// the run closes its files.
+	s.rp.dispatching.Add(1)
 	o.workers.run(func() {
 		defer o.wg.Done()
 		defer o.inflight.Add(-1)
+		if s.rp.sink.isSealed() {
+			s.rp.sink.put(v.unsent(st, op, e, at, runspec.ErrCutOff, "cut off: the run ended before it could be sent"))
+			s.rp.dispatching.Done()
+			return
+		}
+		s.rp.dispatching.Done()
 		if e != nil && e.ex.RPCMethod == "" {
 			v.do(st, o.reqCtx, op, e, at, probeIdx)
 			return

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // rowWriter is where result rows end up: a *captures.Writer[Result] in a
@@ -32,9 +33,10 @@ type sink struct {
 
 	inflight *inflight // requests being sent (cutoff.go); may be nil
 	// Once sealed, a row is dropped when seal wrote it already (cut) or
-	// when it started at or after the end (cutNS); any other row, such
-	// as an open-mode arrival due before the end that its dispatcher
-	// reached late, is still the run's.
+	// when it was due at or after the end (cutNS); any other row, such
+	// as an open-mode arrival due before the end that its dispatcher or
+	// worker reached late, is still the run's: as cut off if it was sent
+	// only after the end.
 	sealed bool
 	cut    map[*captures.Result]struct{}
 	cutNS  int64
@@ -55,9 +57,16 @@ func newSink(w rowWriter, observe func([]captures.Result)) *sink {
 func (s *sink) put(r *captures.Result) {
 	s.mu.Lock()
 	if s.sealed {
-		if _, cut := s.cut[r]; cut || r.StartNS >= s.cutNS {
+		due := r.IntendedNS
+		if due == 0 {
+			due = r.StartNS
+		}
+		if _, cut := s.cut[r]; cut || due >= s.cutNS {
 			s.mu.Unlock()
 			return
+		}
+		if r.StartNS >= s.cutNS && r.ErrorKind != runspec.ErrCutOff {
+			r.ErrorKind, r.Error = runspec.ErrCutOff, "cut off: due before the run's end, sent after it"
 		}
 	}
 	if s.inflight != nil {
@@ -74,10 +83,18 @@ func (s *sink) put(r *captures.Result) {
 	}
 }
 
+// isSealed says whether the run's end has been written: a request not
+// sent yet is not to be sent.
+func (s *sink) isSealed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealed
+}
+
 // seal writes every request still in flight as cut off at at, for why.
 // A row put before seal is kept; one in flight at seal is written by it,
 // and dropped when its user puts it later, as is any row of a request
-// started at or after at.
+// due at or after at.
 func (s *sink) seal(at time.Time, why string) {
 	s.mu.Lock()
 	s.sealed, s.cutNS = true, at.UnixNano()
