@@ -118,8 +118,9 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return false
 	},
-	"lower": strings.ToLower,
-	"join":  strings.Join,
+	"lower":        strings.ToLower,
+	"join":         strings.Join,
+	"fromIntended": fromIntended,
 	"ttft": func(o *analyze.OpStats) string {
 		if o.TTFTMS == nil {
 			return "—"
@@ -236,8 +237,8 @@ ul.changes li.mixed,tr.mixed td.verdict-cell{background:#fff4cc;color:#713f12}
 {{range .Figures}}<figure><img src="{{png .}}" alt="{{.Title}}"><figcaption>{{.Title}}</figcaption></figure>{{end}}
 <details><summary>Operations per stage</summary>
 <table class="operations">
-<tr><th>Stage</th><th>Load</th><th class="l">Operation</th><th>Requests</th><th>RPS</th><th>Error %</th><th>avg ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>TTFT p95</th><th class="l">Errors</th></tr>
-{{range .Stages}}{{$st := .}}{{range ops .}}{{$o := index $st.Operations .}}<tr><td>{{$st.Stage}}</td><td>{{load $st}}</td><td class="l">{{.}}</td><td>{{$o.Count}}</td><td>{{num $o.RPS ""}}</td><td>{{pct $o.ErrorRate}}</td><td>{{num $o.LatencyMS.Avg ""}}</td><td>{{num $o.LatencyMS.P50 ""}}</td><td>{{num $o.LatencyMS.P90 ""}}</td><td>{{num $o.LatencyMS.P95 ""}}</td><td>{{num $o.LatencyMS.P99 ""}}</td><td>{{ttft $o}}</td><td class="l">{{errors $o.Errors}}</td></tr>{{end}}{{end}}
+<tr><th>Stage</th><th>Load</th><th class="l">Operation</th><th>Requests</th><th>RPS</th><th>Error %</th><th>avg ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th title="each success counted from when it was due to be sent, send lag included (wrk2's corrected latency)">p95 from intended</th><th>TTFT p95</th><th class="l">Errors</th></tr>
+{{range .Stages}}{{$st := .}}{{range ops .}}{{$o := index $st.Operations .}}<tr><td>{{$st.Stage}}</td><td>{{load $st}}</td><td class="l">{{.}}</td><td>{{$o.Count}}</td><td>{{num $o.RPS ""}}</td><td>{{pct $o.ErrorRate}}</td><td>{{num $o.LatencyMS.Avg ""}}</td><td>{{num $o.LatencyMS.P50 ""}}</td><td>{{num $o.LatencyMS.P90 ""}}</td><td>{{num $o.LatencyMS.P95 ""}}</td><td>{{num $o.LatencyMS.P99 ""}}</td><td>{{fromIntended $o}}</td><td>{{ttft $o}}</td><td class="l">{{errors $o.Errors}}</td></tr>{{end}}{{end}}
 </table>
 </details>
 {{tokens .Stages}}{{end}}
