@@ -336,7 +336,7 @@ func detectSerialization(sc *scenarioCtx) *Finding {
 	if top.X <= retrogradeDrop*peak.X {
 		return nil
 	}
-	servers := sc.curve.clean[0].RMS / c.slope
+	servers := sc.curve.clean[0].RMS / sc.slopeFromKnee()
 	if servers < serialMinC || servers > serialMaxC {
 		return nil
 	}
@@ -354,6 +354,25 @@ func detectSerialization(sc *scenarioCtx) *Finding {
 			sc.name, c.slope, c.r2, top.X, sc.kneeUsers(), c.pEff) + sc.caveat(),
 		Action:   "Find the lock, single worker or single-threaded executor the requests queue on and let requests run concurrently (a worker pool, async handlers, or more replicas).",
 		Evidence: ev}
+}
+
+// slopeFromKnee is the latency slope (ms per user) over the points from
+// the knee on, where one server's queue adds one service time per user;
+// with think time the points before it sit flat, and a line through all
+// of them is flatter than the queue's (the servers it implies too many).
+// The slope over every point when fewer than two are past the knee, or
+// when theirs is the lower.
+func (sc *scenarioCtx) slopeFromKnee() float64 {
+	c, p := sc.curve.cap, sc.curve.clean
+	if c.knee < 0 || len(p)-c.knee < 2 {
+		return c.slope
+	}
+	n, r := make([]float64, 0, len(p)), make([]float64, 0, len(p))
+	for _, q := range p[c.knee:] {
+		n, r = append(n, q.Users), append(r, q.RMS)
+	}
+	_, slope, _ := linReg(n, r)
+	return math.Max(slope, c.slope)
 }
 
 // detectRetrograde: throughput falls as users grow, with a USL coherency
