@@ -55,3 +55,25 @@ func TestRareOperationSerializedWhileTheWholeScales(t *testing.T) {
 		}
 	}
 }
+
+// A tail lane whose requests already take several times the median at
+// the fewest users (a lane of three taking 240 ms among 40 ms requests):
+// its queue lengthens with users, so p99 grows while the median stays, and
+// it is a tail amplification even though p99/p50 cannot double before
+// the lane saturates.
+func TestTailLaneFromAHighBase(t *testing.T) {
+	t.Parallel()
+	m := laneModel(0.1, 3, 240*time.Millisecond)
+	m.Lane.Operation = "op" // one operation: the lane is inside it
+	m.StageLen = 20 * time.Second
+	for seed := uint64(1); seed <= 3; seed++ {
+		info, rows, samples := simulate(m, seed)
+		s, err := Summarize(info, rows, samples, nil, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kinds(s.Findings); !slices.Contains(got, "tail_amplification/gateway") {
+			t.Errorf("seed %d: findings %v, want tail_amplification\n%s", seed, got, describe(s))
+		}
+	}
+}
