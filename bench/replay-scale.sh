@@ -82,24 +82,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-	local p i
-	for i in $(seq 1 50); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		answers "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-wait_port() { # wait_port PORT PID
-	local i
-	for i in $(seq 1 50); do
-		answers "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
+. "$root/bench/ports.sh"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
