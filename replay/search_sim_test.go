@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,29 +13,6 @@ import (
 	"github.com/loadtape/loadtape/runspec"
 	"github.com/loadtape/loadtape/sim"
 )
-
-// stageP95 is the p95 in ms of each stage's successful chats in the window
-// the live judge measures (after the warm-up tenth), by nearest rank,
-// keyed by the stage's users.
-func stageP95(rf *runspec.Run, rows []captures.Result) map[int]float64 {
-	out := map[int]float64{}
-	for _, st := range rf.Stages {
-		start, _ := runspec.ParseTime(st.Start)
-		end, _ := runspec.ParseTime(st.End)
-		ws := start.Add(min(time.Duration(float64(end.Sub(start))*liveWarmUpFraction), liveWarmUpMax)).UnixNano()
-		var d []int64
-		for _, r := range rows {
-			if int(r.Stage) == st.Stage && r.ErrorKind == "" && r.StartNS >= ws && r.StartNS < end.UnixNano() {
-				d = append(d, r.DurationNS)
-			}
-		}
-		slices.Sort(d)
-		if len(d) > 0 {
-			out[st.Users] = nearestRank(d, 0.95) / 1e6
-		}
-	}
-	return out
-}
 
 // The capacity search against the sim's default gateway (20 batch slots,
 // each decode step slower the fuller the batch, so a chat's p95 grows with
@@ -82,7 +58,7 @@ func TestSearchOnSimMatchesAFixedSweep(t *testing.T) {
 		stages = append(stages, fmt.Sprintf("{users: %d, duration: 20s}", u))
 	}
 	srf, rows := run(head + "    stages: [" + strings.Join(stages, ", ") + "]\n")
-	p95 := stageP95(srf, rows)
+	p95 := stagePercentile(srf, rows, 0.95)
 	for _, u := range sweepUsers {
 		if p95[u] == 0 {
 			t.Fatalf("sweep: no successful chats at %d users: %v", u, p95)

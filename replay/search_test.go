@@ -59,14 +59,16 @@ func runProfileText(t *testing.T, y, url string) (*runspec.Run, []captures.Resul
 	return rf, readResults(t, out)
 }
 
-// stageP50 is the p50 in ms of each stage's successful requests after the
-// first tenth, by nearest rank.
-func stageP50(rf *runspec.Run, rows []captures.Result) map[int]float64 {
+// stagePercentile is the q-quantile in ms of each stage's successful
+// requests, by nearest rank, keyed by the stage's users, over the window
+// the live judge reads (the stage less its warm-up: a tenth, at most
+// liveWarmUpMax).
+func stagePercentile(rf *runspec.Run, rows []captures.Result, q float64) map[int]float64 {
 	out := map[int]float64{}
 	for _, st := range rf.Stages {
 		start, _ := runspec.ParseTime(st.Start)
 		end, _ := runspec.ParseTime(st.End)
-		ws := start.Add(end.Sub(start) / 10).UnixNano()
+		ws := start.Add(min(time.Duration(float64(end.Sub(start))*liveWarmUpFraction), liveWarmUpMax)).UnixNano()
 		var d []int64
 		for _, r := range rows {
 			if int(r.Stage) == st.Stage && r.ErrorKind == "" && r.StartNS >= ws && r.StartNS < end.UnixNano() {
@@ -75,7 +77,7 @@ func stageP50(rf *runspec.Run, rows []captures.Result) map[int]float64 {
 		}
 		slices.Sort(d)
 		if len(d) > 0 {
-			out[st.Users] = nearestRank(d, 0.5) / 1e6
+			out[st.Users] = nearestRank(d, q) / 1e6
 		}
 	}
 	return out
@@ -106,7 +108,7 @@ func TestSearchFindsTheCapacityOfAFixedSweep(t *testing.T) {
 	var last string
 	for range 3 {
 		rf, rows := runProfileText(t, sweepY, slotServer(t, 4, 50*time.Millisecond).URL)
-		p50 := stageP50(rf, rows)
+		p50 := stagePercentile(rf, rows, 0.5)
 		capacity := 5 // users below 6 wait for no slot
 		for u := 6; u <= 16 && p50[u] > 0 && p50[u] <= bound; u++ {
 			capacity = u
