@@ -83,8 +83,6 @@ func duckValue(a arrow.Array, i int) any {
 // the documented type and every value must match.
 func TestDuckDBReadsEveryColumn(t *testing.T) {
 	t.Parallel()
-	dir, node := nodefixture.Dir(t, "@duckdb/node-api")
-	script := filepath.Join(dir, "captures-duckdb.mjs")
 	rng := rand.New(rand.NewPCG(21, 21))
 	tmp := t.TempDir()
 	const n = 40
@@ -94,14 +92,7 @@ func TestDuckDBReadsEveryColumn(t *testing.T) {
 		if len(files) != 1 {
 			t.Fatalf("%d %s files, want 1", len(files), kind)
 		}
-		cmd := exec.Command(node, script, files[0], query)
-		cmd.Dir = dir
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("duckdb: %v\n%s", err, stderr.String())
-		}
+		out := queryDuckDB(t, files[0], query)
 		var got struct {
 			Columns []struct{ Name, Type string }
 			Rows    []map[string]any
@@ -197,8 +188,6 @@ func readRecord[T captures.Row](t *testing.T, dir string) arrow.RecordBatch {
 // list DuckDB reads must hash to what was written.
 func TestDuckDBReadsBenchmarkFile(t *testing.T) {
 	t.Parallel()
-	dir, node := nodefixture.Dir(t, "@duckdb/node-api")
-	script := filepath.Join(dir, "captures-duckdb.mjs")
 	n := 30_000
 	if raceEnabled {
 		n = 6000
@@ -231,14 +220,7 @@ func TestDuckDBReadsBenchmarkFile(t *testing.T) {
 		md5(array_to_string(list_transform(req_headers, h -> h.name || ': ' || h.value), chr(10))) AS req_h,
 		md5(array_to_string(list_transform(resp_headers, h -> h.name || ': ' || h.value), chr(10))) AS resp_h
 		FROM f`
-	cmd := exec.Command(node, script, filepath.Join(tmp, "exchanges-*.parquet"), query)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("duckdb: %v\n%s", err, stderr.String())
-	}
+	out := queryDuckDB(t, filepath.Join(tmp, "exchanges-*.parquet"), query)
 	var got struct {
 		Rows []struct{ ID, Req, Resp, ReqH, RespH string }
 	}
@@ -265,4 +247,21 @@ func TestDuckDBReadsBenchmarkFile(t *testing.T) {
 			t.Fatal("giving up after 5 bad rows")
 		}
 	}
+}
+
+// queryDuckDB runs query over the Parquet files path names (a glob is
+// fine) with DuckDB's Node client from testdata/node, and returns the
+// JSON it prints.
+func queryDuckDB(t *testing.T, path, query string) []byte {
+	t.Helper()
+	dir, node := nodefixture.Dir(t, "@duckdb/node-api")
+	cmd := exec.Command(node, filepath.Join(dir, "captures-duckdb.mjs"), path, query)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, stderr.String())
+	}
+	return out
 }
