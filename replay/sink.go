@@ -2,6 +2,7 @@ package replay
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
@@ -37,7 +38,7 @@ type sink struct {
 	// as an open-mode arrival due before the end that its dispatcher or
 	// worker reached late, is still the run's: as cut off if it was sent
 	// only after the end.
-	sealed bool
+	sealed atomic.Bool // set under mu; read without it by isSealed
 	cut    map[*captures.Result]struct{}
 	cutNS  int64
 }
@@ -56,7 +57,7 @@ func newSink(w rowWriter, observe func([]captures.Result)) *sink {
 
 func (s *sink) put(r *captures.Result) {
 	s.mu.Lock()
-	if s.sealed {
+	if s.sealed.Load() {
 		due := r.IntendedNS
 		if due == 0 {
 			due = r.StartNS
@@ -85,11 +86,7 @@ func (s *sink) put(r *captures.Result) {
 
 // isSealed says whether the run's end has been written: a request not
 // sent yet is not to be sent.
-func (s *sink) isSealed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sealed
-}
+func (s *sink) isSealed() bool { return s.sealed.Load() }
 
 // seal writes every request still in flight as cut off at at, for why.
 // A row put before seal is kept; one in flight at seal is written by it,
@@ -97,7 +94,8 @@ func (s *sink) isSealed() bool {
 // due at or after at.
 func (s *sink) seal(at time.Time, why string) {
 	s.mu.Lock()
-	s.sealed, s.cutNS = true, at.UnixNano()
+	s.sealed.Store(true)
+	s.cutNS = at.UnixNano()
 	if s.inflight != nil {
 		// Under the sink's lock, so that no put slips between the record
 		// and the cut: a row is either removed by its put or cut here.
