@@ -456,3 +456,27 @@ func TestCapacityNamesTheOneSlowOperation(t *testing.T) {
 		}
 	}
 }
+
+// A stage's timeouts are over their bound only beyond chance: one timeout
+// in 70 requests is not evidence against a 1 % bound, 20 in 1,000 is.
+func TestTimeoutsBeyondNoise(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n, count int64
+		bound    float64
+		stages   int
+		want     bool
+	}{
+		{0, 100, 1, 4, false},
+		{1, 70, 1, 4, false},
+		{3, 150, 1, 4, false}, // 2 %, but a 1 % service shows 3 of 150 one time in five
+		{20, 1000, 1, 4, true},
+		{41, 1360, 1, 4, true},
+		{2, 100, 0.1, 1, true}, // the vector store's 0.1 %: 2 of 100 is not luck
+		{1, 10, 0, 4, true},    // a bound of zero: any timeout is over it
+	} {
+		if got := beyondNoise(tc.n, tc.count, tc.bound, tc.stages); got != tc.want {
+			t.Errorf("%d of %d against %g %% over %d stages: beyond noise %v, want %v", tc.n, tc.count, tc.bound, tc.stages, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"gonum.org/v1/gonum/stat/distuv"
+
 	"github.com/loadtape/loadtape/runspec"
 )
 
@@ -199,7 +201,7 @@ func detectTimeouts(c *scenarioCtx, poolExhausted bool) *Finding {
 			total += n
 			share := 100 * float64(n) / float64(all.Count)
 			byUsers[fmt.Sprint(st.Users)] = share
-			if share > worst {
+			if share > worst && beyondNoise(n, all.Count, bound, len(c.stages)) {
 				worst, worstUsers = share, st.Users
 			}
 		}
@@ -224,6 +226,26 @@ func detectTimeouts(c *scenarioCtx, poolExhausted bool) *Finding {
 	}
 	return best
 }
+
+// beyondNoise says whether n failures of count requests are more than a
+// true share at boundPct would give, beyond chance: a stage of 70 requests
+// with one timeout shows 1.4 %, which a service timing out 0.3 % of its
+// requests does in one stage of five. One-sided binomial test at
+// errorAlpha, Bonferroni-corrected over the stages tested.
+func beyondNoise(n, count int64, boundPct float64, stages int) bool {
+	if n == 0 || count == 0 {
+		return false
+	}
+	if boundPct <= 0 {
+		return true
+	}
+	b := distuv.Binomial{N: float64(count), P: min(boundPct/100, 1)}
+	return b.Survival(float64(n-1)) < errorAlpha/float64(max(stages, 1))
+}
+
+// errorAlpha is the chance, per scenario, of naming timeouts that a
+// service inside its bound produced by luck.
+const errorAlpha = 0.05
 
 func (c *scenarioCtx) worstOp(st stageData, kinds map[string]bool) string {
 	op, top := AllOps, int64(0)
