@@ -340,8 +340,8 @@ func looksJSON(b []byte) bool {
 
 // jsonLines redacts the JSON payload of every SSE "data:" line and of every
 // NDJSON line, and the text the lines spread over several events
-// (joinedEdits). The joined text's edits come first: where one overlaps an
-// edit of a single event, it wins (apply keeps the first).
+// (joinedEdits). Where a joined edit overlaps an edit of a single event,
+// the joined one wins.
 func (rd *redactor) jsonLines(b []byte, edits []edit) []edit {
 	var st streamText
 	var own []edit
@@ -376,8 +376,34 @@ func (rd *redactor) jsonLines(b []byte, edits []edit) []edit {
 		}
 		i = end + 1
 	}
-	edits = rd.joinedEdits(b, &st, edits)
-	return append(edits, own...)
+	joined := rd.joinedEdits(b, &st, nil)
+	if len(joined) == 0 {
+		return append(edits, own...)
+	}
+	// An event's own edit that overlaps one of the joined text's saw only
+	// part of what the joined text saw (the first half of a secret in a
+	// tool call's arguments, redacted as a string cut short): keeping it
+	// would leave the joined edit half made.
+	sort.Slice(joined, func(i, k int) bool { return joined[i].start < joined[k].start })
+	edits = append(edits, joined...)
+	for _, e := range own {
+		k := sort.Search(len(joined), func(i int) bool { return joined[i].start >= e.end })
+		if k > 0 && overlapsAny(joined[:k], e) {
+			continue
+		}
+		edits = append(edits, e)
+	}
+	return edits
+}
+
+// overlapsAny reports whether e overlaps one of es.
+func overlapsAny(es []edit, e edit) bool {
+	for _, o := range es {
+		if o.start < e.end && e.start < o.end {
+			return true
+		}
+	}
+	return false
 }
 
 // edit replaces b[start:end] by repl.
@@ -485,7 +511,7 @@ func (j *jsonScan) value(i int, secret bool, depth int) int {
 		n := len(j.path)
 		for k := 0; i < len(b) && b[i] != ']'; k++ {
 			if j.text != nil {
-				j.path = strconv.AppendInt(append(j.path[:n], '['), int64(k), 10)
+				j.path = strconv.AppendInt(append(j.path[:n], '['), elementIndex(b, i, k), 10)
 			}
 			i = skipWS(b, j.value(i, secret, depth+1))
 			j.path = j.path[:n]
@@ -529,6 +555,33 @@ func (j *jsonScan) value(i int, secret bool, depth int) int {
 		}
 		return i
 	}
+}
+
+// elementIndex is where a stream's array element belongs across events:
+// its "index" member when it is an object with an integer one (OpenAI's
+// choices, legacy completions' choices and tool calls each carry theirs,
+// since an event holds the deltas of some of them, each at position 0 when
+// n > 1 sends one choice per event), else its position k. So the text of
+// each choice, or of each tool call, is joined apart from the others.
+func elementIndex(b []byte, i, k int) int64 {
+	if b[i] != '{' {
+		return int64(k)
+	}
+	e := skipValue(b, i)
+	if e < 0 {
+		return int64(k) // cut short: its members cannot be told
+	}
+	idx := int64(k)
+	eachField(b[i:e], func(key, val []byte) bool {
+		if string(key) != "index" {
+			return true
+		}
+		if v, err := strconv.ParseInt(string(val), 10, 32); err == nil && v >= 0 {
+			idx = v
+		}
+		return false
+	})
+	return idx
 }
 
 // nested redacts a JSON document held in a string (tool-call arguments,
