@@ -197,6 +197,11 @@ func (r *Recorder) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Re
 	if req.Body != nil && req.Body != http.NoBody {
 		x.reqBody = &reqTee{rc: req.Body, max: r.opts.MaxBody}
 		req.Body = x.reqBody
+		if b := x.reqBody.whole(req); b != nil {
+			// An in-memory body lets the transport send the headers and
+			// the body in one write instead of flushing the headers first.
+			req.Body = io.NopCloser(bytes.NewReader(b))
+		}
 	}
 	ctx.RoundTripper = x
 	ctx.UserData = x

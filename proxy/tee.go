@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"errors"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -34,6 +36,59 @@ func (t *reqTee) Read(p []byte) (int, error) {
 }
 
 func (t *reqTee) Close() error { return t.rc.Close() }
+
+// wholeMax is the largest request body whole reads at once.
+const wholeMax = 64 << 10
+
+// whole reads a small request body that has already arrived with its
+// headers (one read returns all of it, from the server's buffer) into the
+// tee and returns it, or returns nil and leaves the body to stream through
+// the tee as it comes, from where this read stopped. A request that
+// expects 100 Continue is left alone: reading its body would answer the
+// client before the upstream does.
+func (t *reqTee) whole(req *http.Request) []byte {
+	n := req.ContentLength
+	if n <= 0 || n > wholeMax || n > t.max || req.Header.Get("Expect") != "" {
+		return nil
+	}
+	buf := make([]byte, n)
+	k, err := t.rc.Read(buf)
+	if int64(k) == n && err == nil {
+		// Some bodies say EOF only on the read after their last byte.
+		var one [1]byte
+		var k2 int
+		k2, err = t.rc.Read(one[:])
+		if k2 > 0 && err == nil {
+			err = errors.New("request body longer than its Content-Length")
+		}
+	}
+	if int64(k) == n && err == io.EOF {
+		t.buf, t.size, t.eof = buf, n, true
+		return buf
+	}
+	// Not whole: the tee reads what was read first, then the rest.
+	t.rc = &prefixed{pre: buf[:k], err: err, ReadCloser: t.rc}
+	return nil
+}
+
+// prefixed reads pre, then err if there was one, then the body.
+type prefixed struct {
+	pre []byte
+	err error
+	io.ReadCloser
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.ReadCloser.Read(b)
+}
 
 // snapshot returns the bytes kept so far and the size seen.
 func (t *reqTee) snapshot() (body []byte, size int64, complete bool) {

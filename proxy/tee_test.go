@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,65 @@ func FuzzParseSize(f *testing.F) {
 			t.Fatalf("ParseSize(%q) = %d", s, n)
 		}
 	})
+}
+
+// errReader returns its chunks, then err.
+type errReader struct {
+	chunkReader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	if len(e.chunks) == 0 {
+		return 0, e.err
+	}
+	return e.chunkReader.Read(p)
+}
+
+// TestReqTeeWhole: a small body that one read returns whole is handed to
+// the transport in memory and kept whole; any other body streams through
+// the tee from where the first read stopped, its bytes and its error
+// intact.
+func TestReqTeeWhole(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		why    string
+		body   io.ReadCloser
+		length int64
+		expect string
+		max    int64
+		whole  bool
+		err    error // what reading the rest ends with
+	}{
+		{"arrived with the headers", &chunkReader{chunks: []string{"hello world"}}, 11, "", 1 << 20, true, nil},
+		{"came in two reads", &chunkReader{chunks: []string{"hello ", "world"}}, 11, "", 1 << 20, false, nil},
+		{"expects 100 Continue", &chunkReader{chunks: []string{"hello world"}}, 11, "100-continue", 1 << 20, false, nil},
+		{"larger than the body cap", &chunkReader{chunks: []string{"hello world"}}, 11, "", 4, false, nil},
+		{"the client broke off", &errReader{chunkReader{chunks: []string{"hello "}}, io.ErrUnexpectedEOF}, 11, "", 1 << 20, false, io.ErrUnexpectedEOF},
+	}
+	for _, c := range cases {
+		tee := &reqTee{rc: c.body, max: c.max}
+		req, _ := http.NewRequest("POST", "http://x/", nil)
+		req.ContentLength = c.length
+		if c.expect != "" {
+			req.Header.Set("Expect", c.expect)
+		}
+		b := tee.whole(req)
+		if (b != nil) != c.whole {
+			t.Errorf("%s: whole %q, want whole %v", c.why, b, c.whole)
+			continue
+		}
+		if b == nil {
+			rest, err := io.ReadAll(tee)
+			if err != c.err || !strings.HasPrefix("hello world", string(rest)) || (c.err == nil && string(rest) != "hello world") {
+				t.Errorf("%s: the tee gave %q, %v; want the body as sent, then %v", c.why, rest, err, c.err)
+			}
+		} else if string(b) != "hello world" {
+			t.Errorf("%s: whole %q", c.why, b)
+		}
+		kept, size, done := tee.snapshot()
+		if want := min(int64(len("hello world")), c.max); c.err == nil && (string(kept) != "hello world"[:want] || size != 11 || !done) {
+			t.Errorf("%s: the tee kept %q of %d bytes (complete %v)", c.why, kept, size, done)
+		}
+	}
 }
