@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -169,10 +170,18 @@ func throughput(b *testing.B, url string) {
 // BenchmarkRecordVsGoproxy compares the recorder (recording to Parquet
 // through the write-ahead log, the defaults) with bare goproxy (as
 // goproxy.NewProxyHttpServer comes, used as a forward proxy) in the same
-// run: small exchanges from 16 keep-alive clients to the same upstream,
-// in alternating rounds of LOADTAPE_ROUND (default 2s), three each. It
-// reports both rates (the median round), their ratio and the rows the
-// recorder dropped.
+// run: small exchanges from 16 keep-alive clients to the same upstream, in
+// pairs of rounds of LOADTAPE_ROUND (default 2s), LOADTAPE_PAIRS pairs
+// (default 7), alternating which side goes first.
+//
+// The ratio is the median of the pairs' ratios: two rounds side by side
+// share the machine's moment (a neighbour's compile, a GC), so a pair's
+// ratio moves less than either rate. Each side first runs one round that is
+// not counted (connections, code paths and heap warmed alike), and before
+// every round the process is brought to the same state: the recorder's
+// rows of the round before are on disk (its encoding would otherwise run
+// in the next round, which slowed whichever side came after it) and a GC
+// has run. The recorder's CPU time per exchange counts that catching up.
 func BenchmarkRecordVsGoproxy(b *testing.B) {
 	round := 2 * time.Second
 	if s := os.Getenv("LOADTAPE_ROUND"); s != "" {
@@ -182,32 +191,58 @@ func BenchmarkRecordVsGoproxy(b *testing.B) {
 		}
 		round = d
 	}
+	pairs := 7
+	if s := os.Getenv("LOADTAPE_PAIRS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("LOADTAPE_PAIRS=%q: want a whole number of at least 1", s)
+		}
+		pairs = n
+	}
 	up := benchUpstream(b)
 	r, base := benchRecorder(b, up.URL, false)
 	gp := httptest.NewServer(goproxy.NewProxyHttpServer())
 	b.Cleanup(gp.Close)
 	recClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	gpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, Proxy: http.ProxyURL(mustURL(b, gp.URL))}}
-	var rec, bare, recCPU, bareCPU []float64
-	runRec := func() {
-		x, c := rate(b, recClient, base+"/v1/chat/completions", round)
-		rec, recCPU = append(rec, x), append(recCPU, c)
+	recURL, gpURL := base+"/v1/chat/completions", up.URL+"/v1/chat/completions"
+	// settle waits (at most 5 s) until every row the recorder was handed
+	// is on disk, then collects garbage.
+	settle := func() {
+		for t0 := time.Now(); r.Totals().Pending > 0 && time.Since(t0) < 5*time.Second; {
+			time.Sleep(2 * time.Millisecond)
+		}
+		runtime.GC()
 	}
-	runBare := func() {
-		x, c := rate(b, gpClient, up.URL+"/v1/chat/completions", round)
-		bare, bareCPU = append(bare, x), append(bareCPU, c)
+	recRound := func(d time.Duration) (perSec, cpuMicros float64) {
+		settle()
+		cpu0 := cpuTime()
+		perSec, n := rate(b, recClient, recURL, d)
+		settle() // its rows' encoding is the recorder's work
+		return perSec, float64((cpuTime() - cpu0).Microseconds()) / float64(max(n, 1))
 	}
+	bareRound := func(d time.Duration) (perSec, cpuMicros float64) {
+		settle()
+		cpu0 := cpuTime()
+		perSec, n := rate(b, gpClient, gpURL, d)
+		return perSec, float64((cpuTime() - cpu0).Microseconds()) / float64(max(n, 1))
+	}
+	var rec, bare, ratio, recCPU, bareCPU []float64
 	for range b.N {
-		for i := range 3 {
-			// Alternate which goes first, so neither always follows the
-			// other's garbage.
+		warm := max(round/4, 300*time.Millisecond)
+		recRound(warm)
+		bareRound(warm)
+		for i := range pairs {
+			var x, y, cx, cy float64
 			if i%2 == 0 {
-				runRec()
-				runBare()
+				x, cx = recRound(round)
+				y, cy = bareRound(round)
 			} else {
-				runBare()
-				runRec()
+				y, cy = bareRound(round)
+				x, cx = recRound(round)
 			}
+			rec, bare, ratio = append(rec, x), append(bare, y), append(ratio, x/y)
+			recCPU, bareCPU = append(recCPU, cx), append(bareCPU, cy)
 		}
 	}
 	tot, err := r.Shutdown(b.Context())
@@ -217,7 +252,9 @@ func BenchmarkRecordVsGoproxy(b *testing.B) {
 	med := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
 	b.ReportMetric(med(rec), "record-exchanges/s")
 	b.ReportMetric(med(bare), "goproxy-exchanges/s")
-	b.ReportMetric(med(rec)/med(bare), "record/goproxy")
+	b.ReportMetric(med(ratio), "record/goproxy")
+	b.ReportMetric(slices.Min(ratio), "record/goproxy-min")
+	b.ReportMetric(slices.Max(ratio), "record/goproxy-max")
 	// CPU time of the whole process (clients, proxy, upstream) per
 	// exchange: what a busy machine's share of the cores changes least.
 	b.ReportMetric(med(recCPU), "record-cpu-µs/exchange")
@@ -229,12 +266,10 @@ func BenchmarkRecordVsGoproxy(b *testing.B) {
 }
 
 // rate sends small exchanges from 16 keep-alive clients for d and returns
-// the exchanges per second completed and the process's CPU time per
-// exchange in µs.
-func rate(b *testing.B, c *http.Client, url string, d time.Duration) (perSec, cpuMicros float64) {
-	var n atomic.Int64
+// the exchanges per second completed and how many.
+func rate(b *testing.B, c *http.Client, url string, d time.Duration) (perSec float64, n int64) {
+	var done atomic.Int64
 	var wg sync.WaitGroup
-	cpu0 := cpuTime()
 	start := time.Now()
 	end := start.Add(d)
 	for range 16 {
@@ -253,14 +288,12 @@ func rate(b *testing.B, c *http.Client, url string, d time.Duration) (perSec, cp
 					b.Errorf("status %d", resp.StatusCode)
 					return
 				}
-				n.Add(1)
+				done.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	cpu := cpuTime() - cpu0
-	return float64(n.Load()) / el.Seconds(), float64(cpu.Microseconds()) / float64(max(n.Load(), 1))
+	return float64(done.Load()) / time.Since(start).Seconds(), done.Load()
 }
 
 // cpuTime is the user and system CPU time this process has used.
