@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -93,12 +96,15 @@ func (c credentials) apply(xs []captures.Exchange, want map[string]bool, owned b
 		}
 		y.Query = c.fillForm(x.Query, func(name string) { note("query parameter", name, x.Service) })
 		if captures.ContainsPlaceholder(string(x.ReqBody)) {
-			body, ok := c.fillBody(x, func(name string) { note("body field", name, x.Service) })
-			if !ok {
-				note("body", x.Operation, x.Service)
+			body, ct, err := c.fillBody(x, func(name string) { note("body field", name, x.Service) })
+			if err != nil {
+				note("body", x.Operation+"\x00"+err.Error(), x.Service)
 				drop[i] = true
 			}
 			y.ReqBody = body
+			if ct != "" {
+				y.ReqHeaders = withContentType(y.ReqHeaders, ct)
+			}
 		}
 	}
 	if len(need) > 0 && !c.allowMissing {
@@ -174,28 +180,213 @@ func (c credentials) fillForm(q string, miss func(name string)) string {
 	return strings.Join(kept, "&")
 }
 
-// fillBody replaces redacted fields of a JSON or form body. false when the
-// body is neither, so no field can be named: the exchange cannot be sent.
-func (c credentials) fillBody(x *captures.Exchange, miss func(name string)) ([]byte, bool) {
+// Why a body with a placeholder cannot be sent, whatever --secret says.
+var (
+	errNotForm      = errors.New("the body is neither JSON nor a form")
+	errBadMultipart = errors.New("the multipart/form-data body does not parse")
+)
+
+// fillBody replaces redacted fields of a JSON, form or multipart/form-data
+// body. contentType is the request's new Content-Type when it had to
+// change (a multipart boundary that the filled-in value holds); err says
+// why no field can be named, so the exchange cannot be sent.
+func (c credentials) fillBody(x *captures.Exchange, miss func(name string)) (body []byte, contentType string, err error) {
 	ct := ""
+	var params map[string]string
 	for _, h := range x.ReqHeaders {
 		if strings.EqualFold(h.Name, "Content-Type") {
-			ct, _, _ = mime.ParseMediaType(h.Value)
+			ct, params, _ = mime.ParseMediaType(h.Value)
 		}
 	}
-	if ct == "application/x-www-form-urlencoded" {
-		return []byte(c.fillForm(string(x.ReqBody), miss)), true
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		return []byte(c.fillForm(string(x.ReqBody), miss)), "", nil
+	case "multipart/form-data":
+		return c.fillMultipart(x.ReqBody, params, miss)
 	}
 	dec := json.NewDecoder(bytes.NewReader(x.ReqBody))
 	dec.UseNumber()
 	var out bytes.Buffer
 	if _, err := c.fillJSON(dec, &out, "", miss); err != nil {
-		return nil, false
+		return nil, "", errNotForm
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, false // trailing data: not one JSON value
+		return nil, "", errNotForm // trailing data: not one JSON value
 	}
-	return out.Bytes(), true
+	return out.Bytes(), "", nil
+}
+
+// rawPart is one part of a multipart body as recorded: head runs from its
+// delimiter line through the blank line after its headers, value is the
+// content up to the next delimiter.
+type rawPart struct {
+	head, value []byte
+	name, file  string // form field name; file name, "" for a plain field
+}
+
+// fillMultipart fills the fields of a multipart/form-data body whose value
+// holds a placeholder with the --secret of the field's name; a field with
+// no secret is left out (and reported through miss). Every other byte stays
+// as recorded: preamble, part headers, files, the closing delimiter. The
+// boundary changes only when a filled-in value holds it; then every
+// delimiter is rewritten and the new Content-Type returned. A placeholder
+// inside a file (a token the recorder found in its content) or in a part's
+// headers has no name a --secret could give: the body cannot be sent.
+func (c credentials) fillMultipart(body []byte, params map[string]string, miss func(string)) ([]byte, string, error) {
+	boundary := params["boundary"]
+	pre, parts, epilogue, ok := splitMultipart(body, boundary)
+	if !ok {
+		return nil, "", errBadMultipart
+	}
+	for _, p := range parts {
+		switch {
+		case captures.ContainsPlaceholder(string(p.head)):
+			return nil, "", fmt.Errorf("a part's headers hold a redaction placeholder")
+		case p.file != "" && captures.ContainsPlaceholder(string(p.value)):
+			return nil, "", fmt.Errorf("file part %s (%s) holds a redacted token that no --secret can name", p.name, p.file)
+		}
+	}
+	kept := parts[:0:0]
+	clash := false
+	for _, p := range parts {
+		if p.file == "" && captures.ContainsPlaceholder(string(p.value)) {
+			s, ok := c.secrets[p.name]
+			if !ok {
+				miss(p.name)
+				continue // left out, as a JSON field would be
+			}
+			p.value = []byte(s)
+			clash = clash || bytes.Contains(p.value, []byte("--"+boundary))
+		}
+		kept = append(kept, p)
+	}
+	newBoundary := boundary
+	if clash {
+		newBoundary = freeBoundary(kept)
+	}
+	var out bytes.Buffer
+	out.Write(pre)
+	for _, p := range kept {
+		out.Write(bytes.Replace(p.head, []byte("--"+boundary), []byte("--"+newBoundary), 1))
+		out.Write(p.value)
+		out.WriteString("\r\n")
+	}
+	out.WriteString("--" + newBoundary + "--")
+	out.Write(epilogue)
+	ct := ""
+	if newBoundary != boundary {
+		params = maps.Clone(params)
+		params["boundary"] = newBoundary
+		ct = mime.FormatMediaType("multipart/form-data", params)
+	}
+	// The body a server reads: every kept part, the filled values in place.
+	mr := multipart.NewReader(bytes.NewReader(out.Bytes()), newBoundary)
+	for _, want := range kept {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil, "", fmt.Errorf("%w after filling it in: %v", errBadMultipart, err)
+		}
+		got, err := io.ReadAll(p)
+		if err != nil || p.FormName() != want.name || !bytes.Equal(got, want.value) {
+			return nil, "", fmt.Errorf("%w after filling in part %s", errBadMultipart, want.name)
+		}
+	}
+	if _, err := mr.NextPart(); err != io.EOF {
+		return nil, "", fmt.Errorf("%w after filling it in: more parts than recorded", errBadMultipart)
+	}
+	return out.Bytes(), ct, nil
+}
+
+// splitMultipart cuts a multipart body into its parts as raw bytes, the
+// bytes before the first delimiter (pre) and those after the closing one.
+// ok is false for a body that does not end with its closing delimiter (cut
+// at the recorder's body cap, or not multipart at all).
+func splitMultipart(b []byte, boundary string) (pre []byte, parts []rawPart, epilogue []byte, ok bool) {
+	if boundary == "" {
+		return nil, nil, nil, false
+	}
+	delim := []byte("--" + boundary)
+	next := []byte("\r\n--" + boundary)
+	i := 0
+	if !bytes.HasPrefix(b, delim) {
+		k := bytes.Index(b, next)
+		if k < 0 {
+			return nil, nil, nil, false
+		}
+		i = k + 2
+	}
+	pre = b[:i]
+	for len(parts) < 10000 {
+		start := i
+		i += len(delim)
+		if bytes.HasPrefix(b[i:], []byte("--")) {
+			return pre, parts, b[i+2:], true
+		}
+		eol := bytes.Index(b[i:], []byte("\r\n"))
+		if eol < 0 {
+			return nil, nil, nil, false
+		}
+		hs := i + eol + 2
+		vs := hs + 2 // a part without headers
+		if !bytes.HasPrefix(b[hs:], []byte("\r\n")) {
+			he := bytes.Index(b[hs:], []byte("\r\n\r\n"))
+			if he < 0 {
+				return nil, nil, nil, false
+			}
+			vs = hs + he + 4
+		}
+		ve := bytes.Index(b[vs:], next)
+		if ve < 0 {
+			return nil, nil, nil, false
+		}
+		ve += vs
+		p := rawPart{head: b[start:vs], value: b[vs:ve]}
+		p.name, p.file = partNames(b[hs:vs])
+		parts = append(parts, p)
+		i = ve + 2
+	}
+	return nil, nil, nil, false
+}
+
+// partNames reads the field name and file name of a part's
+// Content-Disposition header.
+func partNames(headers []byte) (name, file string) {
+	for _, line := range bytes.Split(headers, []byte("\r\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !strings.EqualFold(string(bytes.TrimSpace(k)), "Content-Disposition") {
+			continue
+		}
+		_, params, err := mime.ParseMediaType(string(bytes.TrimSpace(v)))
+		if err != nil {
+			return "", ""
+		}
+		return params["name"], params["filename"]
+	}
+	return "", ""
+}
+
+// freeBoundary is a new random boundary that no part holds.
+func freeBoundary(parts []rawPart) string {
+	for {
+		nb := multipart.NewWriter(io.Discard).Boundary()
+		if !slices.ContainsFunc(parts, func(p rawPart) bool {
+			return bytes.Contains(p.head, []byte(nb)) || bytes.Contains(p.value, []byte(nb))
+		}) {
+			return nb
+		}
+	}
+}
+
+// withContentType is hs with its Content-Type set to ct.
+func withContentType(hs []captures.Header, ct string) []captures.Header {
+	out := make([]captures.Header, 0, len(hs))
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, "Content-Type") {
+			h.Value = ct
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // fillJSON copies one JSON value from dec to out token by token, keeping
@@ -286,17 +477,16 @@ func missingError(need map[string]*missing) error {
 	var parts []string
 	for _, m := range ms {
 		var give string
+		what := m.where + " " + m.name
 		switch m.where {
 		case "header":
 			give = fmt.Sprintf("--header '%s: ...'", m.name)
 		case "body":
-			give = "cannot be supplied: the body is neither JSON nor a form"
+			op, why, _ := strings.Cut(m.name, "\x00")
+			what = "the body of " + op
+			give = "cannot be supplied: " + why
 		default:
 			give = fmt.Sprintf("--secret %s=...", m.name)
-		}
-		what := m.where + " " + m.name
-		if m.where == "body" {
-			what = "the body of " + m.name
 		}
 		parts = append(parts, fmt.Sprintf("%s (%d requests of %s): %s", what, m.requests, strings.Join(sortedKeys(m.services), ", "), give))
 	}
