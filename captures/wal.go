@@ -72,16 +72,38 @@ func walPath(inprogress string) string {
 }
 
 // walFile is an open write-ahead log, written by one file goroutine.
+//
+// Its writes are asynchronous: append encodes a batch into one buffer and
+// hands it to a write of its own while the file goroutine goes on to
+// encode the same batch into Parquet; the next append, sync and close wait
+// for it first. A direct write blocks until the device has the bytes (a
+// few ms for a chunk of rows), and a file goroutine waiting on it would
+// leave its core idle for that long; this way at most one write per log is
+// in flight, and its error is returned by the call that waits for it.
 type walFile struct {
 	f      *os.File
 	path   string
 	enc    *ipc.Writer
-	frame  alignedBuf // what the next write holds: the frame being built, head reserved (after the magic in the first)
-	start  int        // where that frame begins in frame
+	frame  alignedBuf // the frames of the next write, the first in each at start
+	spare  []byte     // the buffer of the write in flight, the next frame's once done
+	start  int        // where the frame being built begins in frame
 	direct bool       // f bypasses the page cache: writes are whole 4 KiB blocks at block offsets
 	size   int64      // bytes of whole frames written
 	synced int64      // bytes known to be on disk
+	rows   int64      // rows in whole 'A' frames written
 	meta   map[string]string
+	// The write in flight, if any: its result arrives on done, and it
+	// holds fly bytes and flyRows rows.
+	done    chan walWrite
+	fly     bool
+	flyRows int64
+}
+
+// walWrite is what one asynchronous write of a log did.
+type walWrite struct {
+	n        int   // bytes written (of a failed write: before it failed)
+	err      error // nil when all were
+	buffered bool  // direct I/O was refused and the write went through the page cache
 }
 
 // createWAL creates and locks a new log and writes its header. O_EXCL, as
@@ -91,7 +113,7 @@ func createWAL(path string, schema *arrow.Schema, mem memory.Allocator, h walHea
 	if err != nil {
 		return nil, err
 	}
-	l := &walFile{f: f, path: path, direct: direct, meta: maps.Clone(h.Metadata)}
+	l := &walFile{f: f, path: path, direct: direct, meta: maps.Clone(h.Metadata), done: make(chan walWrite, 1)}
 	fail := func(err error) (*walFile, error) {
 		f.Close()
 		os.Remove(path)
@@ -102,38 +124,48 @@ func createWAL(path string, schema *arrow.Schema, mem memory.Allocator, h walHea
 	}
 	l.enc = ipc.NewWriter(&l.frame, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	b, _ := json.Marshal(h)
+	l.frame.Write([]byte(walMagic))
 	l.begin(frameHeader)
 	l.frame.Write(b)
-	if err := l.end(); err != nil {
+	l.seal()
+	if err := l.flush(0); err != nil {
+		return fail(err)
+	}
+	if err := l.wait(); err != nil {
 		return fail(err)
 	}
 	return l, nil
 }
 
-// begin starts the next frame; the log's first write also holds the magic.
+// begin starts the next frame in the buffer of the next write.
 func (l *walFile) begin(typ byte) {
-	l.frame.Reset()
-	if l.size == 0 {
-		l.frame.Write([]byte(walMagic))
-	}
 	l.start = len(l.frame.b)
 	var head [frameHead + 1]byte
 	head[frameHead] = typ
 	l.frame.Write(head[:])
 }
 
-// seal fills in the head of the frame that begins at start.
-func seal(b []byte, start int) {
+// seal fills in the head of the frame begun last, now that its body is whole.
+func (l *walFile) seal() { sealAt(l.frame.b, l.start) }
+
+// sealAt fills in the head of the frame that begins at start.
+func sealAt(b []byte, start int) {
 	body := b[start+frameHead:]
 	binary.LittleEndian.PutUint32(b[start:start+4], uint32(len(body)))
 	binary.LittleEndian.PutUint32(b[start+4:start+8], crc32.Checksum(body, castagnoli))
 }
 
-// end fills in the frame's head and writes it with one write call, so that
-// a crash leaves whole frames and at most one torn one. With direct I/O a
-// padding frame follows it up to the next block boundary, in the same write.
-func (l *walFile) end() error {
-	seal(l.frame.b, l.start)
+// flush waits for the write in flight, then starts writing the sealed
+// frames in the buffer (rows of them in 'A' frames) with one write call,
+// so that a crash leaves whole frames and at most one torn write. With
+// direct I/O a padding frame follows them up to the next block boundary,
+// in the same write. Its error is the earlier write's: then nothing new is
+// written.
+func (l *walFile) flush(rows int64) error {
+	if err := l.wait(); err != nil {
+		l.frame.Reset()
+		return err
+	}
 	if l.direct {
 		pad := (logBlock - (len(l.frame.b)+frameHead+1)%logBlock) % logBlock
 		at := len(l.frame.b)
@@ -142,52 +174,79 @@ func (l *walFile) end() error {
 		clear(b[at:])
 		b[at+frameHead] = framePad
 		l.frame.b = b
-		seal(b, at)
+		sealAt(b, at)
 	}
 	b := l.frame.b
-	n, err := l.f.Write(b)
-	if err != nil && n == 0 && l.direct && errors.Is(err, syscall.EINVAL) {
-		// A device that wants larger blocks than logBlock: go on through
-		// the page cache (the padding frames stay, harmless).
-		if bufferedIO(l.f) {
-			l.direct = false
-			n, err = l.f.Write(b)
+	// The next frames go into the buffer of the write before this one,
+	// which is done.
+	l.frame.b, l.spare = l.spare[:0], b
+	l.fly, l.flyRows = true, rows
+	go func(f *os.File, direct bool) {
+		// Ends once the write returns; its result is read by wait.
+		n, err := f.Write(b)
+		var buffered bool
+		if err != nil && n == 0 && direct && errors.Is(err, syscall.EINVAL) {
+			// A device that wants larger blocks than logBlock: go on
+			// through the page cache (the padding frames stay, harmless).
+			if bufferedIO(f) {
+				buffered = true
+				n, err = f.Write(b)
+			}
 		}
+		l.done <- walWrite{n, err, buffered}
+	}(l.f, l.direct)
+	return nil
+}
+
+// wait waits for the write in flight, if any, and returns its error.
+func (l *walFile) wait() error {
+	if !l.fly {
+		return nil
 	}
-	if err != nil {
-		// Cut a partial frame off now, so that a later frame is not
+	r := <-l.done
+	l.fly = false
+	if r.buffered {
+		l.direct = false
+	}
+	if r.err != nil {
+		// Cut a partial write off now, so that a later frame is not
 		// written after garbage (recovery would stop at the garbage).
-		if n > 0 {
+		if r.n > 0 {
 			_ = l.f.Truncate(l.size)
 			_, _ = l.f.Seek(l.size, io.SeekStart)
 		}
-		return err
+		return r.err
 	}
-	l.size += int64(n)
+	l.size += int64(r.n)
+	l.rows += l.flyRows
 	return nil
 }
 
 // append logs a record batch, and the writer's metadata first if it
-// changed since it was last logged.
+// changed since it was last logged. It returns once the write has started;
+// an error is that of the write before (nothing of rec is logged then).
 func (l *walFile) append(rec arrow.RecordBatch, meta map[string]string) error {
 	if meta != nil && !maps.Equal(meta, l.meta) {
 		b, _ := json.Marshal(meta)
 		l.begin(frameMeta)
 		l.frame.Write(b)
-		if err := l.end(); err != nil {
-			return err
-		}
+		l.seal()
 		l.meta = meta
 	}
 	l.begin(frameArrow)
 	if err := l.enc.Write(rec); err != nil {
+		l.frame.Reset()
 		return err
 	}
-	return l.end()
+	l.seal()
+	return l.flush(rec.NumRows())
 }
 
-// sync makes every frame written so far durable.
+// sync waits for the write in flight and makes every frame written durable.
 func (l *walFile) sync() error {
+	if err := l.wait(); err != nil {
+		return err
+	}
 	if l.synced == l.size {
 		return nil
 	}
@@ -203,6 +262,7 @@ func (l *walFile) sync() error {
 // exactly the rows counted as on disk keeps the counts right. Truncating
 // needs no free space.
 func (l *walFile) cutToSynced() error {
+	_ = l.wait() // a failed write has cut itself off already
 	if l.size == l.synced {
 		return nil
 	}
@@ -215,6 +275,7 @@ func (l *walFile) cutToSynced() error {
 
 // close closes the log (releasing its lock) and, with remove, deletes it.
 func (l *walFile) close(remove bool) {
+	_ = l.wait()
 	l.frame.Reset()
 	_ = l.enc.Close() // writes the end-of-stream marker into the dropped frame buffer
 	l.frame.Reset()

@@ -9,3 +9,6 @@ import "os"
 func directIO(*os.File) bool { return false }
 
 func bufferedIO(*os.File) bool { return true }
+
+// startWriteback: elsewhere the fsync of a roll writes the whole file.
+func startWriteback(*os.File, int64, int64) {}

@@ -120,11 +120,12 @@ func TestDirectLogFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("append after a refused direct write: %v", err)
 	}
-	if l.direct {
-		t.Error("the log still claims direct I/O")
-	}
+	// The write is asynchronous: sync waits for it.
 	if err := l.sync(); err != nil {
 		t.Fatal(err)
+	}
+	if l.direct {
+		t.Error("the log still claims direct I/O")
 	}
 	l.f.Close() // keeps the file, as a crash would
 	infos, err := WALs(dir)
