@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -60,13 +59,19 @@ type opAcc struct {
 	bytesIn       int64 // response bytes of the counted requests (Locust's content size)
 	errors        map[string]int64
 	errText       map[string]string
-	ok            []int64
-	ttfb, ttft    []int64
-	itl           []int64
-	itlSeen       int64
-	tpot          []int64
-	lag           []int64
-	fromIntended  []int64 // successes: send lag + duration
+	// Latencies, ns, each in chunks (chunkAppend): the named slice is
+	// the last chunk, its ...Done the full ones before it.
+	ok, ttfb, ttft []int64
+	tpot, lag      []int64
+	fromIntended   []int64 // successes: send lag + duration
+	okDone         [][]int64
+	ttfbDone       [][]int64
+	ttftDone       [][]int64
+	tpotDone       [][]int64
+	lagDone        [][]int64
+	intendedDone   [][]int64
+	itl            []int64 // a reservoir (addITL), one slice
+	itlSeen        int64
 }
 
 // stageAcc gathers one stage's rows inside its measured window.
@@ -305,7 +310,7 @@ func (c *collector) add(r *captures.Result) bool {
 	if r.ErrorKind != runspec.ErrDropped {
 		st.countIteration(r)
 		if r.StartNS > 0 && r.IntendedNS > 0 {
-			op.lag = append(op.lag, max(0, r.StartNS-r.IntendedNS))
+			op.lag = chunkAppend(&op.lagDone, op.lag, max(0, r.StartNS-r.IntendedNS))
 		}
 	}
 	if r.ErrorKind != runspec.ErrDropped {
@@ -329,15 +334,15 @@ func (c *collector) add(r *captures.Result) bool {
 		}
 		return true
 	}
-	op.ok = append(op.ok, r.DurationNS)
+	op.ok = chunkAppend(&op.okDone, op.ok, r.DurationNS)
 	if r.StartNS > 0 && r.IntendedNS > 0 {
-		op.fromIntended = append(op.fromIntended, max(0, r.StartNS-r.IntendedNS)+r.DurationNS)
+		op.fromIntended = chunkAppend(&op.intendedDone, op.fromIntended, max(0, r.StartNS-r.IntendedNS)+r.DurationNS)
 	}
 	if r.TTFBNS > 0 {
-		op.ttfb = append(op.ttfb, r.TTFBNS)
+		op.ttfb = chunkAppend(&op.ttfbDone, op.ttfb, r.TTFBNS)
 	}
 	if r.TTFTNS > 0 {
-		op.ttft = append(op.ttft, r.TTFTNS)
+		op.ttft = chunkAppend(&op.ttftDone, op.ttft, r.TTFTNS)
 	}
 	if n := len(r.ChunkOffsetsNS); n > 1 {
 		for i := 1; i < n; i++ {
@@ -348,7 +353,7 @@ func (c *collector) add(r *captures.Result) bool {
 			first = r.TTFTNS
 		}
 		if r.CompletionTokens > 1 && r.ChunkOffsetsNS[n-1] > first {
-			op.tpot = append(op.tpot, (r.ChunkOffsetsNS[n-1]-first)/(r.CompletionTokens-1))
+			op.tpot = chunkAppend(&op.tpotDone, op.tpot, (r.ChunkOffsetsNS[n-1]-first)/(r.CompletionTokens-1))
 		}
 	}
 	if st.we != math.MaxInt64 && st.we > st.ws {
@@ -597,22 +602,23 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	for _, name := range names {
 		op := st.ops[name]
 		all.addCounts(op)
-		s.Operations[name] = op.stats(s.WindowS) // sorts op's slices
-		ok, ttfb, ttft = append(ok, op.ok), append(ttfb, op.ttfb), append(ttft, op.ttft)
-		itl, tpot, lag = append(itl, op.itl), append(tpot, op.tpot), append(lag, op.lag)
-		intended = append(intended, op.fromIntended)
+		// The other figures read the chunks before stats sorts the
+		// durations into one slice.
+		ttfb, ttft = append(ttfb, chunks(op.ttfbDone, op.ttfb)...), append(ttft, chunks(op.ttftDone, op.ttft)...)
+		tpot, lag = append(tpot, chunks(op.tpotDone, op.tpot)...), append(lag, chunks(op.lagDone, op.lag)...)
+		itl, intended = append(itl, op.itl), append(intended, chunks(op.intendedDone, op.fromIntended)...)
+		s.Operations[name] = op.stats(s.WindowS) // sorts op.ok
+		ok = append(ok, op.ok)
 	}
 	// All operations together: the durations merged (detectors read them;
 	// merging the sorted slices is linear where sorting their
-	// concatenation again would not be); the rest summarised from the
-	// sorted parts without a merged copy.
+	// concatenation again would not be); the rest selected by rank from
+	// the operations' chunks, without a merged or sorted copy.
 	all.ok = mergeSorted(ok)
 	o := all.stats(s.WindowS)
-	o.TTFBMS, o.TTFTMS, o.ITLMS, o.TPOTMS, o.SendLagMS = partsLatency(ttfb), partsLatency(ttft), partsLatency(itl), partsLatency(tpot), partsLatency(lag)
+	o.TTFBMS, o.TTFTMS, o.ITLMS, o.TPOTMS = partsLatency(ttfb), partsLatency(ttft), partsLatency(itl), partsLatency(tpot)
+	o.SendLagMS, o.Lagged = partsLatencyOver(lag, maxSendLagNS)
 	o.FromIntendedMS = partsLatency(intended)
-	for _, p := range lag {
-		o.Lagged += int64(len(p) - sort.Search(len(p), func(i int) bool { return p[i] > int64(maxSendLagMS*1e6) }))
-	}
 	s.Operations[AllOps] = o
 	st.tokens.fill(s)
 	s.Steady = st.steady()
@@ -622,20 +628,26 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	return s
 }
 
+// maxSendLagNS is maxSendLagMS in ns: a request sent later than it is
+// lagged.
+const maxSendLagNS = int64(maxSendLagMS * 1e6)
+
 func (op *opAcc) stats(window float64) *OpStats {
 	var errs int64
 	for _, v := range op.errors {
 		errs += v
 	}
+	// The durations sorted into one slice (detectors and figures read
+	// them); every other figure is selected from its chunks.
+	op.ok, op.okDone = sortedOf(chunks(op.okDone, op.ok)), nil
 	o := &OpStats{
 		Count: op.count, CutOff: op.cutOff, BytesIn: op.bytesIn, Errors: op.errors, ErrorText: op.errText,
-		LatencyMS: latencyOf(op.ok), TTFBMS: latencyPtr(op.ttfb), TTFTMS: latencyPtr(op.ttft),
-		ITLMS: latencyPtr(op.itl), TPOTMS: latencyPtr(op.tpot), SendLagMS: latencyPtr(op.lag),
-		FromIntendedMS: latencyPtr(op.fromIntended),
-		Durations:      op.ok,
+		LatencyMS: latencySorted(op.ok), TTFBMS: partsLatency(chunks(op.ttfbDone, op.ttfb)),
+		TTFTMS: partsLatency(chunks(op.ttftDone, op.ttft)), ITLMS: partsLatency([][]int64{op.itl}),
+		TPOTMS: partsLatency(chunks(op.tpotDone, op.tpot)), FromIntendedMS: partsLatency(chunks(op.intendedDone, op.fromIntended)),
+		Durations: op.ok,
 	}
-	// latencyPtr sorted op.lag in place.
-	o.Lagged = int64(len(op.lag) - sort.Search(len(op.lag), func(i int) bool { return op.lag[i] > int64(maxSendLagMS*1e6) }))
+	o.SendLagMS, o.Lagged = partsLatencyOver(chunks(op.lagDone, op.lag), maxSendLagNS)
 	if op.count > 0 {
 		o.ErrorRate = float64(errs) / float64(op.count)
 	}

@@ -1,145 +1,127 @@
 package analyze
 
 import (
-	"context"
 	"errors"
-	"io"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/loadtape/loadtape/captures"
 )
 
 // The result files are read here rather than through captures.Reader's
-// rows: the string columns (run, scenario, operation, error kind and text)
-// are decoded as Arrow dictionaries, so that each distinct value becomes
-// one Go string per batch instead of a copy per row, and equal values share
-// their bytes (a string comparison then stops at the pointer). A file this
-// reader does not expect (a column missing or of another type, anything it
-// cannot open) is read by captures.Reader instead, which reports what is
-// wrong with it the way every other command does.
+// rows or pqarrow's record batches: each column chunk is decoded page by
+// page straight into a small buffer of its own that is reused for every
+// slice of rows (no Arrow arrays, no allocation per batch), and the rows
+// are filled from those buffers a slice at a time, small enough to stay
+// in the CPU's cache until they are collected. A string column's value is
+// one Go string per distinct value (interned), so a scenario, operation or
+// error text is not copied per row. A file this reader does not expect (a
+// column missing, nullable or of another type, anything it cannot open) is
+// read by captures.Reader instead, which reports what is wrong with it the
+// way every other command does.
 
-// resultCol is one column analyze reads and where it goes in a row.
-type resultCol struct {
+// colKind is how a column is stored and decoded.
+type colKind uint8
+
+const (
+	kindI64  colKind = iota // required INT64
+	kindI32                 // required INT32
+	kindStr                 // required BYTE_ARRAY (UTF-8)
+	kindList                // required list of required INT64
+)
+
+// resultCols are resultColumns, in order, with their kinds; column i of
+// the list fills colBufs' field of the same name (colBufs.fill).
+var resultCols = []struct {
 	name string
-	// set fills rows from a's values off, off+1, …; false: a is not of
-	// the expected type.
-	set func(a arrow.Array, rows []captures.Result, off int, in *interner) bool
+	kind colKind
+}{
+	{"run", kindStr}, {"scenario", kindStr}, {"stage", kindI32}, {"vu", kindI32},
+	{"iteration", kindI64}, {"operation", kindStr}, {"intended_ns", kindI64},
+	{"start_ns", kindI64}, {"ttfb_ns", kindI64}, {"ttft_ns", kindI64},
+	{"duration_ns", kindI64}, {"chunk_offsets_ns", kindList}, {"error_kind", kindStr},
+	{"error", kindStr}, {"prompt_tokens", kindI64}, {"completion_tokens", kindI64},
+	{"active_users", kindI32}, {"bytes_in", kindI64},
 }
 
-func i64Of(name string, p func(*captures.Result) *int64) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, _ *interner) bool {
-		c, ok := a.(*array.Int64)
-		if !ok || c.NullN() > 0 {
-			return false
-		}
-		v := c.Int64Values()[off:]
-		for i := range rows {
-			*p(&rows[i]) = v[i]
-		}
-		return true
-	}}
+// Indices into resultCols, for colBufs.fill.
+const (
+	colRun = iota
+	colScenario
+	colStage
+	colVU
+	colIteration
+	colOperation
+	colIntended
+	colStart
+	colTTFB
+	colTTFT
+	colDuration
+	colOffsets
+	colErrorKind
+	colError
+	colPrompt
+	colCompletion
+	colActive
+	colBytesIn
+)
+
+// rowSlice is how many rows are decoded, filled and collected at a time.
+const rowSlice = 4096
+
+// colBufs holds one slice of rows, column by column, reused from slice to
+// slice.
+type colBufs struct {
+	i64  [len18][]int64
+	i32  [len18][]int32
+	str  [len18][]string
+	offs [][]int64 // chunk_offsets_ns per row, slices of the list reader's buffer
 }
 
-func i32Of(name string, p func(*captures.Result) *int32) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, _ *interner) bool {
-		c, ok := a.(*array.Int32)
-		if !ok || c.NullN() > 0 {
-			return false
+const len18 = 18 // len(resultCols)
+
+func newColBufs() *colBufs {
+	b := &colBufs{offs: make([][]int64, rowSlice)}
+	for i, c := range resultCols {
+		switch c.kind {
+		case kindI64:
+			b.i64[i] = make([]int64, rowSlice)
+		case kindI32:
+			b.i32[i] = make([]int32, rowSlice)
+		case kindStr:
+			b.str[i] = make([]string, rowSlice)
 		}
-		v := c.Int32Values()[off:]
-		for i := range rows {
-			*p(&rows[i]) = v[i]
-		}
-		return true
-	}}
+	}
+	return b
 }
 
-func strOf(name string, p func(*captures.Result) *string) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, in *interner) bool {
-		d, ok := a.(*array.Dictionary)
-		if !ok || d.NullN() > 0 {
-			return false
-		}
-		dict, ok := d.Dictionary().(*array.String)
-		if !ok {
-			return false
-		}
-		vals := in.values(a, dict)
-		switch idx := d.Indices().(type) {
-		case *array.Int32:
-			for i, k := range idx.Int32Values()[off : off+len(rows)] {
-				*p(&rows[i]) = vals[k]
-			}
-		default:
-			for i := range rows {
-				*p(&rows[i]) = vals[d.GetValueIndex(off+i)]
-			}
-		}
-		return true
-	}}
+// fill sets rows from the buffers' first len(rows) values. Every field
+// is named here, so that the loop is one pass of plain stores.
+func (b *colBufs) fill(rows []captures.Result) {
+	n := len(rows)
+	run, scen, op, kind, text := b.str[colRun][:n], b.str[colScenario][:n], b.str[colOperation][:n], b.str[colErrorKind][:n], b.str[colError][:n]
+	stage, vu, active := b.i32[colStage][:n], b.i32[colVU][:n], b.i32[colActive][:n]
+	iter, intended, start := b.i64[colIteration][:n], b.i64[colIntended][:n], b.i64[colStart][:n]
+	ttfb, ttft, dur := b.i64[colTTFB][:n], b.i64[colTTFT][:n], b.i64[colDuration][:n]
+	prompt, compl, bytesIn := b.i64[colPrompt][:n], b.i64[colCompletion][:n], b.i64[colBytesIn][:n]
+	offs := b.offs[:n]
+	for i := range rows {
+		r := &rows[i]
+		r.Run, r.Scenario, r.Operation, r.ErrorKind, r.Error = run[i], scen[i], op[i], kind[i], text[i]
+		r.Stage, r.VU, r.ActiveUsers = stage[i], vu[i], active[i]
+		r.Iteration, r.IntendedNS, r.StartNS = iter[i], intended[i], start[i]
+		r.TTFBNS, r.TTFTNS, r.DurationNS = ttfb[i], ttft[i], dur[i]
+		r.PromptTokens, r.CompletionTokens, r.BytesIn = prompt[i], compl[i], bytesIn[i]
+		r.ChunkOffsetsNS = offs[i]
+	}
 }
-
-func offsetsOf(name string, p func(*captures.Result) *[]int64) resultCol {
-	return resultCol{name, func(a arrow.Array, rows []captures.Result, off int, _ *interner) bool {
-		l, ok := a.(*array.List)
-		if !ok || l.NullN() > 0 {
-			return false
-		}
-		c, ok := l.ListValues().(*array.Int64)
-		if !ok {
-			return false
-		}
-		// One copy of the batch's offsets, which the rows slice: the Arrow
-		// buffer goes at the next batch, and the collector keeps none.
-		var v []int64
-		for i := range rows {
-			start, end := l.ValueOffsets(off + i)
-			if start == end {
-				*p(&rows[i]) = nil
-				continue
-			}
-			if v == nil {
-				v = append([]int64(nil), c.Int64Values()...)
-			}
-			*p(&rows[i]) = v[start:end:end]
-		}
-		return true
-	}}
-}
-
-// resultCols are resultColumns, decoded.
-var resultCols = []resultCol{
-	strOf("run", func(r *captures.Result) *string { return &r.Run }),
-	strOf("scenario", func(r *captures.Result) *string { return &r.Scenario }),
-	i32Of("stage", func(r *captures.Result) *int32 { return &r.Stage }),
-	i32Of("vu", func(r *captures.Result) *int32 { return &r.VU }),
-	i64Of("iteration", func(r *captures.Result) *int64 { return &r.Iteration }),
-	strOf("operation", func(r *captures.Result) *string { return &r.Operation }),
-	i64Of("intended_ns", func(r *captures.Result) *int64 { return &r.IntendedNS }),
-	i64Of("start_ns", func(r *captures.Result) *int64 { return &r.StartNS }),
-	i64Of("ttfb_ns", func(r *captures.Result) *int64 { return &r.TTFBNS }),
-	i64Of("ttft_ns", func(r *captures.Result) *int64 { return &r.TTFTNS }),
-	i64Of("duration_ns", func(r *captures.Result) *int64 { return &r.DurationNS }),
-	offsetsOf("chunk_offsets_ns", func(r *captures.Result) *[]int64 { return &r.ChunkOffsetsNS }),
-	strOf("error_kind", func(r *captures.Result) *string { return &r.ErrorKind }),
-	strOf("error", func(r *captures.Result) *string { return &r.Error }),
-	i64Of("prompt_tokens", func(r *captures.Result) *int64 { return &r.PromptTokens }),
-	i64Of("completion_tokens", func(r *captures.Result) *int64 { return &r.CompletionTokens }),
-	i32Of("active_users", func(r *captures.Result) *int32 { return &r.ActiveUsers }),
-	i64Of("bytes_in", func(r *captures.Result) *int64 { return &r.BytesIn }),
-}
-
-// rowSlice is how many rows are filled and collected at a time.
-const rowSlice = 2048
 
 // maxInterned bounds the distinct strings one reader keeps; past it (error
 // texts that differ row by row) values are copied as they come.
@@ -147,40 +129,378 @@ const maxInterned = 1 << 16
 
 // interner gives each distinct string one Go copy.
 type interner struct {
-	m     map[string]string
-	cache map[arrow.Array][]string // each column's dictionary, this batch
+	m map[string]string
 }
 
-// values returns dict, the dictionary of column a, as Go strings that
-// outlive the batch: made once per batch and column.
-func (in *interner) values(a arrow.Array, dict *array.String) []string {
-	if v, ok := in.cache[a]; ok {
-		return v
+func (in *interner) of(b []byte) string {
+	if s, ok := in.m[string(b)]; ok { // no copy: the compiler looks up b's bytes
+		return s
 	}
-	if in.cache == nil {
-		in.cache = map[arrow.Array][]string{}
+	s := string(b)
+	if len(in.m) < maxInterned {
+		if in.m == nil {
+			in.m = map[string]string{}
+		}
+		in.m[s] = s
 	}
-	vals := make([]string, 0, dict.Len())
-	for i := range dict.Len() {
-		v := dict.Value(i) // aliases the Arrow buffer
-		s, ok := in.m[v]
-		if !ok {
-			s = strings.Clone(v)
-			if len(in.m) < maxInterned {
-				if in.m == nil {
-					in.m = map[string]string{}
+	return s
+}
+
+// strCol decodes one string column. Its values come from the decoder as
+// slices of the page (or of the column chunk's dictionary), valid until
+// the next page: each is made a Go string at once. A few recent values
+// are kept beside their bytes, so that the usual row (a scenario or
+// operation name seen a row ago) costs a comparison, not a map lookup.
+type strCol struct {
+	cr     *file.ByteArrayColumnChunkReader
+	raw    []parquet.ByteArray
+	recent [4]string
+	next   int
+}
+
+func (c *strCol) read(out []string, in *interner) (int, error) {
+	if cap(c.raw) < len(out) {
+		c.raw = make([]parquet.ByteArray, len(out))
+	}
+	done := 0
+	for done < len(out) {
+		n, _, err := c.cr.ReadBatchInPage(int64(len(out)-done), c.raw[:len(out)-done], nil, nil)
+		if err != nil {
+			return done, err
+		}
+		if n == 0 {
+			break
+		}
+	vals:
+		for i, v := range c.raw[:n] {
+			if len(v) == 0 {
+				out[done+i] = ""
+				continue
+			}
+			for _, s := range c.recent {
+				if s == string(v) {
+					out[done+i] = s
+					continue vals
 				}
-				in.m[s] = s
+			}
+			s := in.of(v)
+			c.recent[c.next] = s
+			c.next = (c.next + 1) % len(c.recent)
+			out[done+i] = s
+		}
+		done += int(n)
+	}
+	return done, nil
+}
+
+// listCol decodes chunk_offsets_ns, a required list of required INT64:
+// repetition level 0 starts a row, definition level 1 is an element, 0 an
+// empty list. Levels and values are read ahead in chunks; a slice of rows
+// is only cut once every level of its rows is buffered, and the buffer is
+// only compacted at the start of the next slice, so the rows' slices stay
+// valid while they are collected.
+type listCol struct {
+	cr         *file.Int64ColumnChunkReader
+	defs, reps []int16
+	vals       []int64
+	lo, hi     int // buffered levels
+	vlo, vhi   int // buffered values
+	eof        bool
+}
+
+// listChunk is how many levels listCol reads at a time.
+const listChunk = 8192
+
+func (c *listCol) read(out [][]int64) (int, error) {
+	// Compact what the last slice left.
+	c.hi = copy(c.defs, c.defs[c.lo:c.hi])
+	copy(c.reps, c.reps[c.lo:c.lo+c.hi])
+	c.lo = 0
+	c.vhi = copy(c.vals, c.vals[c.vlo:c.vhi])
+	c.vlo = 0
+	// Read until the buffer holds len(out) rows and the start of the next
+	// (or the chunk's end).
+	starts := 0
+	for i := range c.hi {
+		if c.reps[i] == 0 {
+			starts++
+		}
+	}
+	for starts <= len(out) && !c.eof {
+		if len(c.defs)-c.hi < listChunk {
+			c.defs = append(c.defs, make([]int16, listChunk)...)
+			c.reps = append(c.reps, make([]int16, listChunk)...)
+			c.defs, c.reps = c.defs[:cap(c.defs)], c.reps[:cap(c.reps)]
+		}
+		if len(c.vals)-c.vhi < listChunk {
+			c.vals = append(c.vals, make([]int64, listChunk)...)
+			c.vals = c.vals[:cap(c.vals)]
+		}
+		n, nv, err := c.cr.ReadBatch(listChunk, c.vals[c.vhi:c.vhi+listChunk], c.defs[c.hi:c.hi+listChunk], c.reps[c.hi:c.hi+listChunk])
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			c.eof = true
+			break
+		}
+		for _, r := range c.reps[c.hi : c.hi+int(n)] {
+			if r == 0 {
+				starts++
 			}
 		}
-		vals = append(vals, s)
+		c.hi += int(n)
+		c.vhi += nv
 	}
-	in.cache[a] = vals
-	return vals
+	rows := 0
+	for rows < len(out) && c.lo < c.hi {
+		if c.reps[c.lo] != 0 {
+			return rows, errors.New("chunk_offsets_ns: a row starts with a repeated level")
+		}
+		start := c.vlo
+		for {
+			if c.defs[c.lo] == 1 {
+				c.vlo++
+			}
+			c.lo++
+			if c.lo == c.hi || c.reps[c.lo] == 0 {
+				break
+			}
+		}
+		if c.vlo > c.vhi {
+			return rows, errors.New("chunk_offsets_ns: fewer values than its levels say")
+		}
+		if c.vlo == start {
+			out[rows] = nil
+		} else {
+			out[rows] = c.vals[start:c.vlo:c.vlo]
+		}
+		rows++
+	}
+	return rows, nil
 }
 
 // errUnexpected makes readResultFile hand a file to captures.Reader.
 var errUnexpected = errors.New("not the layout analyze reads directly")
+
+// groupCols are one row group's column readers, in resultCols' order.
+type groupCols struct {
+	i64  [len18]*file.Int64ColumnChunkReader
+	i32  [len18]*file.Int32ColumnChunkReader
+	str  [len18]*strCol
+	list *listCol
+	all  []file.ColumnChunkReader
+}
+
+// openGroup opens the row group's readers of the leaves (resultCols'
+// order). ok is false when a column is not of the kind analyze reads.
+func openGroup(rg *file.RowGroupReader, leaves []int, lists *listCol) (g *groupCols, ok bool, err error) {
+	g = &groupCols{}
+	for i, leaf := range leaves {
+		cr, err := rg.Column(leaf)
+		if err != nil {
+			g.close()
+			return nil, true, err
+		}
+		g.all = append(g.all, cr)
+		switch resultCols[i].kind {
+		case kindI64:
+			g.i64[i], ok = cr.(*file.Int64ColumnChunkReader)
+		case kindI32:
+			g.i32[i], ok = cr.(*file.Int32ColumnChunkReader)
+		case kindStr:
+			var c *file.ByteArrayColumnChunkReader
+			c, ok = cr.(*file.ByteArrayColumnChunkReader)
+			g.str[i] = &strCol{cr: c}
+		case kindList:
+			var c *file.Int64ColumnChunkReader
+			c, ok = cr.(*file.Int64ColumnChunkReader)
+			*lists = listCol{cr: c, defs: lists.defs, reps: lists.reps, vals: lists.vals}
+			g.list = lists
+		}
+		if !ok {
+			g.close()
+			return nil, false, nil
+		}
+	}
+	return g, true, nil
+}
+
+func (g *groupCols) close() {
+	for _, cr := range g.all {
+		cr.Close()
+	}
+}
+
+// read decodes the next n rows of every column into b.
+func (g *groupCols) read(b *colBufs, n int, in *interner) error {
+	for i, c := range resultCols {
+		var got int
+		var err error
+		switch c.kind {
+		case kindI64:
+			var k int64
+			k, _, err = g.i64[i].ReadBatch(int64(n), b.i64[i][:n], nil, nil)
+			got = int(k)
+		case kindI32:
+			var k int64
+			k, _, err = g.i32[i].ReadBatch(int64(n), b.i32[i][:n], nil, nil)
+			got = int(k)
+		case kindStr:
+			got, err = g.str[i].read(b.str[i][:n], in)
+		case kindList:
+			got, err = g.list.read(b.offs[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("column %q: %w", c.name, err)
+		}
+		if got != n {
+			return fmt.Errorf("column %q: %d rows where the row group has %d more", c.name, got, n)
+		}
+	}
+	return nil
+}
+
+// fileReader is one reader goroutine's state, reused from file to file.
+type fileReader struct {
+	in    interner
+	bufs  *colBufs
+	rows  []captures.Result
+	lists listCol
+}
+
+// readResultFile reads one result file (its row groups groups, nil: all)
+// into c, a slice of rows at a time. Before the first row reaches c, any
+// surprise returns errUnexpected; after it, an error is a damaged file.
+func (fr *fileReader) readResultFile(c *collector, path string, groups []int) (err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return errUnexpected
+	}
+	defer f.Close()
+	started := false
+	defer func() {
+		// A damaged page can make the decoder panic: an error naming the
+		// file, as captures.Reader gives.
+		if p := recover(); p != nil {
+			if started {
+				err = badInputf("%s: %v: %v", path, captures.ErrCorruptFile, p)
+			} else {
+				err = errUnexpected
+			}
+		}
+	}()
+	props := parquet.NewReaderProperties(memory.DefaultAllocator)
+	props.BufferedStreamEnabled = true // pages as needed, not whole column chunks
+	pf, err := file.NewParquetReader(f, file.WithReadProps(props))
+	if err != nil {
+		return errUnexpected
+	}
+	defer pf.Close()
+	kv := pf.MetaData().KeyValueMetadata()
+	if k := kv.FindValue(captures.MetaKind); k == nil || captures.Kind(*k) != captures.KindResults {
+		return errUnexpected
+	}
+	if v := kv.FindValue(captures.MetaSchema); v == nil {
+		return errUnexpected
+	} else if n, err := strconv.Atoi(*v); err != nil || n < 1 || n > captures.SchemaVersion {
+		return errUnexpected
+	}
+	leaves, ok := resultLeaves(pf.MetaData().Schema)
+	if !ok {
+		return errUnexpected
+	}
+	if groups == nil {
+		for g := range pf.NumRowGroups() {
+			groups = append(groups, g)
+		}
+	}
+	if fr.bufs == nil {
+		fr.bufs = newColBufs()
+		fr.rows = make([]captures.Result, rowSlice)
+	}
+	corrupt := func(err error) error {
+		if !started {
+			return errUnexpected
+		}
+		return badInputf("%s: %v: %s", path, captures.ErrCorruptFile, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	for _, gi := range groups {
+		if gi < 0 || gi >= pf.NumRowGroups() {
+			return corrupt(fmt.Errorf("no row group %d", gi))
+		}
+		rg := pf.RowGroup(gi)
+		g, ok, err := openGroup(rg, leaves, &fr.lists)
+		if !ok {
+			if started {
+				return badInputf("%s: %v: a column changed type between row groups", path, captures.ErrCorruptFile)
+			}
+			return errUnexpected
+		}
+		if err != nil {
+			return corrupt(err)
+		}
+		err = fr.readGroup(c, g, rg.NumRows(), path, &started)
+		g.close()
+		if err != nil {
+			if errors.Is(err, ErrBadInput) {
+				return err
+			}
+			return corrupt(err)
+		}
+	}
+	return nil
+}
+
+// readGroup reads a row group's rows, slice by slice, into c.
+func (fr *fileReader) readGroup(c *collector, g *groupCols, rows int64, path string, started *bool) error {
+	for done := int64(0); done < rows; {
+		n := int(min(rowSlice, rows-done))
+		if err := g.read(fr.bufs, n, &fr.in); err != nil {
+			return err
+		}
+		batch := fr.rows[:n]
+		fr.bufs.fill(batch)
+		*started = true
+		for i := range batch {
+			if !c.add(&batch[i]) {
+				r := &batch[i]
+				return badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", path, r.Scenario, r.Stage)
+			}
+		}
+		done += int64(n)
+	}
+	return nil
+}
+
+// resultLeaves finds resultCols' leaf columns in a file's schema; false
+// when one is missing or not of the kind analyze reads (nullable, another
+// type, a list of another shape).
+func resultLeaves(s *schema.Schema) ([]int, bool) {
+	leaves := make([]int, len(resultCols))
+	for i, col := range resultCols {
+		name := col.name
+		if col.kind == kindList {
+			name += ".list.element" // a list's leaf is named by its path
+		}
+		j := s.ColumnIndexByName(name)
+		if j < 0 {
+			return nil, false
+		}
+		d := s.Column(j)
+		want := map[colKind]parquet.Type{kindI64: parquet.Types.Int64, kindI32: parquet.Types.Int32,
+			kindStr: parquet.Types.ByteArray, kindList: parquet.Types.Int64}[col.kind]
+		def, rep := int16(0), int16(0)
+		if col.kind == kindList {
+			def, rep = 1, 1
+		}
+		if d.PhysicalType() != want || d.MaxDefinitionLevel() != def || d.MaxRepetitionLevel() != rep {
+			return nil, false
+		}
+		leaves[i] = j
+	}
+	return leaves, true
+}
 
 // filePart is one file's row groups to read, in order; nil groups means
 // the whole file.
@@ -245,10 +565,9 @@ func planParts(files []string, n int) [][]filePart {
 
 // readInto reads the parts, in order, into c.
 func readInto(c *collector, parts []filePart) error {
-	var in interner
-	var rows []captures.Result
+	var fr fileReader
 	for _, p := range parts {
-		err := readResultFile(c, p.path, p.groups, &in, &rows)
+		err := fr.readResultFile(c, p.path, p.groups)
 		if errors.Is(err, errUnexpected) {
 			if p.groups != nil {
 				// Another reader has the file's other row groups.
@@ -259,131 +578,6 @@ func readInto(c *collector, parts []filePart) error {
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// readResultFile reads one result file (its row groups groups, nil: all)
-// into c, batch by batch. Before the
-// first row reaches c, any surprise returns errUnexpected; after it, an
-// error is a damaged file.
-func readResultFile(c *collector, path string, groups []int, in *interner, rows *[]captures.Result) (err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return errUnexpected
-	}
-	defer f.Close()
-	started := false
-	defer func() {
-		// A damaged page can make the decoder panic: an error naming the
-		// file, as captures.Reader gives.
-		if p := recover(); p != nil {
-			if started {
-				err = badInputf("%s: %v: %v", path, captures.ErrCorruptFile, p)
-			} else {
-				err = errUnexpected
-			}
-		}
-	}()
-	props := parquet.NewReaderProperties(memory.DefaultAllocator)
-	props.BufferedStreamEnabled = true // pages as needed, not whole column chunks
-	pf, err := file.NewParquetReader(f, file.WithReadProps(props))
-	if err != nil {
-		return errUnexpected
-	}
-	defer pf.Close()
-	kv := pf.MetaData().KeyValueMetadata()
-	if k := kv.FindValue(captures.MetaKind); k == nil || captures.Kind(*k) != captures.KindResults {
-		return errUnexpected
-	}
-	if v := kv.FindValue(captures.MetaSchema); v == nil {
-		return errUnexpected
-	} else if n, err := strconv.Atoi(*v); err != nil || n < 1 || n > captures.SchemaVersion {
-		return errUnexpected
-	}
-	for _, e := range kv {
-		// The Parquet schema has every type; a damaged Arrow schema entry
-		// could make pqarrow's decoder allocate without bound.
-		if e.Key == "ARROW:schema" {
-			e.Key = "loadtape.ignored.ARROW:schema"
-		}
-	}
-	schema := pf.MetaData().Schema
-	arrowProps := pqarrow.ArrowReadProperties{BatchSize: captures.DefaultBatchSize}
-	leaves := make([]int, 0, len(resultCols))
-	for _, col := range resultCols {
-		i := schema.ColumnIndexByName(col.name)
-		if i < 0 {
-			// A list's leaf is named by its path.
-			i = schema.ColumnIndexByName(col.name + ".list.element")
-		}
-		if i < 0 {
-			return errUnexpected
-		}
-		if schema.Column(i).PhysicalType() == parquet.Types.ByteArray {
-			arrowProps.SetReadDict(i, true)
-		}
-		leaves = append(leaves, i)
-	}
-	fr, err := pqarrow.NewFileReader(pf, arrowProps, memory.DefaultAllocator)
-	if err != nil {
-		return errUnexpected
-	}
-	rr, err := fr.GetRecordReader(context.Background(), leaves, groups)
-	if err != nil {
-		return errUnexpected
-	}
-	defer rr.Release()
-	// The record's fields in file order, each to its column.
-	fields := rr.Schema().Fields()
-	if len(fields) != len(resultCols) {
-		return errUnexpected
-	}
-	setters := make([]int, len(fields))
-	for i, fl := range fields {
-		setters[i] = -1
-		for j, col := range resultCols {
-			if col.name == fl.Name {
-				setters[i] = j
-			}
-		}
-		if setters[i] < 0 {
-			return errUnexpected
-		}
-	}
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		n := int(rec.NumRows())
-		if *rows == nil {
-			*rows = make([]captures.Result, rowSlice)
-		}
-		clear(in.cache)
-		// The batch's rows a slice at a time, small enough to stay in the
-		// CPU's cache between filling them and collecting them.
-		for off := 0; off < n; off += rowSlice {
-			batch := (*rows)[:min(rowSlice, n-off)]
-			for i, j := range setters {
-				if !resultCols[j].set(rec.Column(i), batch, off, in) {
-					if started {
-						return badInputf("%s: %v: column %q changed type between row groups", path, captures.ErrCorruptFile, resultCols[j].name)
-					}
-					return errUnexpected
-				}
-			}
-			started = true
-			for i := range batch {
-				if !c.add(&batch[i]) {
-					r := &batch[i]
-					return badInputf("%s: results of scenario %q stage %d, which run.json does not list: the run directory's run.json does not match its files", path, r.Scenario, r.Stage)
-				}
-			}
-		}
-	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		if !started {
-			return errUnexpected
-		}
-		return badInputf("%s: %v: %s", path, captures.ErrCorruptFile, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return nil
 }

@@ -65,12 +65,12 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 			continue
 		}
 		a.addCounts(oo)
-		a.ok = append(a.ok, oo.ok...)
-		a.ttfb = append(a.ttfb, oo.ttfb...)
-		a.ttft = append(a.ttft, oo.ttft...)
-		a.tpot = append(a.tpot, oo.tpot...)
-		a.lag = append(a.lag, oo.lag...)
-		a.fromIntended = append(a.fromIntended, oo.fromIntended...)
+		joinChunks(&a.okDone, &a.ok, oo.okDone, oo.ok)
+		joinChunks(&a.ttfbDone, &a.ttfb, oo.ttfbDone, oo.ttfb)
+		joinChunks(&a.ttftDone, &a.ttft, oo.ttftDone, oo.ttft)
+		joinChunks(&a.tpotDone, &a.tpot, oo.tpotDone, oo.tpot)
+		joinChunks(&a.lagDone, &a.lag, oo.lagDone, oo.lag)
+		joinChunks(&a.intendedDone, &a.fromIntended, oo.intendedDone, oo.fromIntended)
 		a.itlSeen += oo.itlSeen
 		a.itl = append(a.itl, oo.itl...)
 		if len(a.itl) > maxITL {

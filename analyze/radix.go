@@ -8,42 +8,133 @@ import "slices"
 // most of the cost of exact percentiles. Small or negative inputs fall back
 // to slices.Sort.
 func sortInt64(v []int64) {
-	if len(v) < 1<<12 {
-		slices.Sort(v)
-		return
+	s := sortedOf([][]int64{v})
+	if len(s) > 0 && &s[0] != &v[0] {
+		copy(v, s)
+	}
+}
+
+// sortedOf is the values of parts, sorted, in a new slice (or parts' only
+// slice, sorted in place). The radix sort's first pass reads the parts
+// themselves, so that they are never copied into one slice first.
+func sortedOf(parts [][]int64) []int64 {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n == 0 {
+		return nil
 	}
 	var or, and uint64 = 0, ^uint64(0)
-	for _, x := range v {
-		if x < 0 {
-			slices.Sort(v)
-			return
+	negative := false
+	for _, p := range parts {
+		for _, x := range p {
+			negative = negative || x < 0
+			or |= uint64(x)
+			and &= uint64(x)
 		}
-		or |= uint64(x)
-		and &= uint64(x)
 	}
-	buf := make([]int64, len(v))
-	src, dst := v, buf
+	var shifts []uint
 	for shift := uint(0); shift < 64; shift += 16 {
-		if (or>>shift)&0xffff == (and>>shift)&0xffff {
-			continue // every value has the same digit here
+		if (or>>shift)&0xffff != (and>>shift)&0xffff {
+			shifts = append(shifts, shift) // the values differ in this digit
 		}
-		var count [1 << 16]int
-		for _, x := range src {
-			count[(uint64(x)>>shift)&0xffff]++
+	}
+	if n < 1<<12 || negative || len(shifts) == 0 {
+		out := parts[0]
+		if len(parts) > 1 {
+			out = make([]int64, 0, n)
+			for _, p := range parts {
+				out = append(out, p...)
+			}
+		}
+		if len(shifts) > 0 {
+			slices.Sort(out)
+		}
+		return out
+	}
+	// Passes alternate between two buffers; the last lands in out.
+	out, buf := make([]int64, n), make([]int64, n)
+	dst := out
+	if len(shifts)%2 == 0 {
+		dst = buf
+	}
+	var count [1 << 16]int
+	for i, shift := range shifts {
+		clear(count[:])
+		src := parts
+		if i > 0 {
+			src = [][]int64{buf}
+			if len(shifts)%2 == i%2 {
+				src = [][]int64{out}
+			}
+		}
+		for _, p := range src {
+			for _, x := range p {
+				count[(uint64(x)>>shift)&0xffff]++
+			}
 		}
 		sum := 0
-		for i, c := range count {
-			count[i] = sum
+		for d, c := range count {
+			count[d] = sum
 			sum += c
 		}
-		for _, x := range src {
-			d := (uint64(x) >> shift) & 0xffff
-			dst[count[d]] = x
-			count[d]++
+		for _, p := range src {
+			for _, x := range p {
+				d := (uint64(x) >> shift) & 0xffff
+				dst[count[d]] = x
+				count[d]++
+			}
 		}
-		src, dst = dst, src
+		if &dst[0] == &out[0] {
+			dst = buf
+		} else {
+			dst = out
+		}
 	}
-	if &src[0] != &v[0] {
-		copy(v, src)
+	return out
+}
+
+// Latencies are gathered in chunks: appending to one slice copies all of
+// it each time it grows, about four times its size in all with Go's
+// growth of large slices, and leaves up to a quarter of it unused. A chunk
+// is never copied to grow; the values are only copied once, sorted, or
+// not at all when only their percentiles are wanted (partsLatency).
+
+// chunkAppend appends v to cur, the last chunk, first moving cur to done
+// when it is full. Chunks double from minChunk values to maxChunk.
+func chunkAppend(done *[][]int64, cur []int64, v int64) []int64 {
+	if len(cur) == cap(cur) {
+		cur = spill(done, cur)
 	}
+	return append(cur, v)
+}
+
+const (
+	minChunk = 256
+	maxChunk = 1 << 16 // 512 KiB
+)
+
+func spill(done *[][]int64, cur []int64) []int64 {
+	if len(cur) > 0 {
+		*done = append(*done, cur)
+	}
+	return make([]int64, 0, min(max(2*cap(cur), minChunk), maxChunk))
+}
+
+// chunks is every chunk: done's, then cur.
+func chunks(done [][]int64, cur []int64) [][]int64 {
+	if len(cur) == 0 {
+		return done
+	}
+	return append(done[:len(done):len(done)], cur)
+}
+
+// joinChunks appends o's chunks to a's (a's first), the later rows after.
+func joinChunks(done *[][]int64, cur *[]int64, odone [][]int64, ocur []int64) {
+	if len(*cur) > 0 {
+		*done = append(*done, *cur)
+	}
+	*done = append(*done, odone...)
+	*cur = ocur
 }

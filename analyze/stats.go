@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 )
@@ -36,11 +37,16 @@ func Percentile(sorted []int64, p float64) float64 {
 
 // latencyOf sorts vals (ns) in place and summarises them in milliseconds.
 func latencyOf(vals []int64) Latency {
+	sortInt64(vals)
+	return latencySorted(vals)
+}
+
+// latencySorted is latencyOf of values already sorted.
+func latencySorted(vals []int64) Latency {
 	if len(vals) == 0 {
 		nan := math.NaN()
 		return Latency{nan, nan, nan, nan, nan, nan, nan}
 	}
-	sortInt64(vals)
 	var sum float64
 	for _, v := range vals {
 		sum += float64(v)
@@ -57,34 +63,137 @@ func latencyOf(vals []int64) Latency {
 	}
 }
 
-// partsLatency is latencyPtr of the merge of sorted parts, without
-// merging them: each percentile is found by its rank.
+// partsLatency is latencyPtr of the values of parts together, which need
+// not be sorted: each percentile is selected by its rank (selectRanks),
+// nothing is sorted or merged. The mean sums the values in the parts'
+// order; that is the sorted order's sum whenever the total stays within
+// 2^53 ns (104 days), where float64 adds whole numbers exactly.
 func partsLatency(parts [][]int64) *Latency {
+	l, _ := partsLatencyOver(parts, math.MaxInt64)
+	return l
+}
+
+// partsLatencyOver is partsLatency, and how many values exceed over.
+func partsLatencyOver(parts [][]int64, over int64) (*Latency, int64) {
 	n := 0
 	var sum float64
+	var above int64
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, p := range parts {
-		if len(p) == 0 {
-			continue
-		}
 		n += len(p)
 		for _, v := range p {
 			sum += float64(v)
+			lo, hi = min(lo, v), max(hi, v)
+			if v > over {
+				above++
+			}
 		}
-		lo, hi = min(lo, p[0]), max(hi, p[len(p)-1])
 	}
 	if n == 0 {
-		return nil
+		return nil, 0
 	}
+	ps := [4]float64{0.50, 0.90, 0.95, 0.99}
+	var ks [4]int
+	for i, p := range ps {
+		ks[i] = min(max(int(math.Ceil(p*float64(n)))-1, 0), n-1)
+	}
+	var got [4]int64
+	selectRanks(parts, n, ks[:], lo, hi, got[:])
 	const ms = 1e6
-	pct := func(p float64) float64 {
-		i := int(math.Ceil(p*float64(n))) - 1
-		return float64(kthOfSorted(parts, min(max(i, 0), n-1), lo, hi)) / ms
-	}
 	return &Latency{
 		Min: float64(lo) / ms, Avg: sum / float64(n) / ms,
-		P50: pct(0.50), P90: pct(0.90), P95: pct(0.95), P99: pct(0.99),
+		P50: float64(got[0]) / ms, P90: float64(got[1]) / ms, P95: float64(got[2]) / ms, P99: float64(got[3]) / ms,
 		Max: float64(hi) / ms,
+	}, above
+}
+
+// selectBits is the width of selectRanks' histogram: 2^14 counters (64
+// KiB) stay in the CPU's cache while every value is counted.
+const selectBits = 14
+
+// selectRanks sets out[i] to the ks[i]-th smallest (from 0; ks ascending)
+// of the n values of parts, all within [lo, hi]. It counts the values
+// into 2^selectBits equal buckets of the range, copies out the few
+// buckets that hold a wanted rank and selects within them the same way,
+// until a bucket is one value wide or holds few enough values to sort:
+// two passes over the values where sorting them would take six.
+func selectRanks(parts [][]int64, n int, ks []int, lo, hi int64, out []int64) {
+	if n <= 1<<10 || lo == hi {
+		if lo == hi {
+			for i := range ks {
+				out[i] = lo
+			}
+			return
+		}
+		all := make([]int64, 0, n)
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		slices.Sort(all)
+		for i, k := range ks {
+			out[i] = all[k]
+		}
+		return
+	}
+	span := uint64(hi) - uint64(lo)
+	shift := uint(max(bits.Len64(span)-selectBits, 0))
+	counts := make([]int, span>>shift+1)
+	base := uint64(lo)
+	for _, p := range parts {
+		for _, v := range p {
+			counts[(uint64(v)-base)>>shift]++
+		}
+	}
+	// The bucket of each wanted rank, and the rank within it.
+	buckets := make([]int, len(ks))
+	within := make([]int, len(ks))
+	b, below := 0, 0
+	for i, k := range ks {
+		for below+counts[b] <= k {
+			below += counts[b]
+			b++
+		}
+		buckets[i], within[i] = b, k-below
+	}
+	if shift == 0 {
+		for i, b := range buckets {
+			out[i] = lo + int64(b)
+		}
+		return
+	}
+	// Copy out the wanted buckets (a few; ranks in one bucket share it).
+	want := slices.Compact(slices.Clone(buckets))
+	subs := make([][]int64, len(want))
+	for j, b := range want {
+		subs[j] = make([]int64, 0, counts[b])
+	}
+	for _, p := range parts {
+		for _, v := range p {
+			b := int((uint64(v) - base) >> shift)
+			for j, w := range want {
+				if b == w {
+					subs[j] = append(subs[j], v)
+					break
+				}
+			}
+		}
+	}
+	for j, w := range want {
+		var rks []int
+		var idx []int
+		for i, b := range buckets {
+			if b == w {
+				rks, idx = append(rks, within[i]), append(idx, i)
+			}
+		}
+		got := make([]int64, len(rks))
+		// The bucket's range, as offsets from lo (the last one ends at hi).
+		off := uint64(w) << shift
+		blo, bhi := int64(base+off), int64(base+min(off+(1<<shift-1), span))
+		selectRanks([][]int64{subs[j]}, len(subs[j]), rks, blo, bhi, got)
+		for t, i := range idx {
+			out[i] = got[t]
+		}
 	}
 }
 
