@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -47,8 +46,8 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 		Host:          x.host,
 		Path:          x.path,
 		Query:         rd.rawQuery(x.query),
-		ReqHeaders:    rd.header(x.clientHeader()),
-		RespHeaders:   rd.header(x.upstreamHeader()),
+		ReqHeaders:    rd.header(x.reqHeader, x.clientHeader()...),
+		RespHeaders:   rd.header(x.respHeader, x.respHop...), // as the upstream sent it
 		Status:        int32(x.status),
 		TTFBNS:        x.ttfb.Nanoseconds(),
 		Error:         rd.text(x.errText, x.query),
@@ -92,32 +91,15 @@ func (r *Recorder) row(x *exchange) captures.Exchange {
 	return e
 }
 
-// clientHeader is the request header as the client sent it, its Host
-// included (Go keeps that apart from the header map).
-func (x *exchange) clientHeader() http.Header {
-	h := x.reqHeader.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
-	for _, hv := range x.hopHeader {
-		h[hv.name] = hv.values
-	}
+// clientHeader is what the request header was as the client sent it,
+// besides x.reqHeader: the hop-by-hop headers removed before it went
+// upstream and its Host (Go keeps that apart from the header map).
+func (x *exchange) clientHeader() []hopValue {
+	over := x.hopHeader
 	if x.clientHost != "" {
-		h["Host"] = []string{x.clientHost}
+		over = append(over[:len(over):len(over)], hopValue{"Host", []string{x.clientHost}})
 	}
-	return h
-}
-
-// upstreamHeader is the response header as the upstream sent it.
-func (x *exchange) upstreamHeader() http.Header {
-	if len(x.respHop) == 0 {
-		return x.respHeader
-	}
-	h := x.respHeader.Clone()
-	for _, hv := range x.respHop {
-		h[hv.name] = hv.values
-	}
-	return h
+	return over
 }
 
 // readOpenAI fills model and token usage from OpenAI-style bodies: the

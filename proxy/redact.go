@@ -142,24 +142,37 @@ func (rd *redactor) headerValue(v string) string {
 	return rd.placeholder(v)
 }
 
-// header turns a header map into the ordered list of the capture. Go's
-// header map does not keep wire order, so names are sorted; the values of
-// one name keep their order.
-func (rd *redactor) header(h http.Header) []captures.Header {
-	if len(h) == 0 {
+// header turns a header map into the ordered list of the capture, with
+// the names in over set to their values there instead (the hop-by-hop
+// headers taken out before the message was forwarded, the client's Host):
+// no copy of the map is made. Go's header map does not keep wire order, so
+// names are sorted; the values of one name keep their order.
+func (rd *redactor) header(h http.Header, over ...hopValue) []captures.Header {
+	if len(h) == 0 && len(over) == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(h))
+	names := make([]string, 0, len(h)+len(over))
 	n := 0
 	for k, vs := range h {
-		names = append(names, k)
-		n += len(vs)
+		if !slices.ContainsFunc(over, func(o hopValue) bool { return o.name == k }) {
+			names = append(names, k)
+			n += len(vs)
+		}
+	}
+	for _, o := range over {
+		names = append(names, o.name)
+		n += len(o.values)
 	}
 	slices.Sort(names)
+	names = slices.Compact(names)
 	out := make([]captures.Header, 0, n)
 	for _, k := range names {
+		vs := h[k]
+		if i := slices.IndexFunc(over, func(o hopValue) bool { return o.name == k }); i >= 0 {
+			vs = over[i].values
+		}
 		secret := !rd.keep && (rd.headers[http.CanonicalHeaderKey(k)] || secretName(k))
-		for _, v := range h[k] {
+		for _, v := range vs {
 			if secret {
 				v = rd.headerValue(v)
 			} else if !rd.keep {

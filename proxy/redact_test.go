@@ -175,3 +175,26 @@ func FuzzOpenAIFields(f *testing.F) {
 		}
 	})
 }
+
+// TestMayHoldToken: the one-pass prefilter says yes wherever findTokens
+// could find something, at any position, and no for common header values.
+func TestMayHoldToken(t *testing.T) {
+	t.Parallel()
+	for _, sh := range tokenShapes {
+		for _, s := range []string{sh.prefix, "x" + sh.prefix, "a b " + sh.prefix + "tail"} {
+			if !mayHoldToken(s) || !mayHoldTokenBytes([]byte(s)) {
+				t.Errorf("mayHoldToken(%q) = false", s)
+			}
+		}
+	}
+	for _, s := range []string{"Bearer x", "x bearer", "BEARER"} {
+		if !mayHoldToken(s) {
+			t.Errorf("mayHoldToken(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"application/json", "Go-http-client/1.1", "Wed, 02 Dec 2026 01:50:00 GMT", "keep-alive", "1024", "sk", "ghp"} {
+		if mayHoldToken(s) {
+			t.Errorf("mayHoldToken(%q) = true", s)
+		}
+	}
+}

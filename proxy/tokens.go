@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"strings"
 )
 
 // Well-known token shapes, found in any text by their fixed prefix: cheap
@@ -128,22 +127,31 @@ func bearerTokens(b []byte, truncated bool, edits []edit) []edit {
 }
 
 // mayHoldToken is a cheap test, without allocating, that s might hold a
-// token shape; most header values and paths do not.
-func mayHoldToken(s string) bool {
-	for _, sh := range tokenShapes {
-		if strings.Contains(s, sh.prefix) {
-			return true
+// token shape; most header values and paths do not. One pass: only at a
+// byte that starts a prefix are the prefixes starting with it compared.
+func mayHoldToken[T string | []byte](s T) bool {
+	for i := 0; i+3 <= len(s); i++ {
+		for _, p := range tokenStarts[s[i]] {
+			if len(s)-i >= len(p) && string(s[i:i+len(p)]) == p { // no allocation: a comparison
+				return true
+			}
 		}
 	}
-	return strings.Contains(s, "earer") || strings.Contains(s, "EARER")
+	return false
 }
 
 // mayHoldTokenBytes is mayHoldToken for bytes.
-func mayHoldTokenBytes(b []byte) bool {
+func mayHoldTokenBytes(b []byte) bool { return mayHoldToken(b) }
+
+// tokenStarts lists, by first byte, the prefixes mayHoldToken looks for:
+// every token shape's, and "earer" of "Bearer" in any case findTokens
+// takes.
+var tokenStarts = func() (t [256][]string) {
 	for _, sh := range tokenShapes {
-		if bytes.Contains(b, []byte(sh.prefix)) {
-			return true
-		}
+		t[sh.prefix[0]] = append(t[sh.prefix[0]], sh.prefix)
 	}
-	return bytes.Contains(b, []byte("earer")) || bytes.Contains(b, []byte("EARER"))
-}
+	for _, p := range []string{"earer", "EARER"} {
+		t[p[0]] = append(t[p[0]], p)
+	}
+	return t
+}()
