@@ -286,3 +286,45 @@ func rssBytes() int64 {
 	}
 	return 0
 }
+
+// BenchmarkClosedThroughput runs 50 closed users without think for 3 s
+// against an upstream that answers at once, results written to Parquet as
+// in a real run (the shape of make bench-peers), and reports requests per
+// second, CPU and heap allocations per request. The upstream runs in this
+// process: cpu-µs/req includes its share, unless LOADTAPE_BENCH_TARGET
+// names one outside (e.g. http://127.0.0.1:8080, the nginx of make
+// bench-peers), which then answers every path.
+func BenchmarkClosedThroughput(b *testing.B) {
+	up := os.Getenv("LOADTAPE_BENCH_TARGET")
+	if up == "" {
+		up = instantUpstream(b)
+	}
+	xs := gatewayCapture(1, 3)
+	prof := mustProfile(b, `
+scenarios:
+  closed:
+    service: gateway
+    stages: [{users: 50, duration: 3s}]
+    spawn_rate: 0
+    mix: {models.list: 1}
+`)
+	for i := 0; i < b.N; i++ {
+		out := b.TempDir()
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		cpu0 := cpuTime()
+		info, err := Run(context.Background(), Options{Exchanges: xs, Profile: prof,
+			Targets: map[string]string{"gateway": up}, Out: out})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu := cpuTime() - cpu0
+		runtime.ReadMemStats(&ms1)
+		n := float64(info.Requests)
+		b.ReportMetric(n/3, "req/s")
+		b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/req")
+		b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/req")
+		b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/n, "B/req")
+		b.ReportMetric(float64(info.Errors), "errors")
+	}
+}

@@ -32,16 +32,19 @@ import (
 // goes on has them end shortly after.
 const unwindDelay = time.Second
 
-// inflight is the record of the requests being sent: a copy of each
-// request's row as it was when sent, by the row it is measured into. put
-// removes a row; seal turns every row still here into a cut-off row. It is
-// split in shards by row so that thousands of users sending at once
-// rarely wait on one another.
+// inflight is the record of the requests being sent: each request's row
+// and its start as sent, by the row it is measured into. put removes a
+// row; seal turns every row still here into a cut-off row. It keeps only
+// the start, not a copy of the row: the fields a cut-off row carries
+// (sentFields) are all set before the request is sent and never change
+// while it is in flight, and the map's lock orders their writes before
+// the cut's reads. It is split in shards by row so that thousands of
+// users sending at once rarely wait on one another.
 type inflight struct{ shards [64]inflightShard }
 
 type inflightShard struct {
 	mu   sync.Mutex
-	rows map[*captures.Result]captures.Result
+	rows map[*captures.Result]int64 // the row → its StartNS when sent
 }
 
 func (f *inflight) shard(r *captures.Result) *inflightShard {
@@ -52,9 +55,9 @@ func (f *inflight) add(r *captures.Result) {
 	sh := f.shard(r)
 	sh.mu.Lock()
 	if sh.rows == nil {
-		sh.rows = make(map[*captures.Result]captures.Result)
+		sh.rows = make(map[*captures.Result]int64)
 	}
-	sh.rows[r] = *r
+	sh.rows[r] = r.StartNS
 	sh.mu.Unlock()
 }
 
@@ -74,11 +77,25 @@ func withInflight(ctx context.Context, f *inflight) context.Context {
 	return context.WithValue(ctx, inflightKey{}, f)
 }
 
-// sending records r, its start time set, as in flight when ctx is a run's
-// context; otherwise (tests sending one request) it does nothing.
+// sending records r, its start time and BytesOut set, as in flight when
+// ctx is a run's context; otherwise (tests sending one request) it does
+// nothing.
 func sending(ctx context.Context, r *captures.Result) {
 	if f, ok := ctx.Value(inflightKey{}).(*inflight); ok {
 		f.add(r)
+	}
+}
+
+// sentRow is the row of a request in flight as it was when sent: the
+// fields set before sending (vu.base and BytesOut) and its start. The
+// others are the measurement, written while the request runs.
+// TestSentFieldsAreNamed keeps this list and captures.Result in step.
+func sentRow(p *captures.Result, start int64) captures.Result {
+	return captures.Result{
+		Run: p.Run, Scenario: p.Scenario, Stage: p.Stage, StageName: p.StageName,
+		StageUsers: p.StageUsers, VU: p.VU, Iteration: p.Iteration, Operation: p.Operation,
+		Service: p.Service, SourceID: p.SourceID, IntendedNS: p.IntendedNS,
+		ActiveUsers: p.ActiveUsers, BytesOut: p.BytesOut, StartNS: start,
 	}
 }
 
@@ -99,8 +116,9 @@ func (f *inflight) cutRows(at time.Time, why string) ([]captures.Result, map[*ca
 	for i := range f.shards {
 		sh := &f.shards[i]
 		sh.mu.Lock()
-		for p, r := range sh.rows {
+		for p, start := range sh.rows {
 			cut[p] = struct{}{}
+			r := sentRow(p, start)
 			if d := at.UnixNano() - r.StartNS; d > 0 {
 				r.DurationNS = d
 			}

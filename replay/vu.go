@@ -26,6 +26,7 @@ type scenarioRun struct {
 	active atomic.Int32
 	search *searchRun // a capacity search (search.go): its stages are laid as it goes
 	turns  *turns     // closed users past the connection cap take turns; nil below it
+	prep   prepared   // each exchange's request, built once (send.go)
 }
 
 // stageWindow is one stage's place on the wall clock, and its context,
@@ -444,8 +445,7 @@ func (v *vu) do(st *stageWindow, ctx context.Context, op string, e *entry, inten
 		return v.endMCP(st, op, e, intended)
 	}
 	r := v.base(st, op, e, intended)
-	o := &outgoing{method: x.Method, url: s.tgt.url(x), header: headers(x, s.rp.headers), body: x.ReqBody}
-	resp := send(v.ctx, s.rp.client, s.rp.timeout, o, &r)
+	resp := send(v.ctx, s.rp.client, s.rp.timeout, s.prep.outgoing(x, s.tgt, s.rp.headers), &r)
 	judge(&r, resp, x.Status, s.sc.Checks, s.rp.profile.Classify, false)
 	s.rp.sink.put(&r)
 	return endOf(&r)

@@ -1,0 +1,373 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"strconv"
+	"strings"
+)
+
+// Reading an HTTP/1.1 answer as net/http's transport reads it (its
+// ReadResponse, readTransfer and body): the same framing, the same reads
+// of the body (so the same chunk timing) and the same error texts.
+
+// max1xx is how many informational answers net/http skips before giving up.
+const max1xx = 5
+
+var (
+	errTrailerEOF = errors.New("http: unexpected EOF reading trailer")
+	errToo1xx     = errors.New("net/http: too many 1xx informational responses")
+)
+
+// h1Head is an answer's status, headers and framing.
+type h1Head struct {
+	status  int
+	header  http.Header
+	none    bool  // not one byte of an answer came: the connection broke before
+	noBody  bool  // HEAD, 1xx, 204, 304
+	chunked bool  // Transfer-Encoding: chunked
+	length  int64 // Content-Length; -1: until the server closes
+	close   bool  // the connection ends with this answer
+}
+
+// readHead reads the status line and headers of the answer to a request
+// of method, skipping informational (1xx) answers.
+func (c *h1Conn) readHead(method string) (h h1Head, err error) {
+	if _, err := c.br.Peek(1); err != nil {
+		h.none = true
+		return h, err
+	}
+	for n1xx := 0; ; n1xx++ {
+		major, minor, err := c.statusLine(&h)
+		if err != nil {
+			return h, err
+		}
+		hd, err := c.readHeader()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return h, err
+		}
+		if h.status >= 100 && h.status <= 199 && h.status != http.StatusSwitchingProtocols {
+			if n1xx+1 > max1xx {
+				return h, errToo1xx
+			}
+			continue
+		}
+		h.header = hd
+		return h, h.frame(method, major, minor)
+	}
+}
+
+// maxHeaderBytes is net/http's default bound on an answer's headers.
+const maxHeaderBytes = 10 << 20
+
+// readHeader reads the header block up to its empty line and parses it
+// as textproto's ReadMIMEHeader does, into one string for every key and
+// value (textproto makes one per value); a block with anything unusual
+// in it (a folded line, a byte textproto refuses) is parsed by textproto
+// itself, for its answer and its error.
+func (c *h1Conn) readHeader() (http.Header, error) {
+	c.hbuf = c.hbuf[:0]
+	start := 0 // of the line being read
+	for {
+		frag, err := c.br.ReadSlice('\n')
+		c.hbuf = append(c.hbuf, frag...)
+		if len(c.hbuf) > maxHeaderBytes {
+			return nil, fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxHeaderBytes)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			// textproto takes a last line cut short as a line: it says
+			// what was wrong with it, or that the block ended early.
+			return c.textprotoHeader()
+		}
+		if err != nil {
+			return nil, err
+		}
+		line := c.hbuf[start:]
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			break
+		}
+		start = len(c.hbuf)
+	}
+	block := c.hbuf[:start]
+	n := bytes.Count(block, []byte{'\n'})
+	h := make(http.Header, n)
+	if n == 0 {
+		return h, nil
+	}
+	all := string(block)
+	strs := make([]string, n)
+	for i := 0; i < n; i++ {
+		nl := strings.IndexByte(all, '\n')
+		line := strings.TrimSuffix(all[:nl], "\r")
+		all = all[nl+1:]
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" || !tokenOnly(k) || !fieldValueOnly(v) {
+			return c.textprotoHeader()
+		}
+		v = strings.Trim(v, " \t")
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		if vs, seen := h[k]; seen {
+			h[k] = append(vs, v)
+			continue
+		}
+		strs[i] = v
+		h[k] = strs[i : i+1 : i+1]
+	}
+	return h, nil
+}
+
+// textprotoHeader parses the header block read into hbuf with textproto.
+func (c *h1Conn) textprotoHeader() (http.Header, error) {
+	mh, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(c.hbuf))).ReadMIMEHeader()
+	return http.Header(mh), err
+}
+
+// tokenOnly: every byte may be in a header name.
+func tokenOnly(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldValueOnly: no control character but tab.
+func fieldValueOnly(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// statusLine reads "HTTP/1.1 200 OK" into h.status.
+func (c *h1Conn) statusLine(h *h1Head) (major, minor int, err error) {
+	line, err := c.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		rest, err2 := c.tp.ReadLine()
+		line, err = append(append([]byte(nil), line...), rest...), err2
+	}
+	if err == io.EOF && len(line) > 0 {
+		err = nil // as textproto's ReadLine: a last line cut short is a line
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, err
+	}
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
+	proto, status, ok := bytes.Cut(line, []byte{' '})
+	if !ok {
+		return 0, 0, badString("malformed HTTP response", line)
+	}
+	status = bytes.TrimLeft(status, " ")
+	code, _, _ := bytes.Cut(status, []byte{' '})
+	if len(code) != 3 || code[0] < '0' || code[0] > '9' || code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9' {
+		return 0, 0, badString("malformed HTTP status code", code)
+	}
+	h.status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
+	switch string(proto) {
+	case "HTTP/1.1":
+		return 1, 1, nil
+	case "HTTP/1.0":
+		return 1, 0, nil
+	}
+	if major, minor, ok = http.ParseHTTPVersion(string(proto)); !ok {
+		return 0, 0, badString("malformed HTTP version", proto)
+	}
+	return major, minor, nil
+}
+
+func badString(what string, val []byte) error { return fmt.Errorf("%s %q", what, val) }
+
+// frame reads the body's framing from the headers, as net/http's
+// readTransfer does for a response (and edits them as it does).
+func (h *h1Head) frame(method string, major, minor int) error {
+	hd := h.header
+	if raw, ok := hd["Transfer-Encoding"]; ok {
+		delete(hd, "Transfer-Encoding")
+		if major > 1 || major == 1 && minor >= 1 {
+			if len(raw) != 1 {
+				return fmt.Errorf("too many transfer encodings: %q", raw)
+			}
+			if !strings.EqualFold(raw[0], "chunked") {
+				return fmt.Errorf("unsupported transfer encoding: %q", raw[0])
+			}
+			h.chunked = true
+		}
+	}
+	if cls := hd["Content-Length"]; len(cls) > 1 {
+		first := strings.TrimSpace(cls[0])
+		for _, cl := range cls[1:] {
+			if strings.TrimSpace(cl) != first {
+				return fmt.Errorf("http: message cannot contain multiple Content-Length headers; got %q", cls)
+			}
+		}
+		hd["Content-Length"] = []string{first}
+	}
+	h.close = shouldClose(major, minor, hd)
+	h.length = -1
+	switch {
+	case method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified:
+		h.noBody, h.length = true, 0
+		if cls := hd["Content-Length"]; len(cls) > 0 && method == http.MethodHead {
+			if _, err := parseContentLength(cls[0]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case h.status == http.StatusSwitchingProtocols:
+		h.close = true // the rest of the connection is the body
+		return nil
+	case h.chunked:
+		return nil
+	}
+	if cls := hd["Content-Length"]; len(cls) > 0 {
+		n, err := parseContentLength(cls[0])
+		if err != nil {
+			return err
+		}
+		h.length = n
+		return nil
+	}
+	delete(hd, "Content-Length")
+	h.close = true // unbounded: until the server closes
+	return nil
+}
+
+func parseContentLength(cl string) (int64, error) {
+	cl = strings.TrimSpace(cl)
+	if cl == "" {
+		return -1, errors.New("invalid empty Content-Length")
+	}
+	n, err := strconv.ParseUint(cl, 10, 63)
+	if err != nil {
+		return -1, badString("bad Content-Length", []byte(cl))
+	}
+	return int64(n), nil
+}
+
+// shouldClose is net/http's: HTTP/1.0 closes unless asked to keep alive,
+// HTTP/1.1 when the server says close (and that header is dropped).
+func shouldClose(major, minor int, hd http.Header) bool {
+	if major < 1 {
+		return true
+	}
+	conv := hd["Connection"]
+	hasClose := hasToken(conv, "close")
+	if major == 1 && minor == 0 {
+		return hasClose || !hasToken(conv, "keep-alive")
+	}
+	if hasClose {
+		delete(hd, "Connection")
+	}
+	return hasClose
+}
+
+func hasToken(vs []string, token string) bool {
+	for _, v := range vs {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// body is the reader of the answer's body, reading from the connection's
+// buffer as net/http's body does: a read returns what one read of the
+// connection gave, so chunks are timed alike.
+func (c *h1Conn) body(h *h1Head) io.Reader {
+	switch {
+	case h.noBody:
+		return http.NoBody
+	case h.chunked:
+		c.chunked = chunkedBody{cr: httputil.NewChunkedReader(c.br), c: c}
+		return &c.chunked
+	case h.length >= 0:
+		c.fixed = fixedBody{r: c.br, n: h.length}
+		return &c.fixed
+	}
+	return c.br
+}
+
+// fixedBody reads a Content-Length body: short is io.ErrUnexpectedEOF, and
+// the last bytes come with io.EOF.
+type fixedBody struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (b *fixedBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	if err == io.EOF && b.n > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil && b.n == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// chunkedBody reads a chunked body and then its trailer.
+type chunkedBody struct {
+	cr io.Reader
+	c  *h1Conn
+}
+
+func (b *chunkedBody) Read(p []byte) (int, error) {
+	n, err := b.cr.Read(p)
+	if err == io.EOF {
+		if e := b.c.readTrailer(); e != nil {
+			err = e
+		}
+	}
+	return n, err
+}
+
+// readTrailer reads what follows the last chunk: an empty line, or trailer
+// headers (read and dropped: replay records none).
+func (c *h1Conn) readTrailer() error {
+	buf, err := c.br.Peek(2)
+	if bytes.Equal(buf, []byte("\r\n")) {
+		c.br.Discard(2)
+		return nil
+	}
+	if len(buf) < 2 {
+		return errTrailerEOF
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := c.tp.ReadMIMEHeader(); err != nil {
+		if err == io.EOF {
+			return errTrailerEOF
+		}
+		return err
+	}
+	return nil
+}
