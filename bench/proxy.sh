@@ -4,7 +4,9 @@
 # rows on disk within 1 s):
 #   1. throughput beside bare goproxy: small exchanges from 16 keep-alive
 #      clients through the recorder and through goproxy.NewProxyHttpServer
-#      as it comes, alternating rounds (proxy BenchmarkRecordVsGoproxy);
+#      as it comes, in pairs of rounds side by side, the median of the
+#      pairs' ratios (proxy BenchmarkRecordVsGoproxy: each side warmed up
+#      alike, the recorder's rows on disk and a GC before every round);
 #   2. added latency: 1 KiB exchanges paced at 1,000/s, alternating direct
 #      and through the recorder, difference of the medians and of the 99th
 #      percentiles (BenchmarkAddedLatency1KiB);
@@ -13,10 +15,10 @@
 # Prints one line per figure with its target, and the load average before
 # and after: the machine may be shared, so say it beside every figure.
 #
-# Environment: ROUND (2s: one throughput round; three per side), LATENCY_N
+# Environment: ROUND (2s: one throughput round), PAIRS (7 pairs), LATENCY_N
 # (5000 paced pairs, about 10 s), SUSTAIN (10s), SUSTAIN_RATE (10000),
 # OUT (out/bench-proxy: the raw benchmark output), BIN (a proxy test binary
-# built before; default: build one). About 50 s in all.
+# built before; default: build one). About 70 s in all.
 # All traffic goes to 127.0.0.1.
 set -euo pipefail
 export LC_ALL=C
@@ -26,6 +28,7 @@ cd "$root"
 export CGO_ENABLED=${CGO_ENABLED:-1} CGO_CFLAGS=${CGO_CFLAGS:--Wno-deprecated-declarations}
 
 ROUND=${ROUND:-2s}
+PAIRS=${PAIRS:-7}
 LATENCY_N=${LATENCY_N:-5000}
 SUSTAIN=${SUSTAIN:-10s}
 SUSTAIN_RATE=${SUSTAIN_RATE:-10000}
@@ -39,8 +42,8 @@ for v in ROUND SUSTAIN; do
 	*) bad "$v=${!v}: expected a duration such as 2s" ;;
 	esac
 done
-case $LATENCY_N$SUSTAIN_RATE in
-*[!0-9]*) bad "LATENCY_N=$LATENCY_N SUSTAIN_RATE=$SUSTAIN_RATE: expected whole numbers" ;;
+case $LATENCY_N$SUSTAIN_RATE$PAIRS in
+*[!0-9]*) bad "LATENCY_N=$LATENCY_N SUSTAIN_RATE=$SUSTAIN_RATE PAIRS=$PAIRS: expected whole numbers" ;;
 esac
 
 mkdir -p "$OUT"
@@ -67,7 +70,7 @@ metric() { awk -v u="$2" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}'
 : >"$OUT/raw.txt"
 before=$(load)
 say "load average before: $before"
-tp=$(run BenchmarkRecordVsGoproxy 1x LOADTAPE_ROUND="$ROUND")
+tp=$(run BenchmarkRecordVsGoproxy 1x LOADTAPE_ROUND="$ROUND" LOADTAPE_PAIRS="$PAIRS")
 tp_load=$(load)
 lat=$(run BenchmarkAddedLatency1KiB "${LATENCY_N}x")
 lat_load=$(load)
@@ -81,8 +84,8 @@ dropped=$(metric "$soak" dropped)
 verdict() { if awk "BEGIN{exit !($1)}"; then echo met; else echo "NOT met"; fi; }
 
 printf '\nrecording proxy, write-ahead log on; load average %s before, %s after (1/5/15 min)\n' "$before" "$after"
-printf 'throughput beside bare goproxy: %s vs %s exchanges/s = %s x (target >= 1.3: %s); %s dropped; load after it %s\n' \
-	"$(metric "$tp" record-exchanges/s)" "$(metric "$tp" goproxy-exchanges/s)" "$ratio" "$(verdict "$ratio >= 1.3")" "$(metric "$tp" dropped)" "$tp_load"
+printf 'throughput beside bare goproxy: %s vs %s exchanges/s (medians); ratio %s x, the median of %s pairs (%s-%s) (target >= 1.3: %s); %s dropped; load after it %s\n' \
+	"$(metric "$tp" record-exchanges/s)" "$(metric "$tp" goproxy-exchanges/s)" "$ratio" "$PAIRS" "$(metric "$tp" record/goproxy-min)" "$(metric "$tp" record/goproxy-max)" "$(verdict "$ratio >= 1.3")" "$(metric "$tp" dropped)" "$tp_load"
 printf 'CPU time of the benchmark process (clients, proxy, upstream) per exchange: recorder %s us, goproxy %s us (%s x); sustained run %s us\n' \
 	"$(metric "$tp" record-cpu-µs/exchange)" "$(metric "$tp" goproxy-cpu-µs/exchange)" \
 	"$(awk -v a="$(metric "$tp" goproxy-cpu-µs/exchange)" -v b="$(metric "$tp" record-cpu-µs/exchange)" 'BEGIN{printf "%.2f", a/b}')" "$(metric "$soak" cpu-µs/exchange)"
