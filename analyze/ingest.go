@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -148,9 +149,11 @@ func (in *interner) of(b []byte) string {
 
 // strCol decodes one string column. Its values come from the decoder as
 // slices of the page (or of the column chunk's dictionary), valid until
-// the next page: each is made a Go string at once. A few recent values
-// are kept beside their bytes, so that the usual row (a scenario or
-// operation name seen a row ago) costs a comparison, not a map lookup.
+// the next page: each is made a Go string at once. Values of one
+// dictionary share their bytes, so that within one read a value at the
+// same address as the last one is the same string; a few recent values
+// are kept beside it, so that the usual row (a scenario or operation name
+// seen a row ago) costs a comparison, not a map lookup.
 type strCol struct {
 	cr     *file.ByteArrayColumnChunkReader
 	raw    []parquet.ByteArray
@@ -171,22 +174,33 @@ func (c *strCol) read(out []string, in *interner) (int, error) {
 		if n == 0 {
 			break
 		}
+		// The page's values stay where they are until the next read.
+		var lastPtr *byte
+		lastLen := -1
+		var last string
 	vals:
 		for i, v := range c.raw[:n] {
+			if len(v) == lastLen && unsafe.SliceData(v) == lastPtr {
+				out[done+i] = last
+				continue
+			}
+			lastPtr, lastLen = unsafe.SliceData(v), len(v)
 			if len(v) == 0 {
-				out[done+i] = ""
+				last = ""
+				out[done+i] = last
 				continue
 			}
 			for _, s := range c.recent {
 				if s == string(v) {
+					last = s
 					out[done+i] = s
 					continue vals
 				}
 			}
-			s := in.of(v)
-			c.recent[c.next] = s
+			last = in.of(v)
+			c.recent[c.next] = last
 			c.next = (c.next + 1) % len(c.recent)
-			out[done+i] = s
+			out[done+i] = last
 		}
 		done += int(n)
 	}

@@ -3,7 +3,7 @@ package analyze
 import "slices"
 
 // sortInt64 sorts non-negative values (latencies in ns) with an LSD radix
-// sort on 16-bit digits, skipping the digits all values share: about five
+// sort on 11-bit digits, skipping the digits all values share: about five
 // times faster than a comparison sort on millions of latencies, which is
 // most of the cost of exact percentiles. Small or negative inputs fall back
 // to slices.Sort.
@@ -14,9 +14,15 @@ func sortInt64(v []int64) {
 	}
 }
 
+// radixBits is the width of a digit: 2^11 counters per digit stay in the
+// CPU's first-level cache, and so do the 2^11 places a pass writes to,
+// where 16-bit digits (one pass fewer) miss the cache on every value.
+const radixBits = 11
+
 // sortedOf is the values of parts, sorted, in a new slice (or parts' only
-// slice, sorted in place). The radix sort's first pass reads the parts
-// themselves, so that they are never copied into one slice first.
+// slice, sorted in place). One pass counts every digit; the first
+// distributing pass reads the parts themselves, so that they are never
+// copied into one slice first.
 func sortedOf(parts [][]int64) []int64 {
 	n := 0
 	for _, p := range parts {
@@ -34,9 +40,10 @@ func sortedOf(parts [][]int64) []int64 {
 			and &= uint64(x)
 		}
 	}
+	const mask = 1<<radixBits - 1
 	var shifts []uint
-	for shift := uint(0); shift < 64; shift += 16 {
-		if (or>>shift)&0xffff != (and>>shift)&0xffff {
+	for shift := uint(0); shift < 64; shift += radixBits {
+		if (or>>shift)&mask != (and>>shift)&mask {
 			shifts = append(shifts, shift) // the values differ in this digit
 		}
 	}
@@ -53,27 +60,23 @@ func sortedOf(parts [][]int64) []int64 {
 		}
 		return out
 	}
+	counts := make([][1 << radixBits]int, len(shifts))
+	for _, p := range parts {
+		for _, x := range p {
+			for i, shift := range shifts {
+				counts[i][(uint64(x)>>shift)&mask]++
+			}
+		}
+	}
 	// Passes alternate between two buffers; the last lands in out.
 	out, buf := make([]int64, n), make([]int64, n)
-	dst := out
+	dst, other := out, buf
 	if len(shifts)%2 == 0 {
-		dst = buf
+		dst, other = buf, out
 	}
-	var count [1 << 16]int
+	src := parts
 	for i, shift := range shifts {
-		clear(count[:])
-		src := parts
-		if i > 0 {
-			src = [][]int64{buf}
-			if len(shifts)%2 == i%2 {
-				src = [][]int64{out}
-			}
-		}
-		for _, p := range src {
-			for _, x := range p {
-				count[(uint64(x)>>shift)&0xffff]++
-			}
-		}
+		count := &counts[i]
 		sum := 0
 		for d, c := range count {
 			count[d] = sum
@@ -81,16 +84,13 @@ func sortedOf(parts [][]int64) []int64 {
 		}
 		for _, p := range src {
 			for _, x := range p {
-				d := (uint64(x) >> shift) & 0xffff
+				d := (uint64(x) >> shift) & mask
 				dst[count[d]] = x
 				count[d]++
 			}
 		}
-		if &dst[0] == &out[0] {
-			dst = buf
-		} else {
-			dst = out
-		}
+		src = [][]int64{dst}
+		dst, other = other, dst
 	}
 	return out
 }

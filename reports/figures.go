@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -37,9 +39,11 @@ var palette = []color.Color{
 	color.RGBA{23, 190, 207, 255},
 }
 
-// figures draws every figure of a summary.
+// figures draws every figure of a summary. The figures are independent
+// and drawing them (PNG compression most of all) is the reports' main
+// cost: they are drawn on one goroutine per CPU and kept in their order.
 func figures(s *analyze.Summary) ([]Figure, error) {
-	var out []Figure
+	var jobs []func() (*Figure, error)
 	logX, logWhy := cdfScale(s)
 	cdf := func(sc *analyze.Scenario, stages []*analyze.Stage) (*Figure, error) {
 		return cdfFigure(sc, stages, logX, logWhy)
@@ -51,30 +55,39 @@ func figures(s *analyze.Summary) ([]Figure, error) {
 		stages := stagesOf(s, sc.Name)
 		for _, f := range []func(*analyze.Scenario, []*analyze.Stage) (*Figure, error){latencyFigure, opLatencyFigure, throughputFigure, cdf, errs,
 			tokenTTFTFigure, tokenTPOTFigure, tokenThroughputFigure, tokenTradeoffFigure} { // token figures: tokens_figures.go
-			fig, err := f(sc, stages)
-			if err != nil {
-				return nil, err
-			}
-			if fig != nil {
-				out = append(out, *fig)
-			}
+			jobs = append(jobs, func() (*Figure, error) { return f(sc, stages) })
 		}
 	}
 	if s.Comparison != nil {
 		for _, sc := range s.Scenarios {
-			fig, err := compareFigure(s.Comparison, sc.Name)
-			if err != nil {
-				return nil, err
-			}
-			if fig != nil {
-				out = append(out, *fig)
-			}
+			jobs = append(jobs, func() (*Figure, error) { return compareFigure(s.Comparison, sc.Name) })
 		}
 	}
 	if s.Timeline != nil {
-		fig, err := timelineFigure(s)
-		if err != nil {
-			return nil, err
+		jobs = append(jobs, func() (*Figure, error) { return timelineFigure(s) })
+	}
+	figs := make([]*Figure, len(jobs))
+	failed := make([]error, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, len(jobs))) {
+		wg.Add(1)
+		go func() { // ends when the jobs run out
+			defer wg.Done()
+			for i := range next {
+				figs[i], failed[i] = jobs[i]()
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var out []Figure
+	for i, fig := range figs {
+		if failed[i] != nil {
+			return nil, failed[i]
 		}
 		if fig != nil {
 			out = append(out, *fig)
