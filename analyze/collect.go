@@ -598,27 +598,31 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 	}
 	slices.Sort(names)
 	all := &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
-	var ok, ttfb, ttft, itl, tpot, lag, intended [][]int64
+	var ok [][]int64
 	for _, name := range names {
 		op := st.ops[name]
 		all.addCounts(op)
-		// The other figures read the chunks before stats sorts the
-		// durations into one slice.
-		ttfb, ttft = append(ttfb, chunks(op.ttfbDone, op.ttfb)...), append(ttft, chunks(op.ttftDone, op.ttft)...)
-		tpot, lag = append(tpot, chunks(op.tpotDone, op.tpot)...), append(lag, chunks(op.lagDone, op.lag)...)
-		itl, intended = append(itl, op.itl), append(intended, chunks(op.intendedDone, op.fromIntended)...)
-		s.Operations[name] = op.stats(s.WindowS) // sorts op.ok
+		s.Operations[name] = op.baseStats(s.WindowS, false) // sorts op.ok
 		ok = append(ok, op.ok)
 	}
 	// All operations together: the durations merged (detectors read them;
 	// merging the sorted slices is linear where sorting their
 	// concatenation again would not be); the rest selected by rank from
-	// the operations' chunks, without a merged or sorted copy.
+	// the operations' chunks, in the same passes as the operations' own
+	// (latencies), without a merged or sorted copy.
 	all.ok = mergeSorted(ok)
-	o := all.stats(s.WindowS)
-	o.TTFBMS, o.TTFTMS, o.ITLMS, o.TPOTMS = partsLatency(ttfb), partsLatency(ttft), partsLatency(itl), partsLatency(tpot)
-	o.SendLagMS, o.Lagged = partsLatencyOver(lag, maxSendLagNS)
-	o.FromIntendedMS = partsLatency(intended)
+	o := all.baseStats(s.WindowS, true)
+	series := make([][][]int64, len(names))
+	for _, ts := range tailSeries {
+		for i, name := range names {
+			series[i] = ts.of(st.ops[name])
+		}
+		each, above, allL, allAbove := latencies(series, ts.over)
+		for i, name := range names {
+			ts.set(s.Operations[name], each[i], above[i])
+		}
+		ts.set(o, allL, allAbove)
+	}
 	s.Operations[AllOps] = o
 	st.tokens.fill(s)
 	s.Steady = st.steady()
@@ -632,22 +636,47 @@ func (st *stageAcc) finish(warm WarmUp) *Stage {
 // lagged.
 const maxSendLagNS = int64(maxSendLagMS * 1e6)
 
+// tailSeries are an operation's latency figures besides its durations:
+// where it keeps each, where each goes in OpStats, and above what a value
+// is counted (send lag: Lagged).
+var tailSeries = []struct {
+	of   func(*opAcc) [][]int64
+	set  func(o *OpStats, l *Latency, above int64)
+	over int64
+}{
+	{func(op *opAcc) [][]int64 { return chunks(op.ttfbDone, op.ttfb) }, func(o *OpStats, l *Latency, _ int64) { o.TTFBMS = l }, math.MaxInt64},
+	{func(op *opAcc) [][]int64 { return chunks(op.ttftDone, op.ttft) }, func(o *OpStats, l *Latency, _ int64) { o.TTFTMS = l }, math.MaxInt64},
+	{func(op *opAcc) [][]int64 { return [][]int64{op.itl} }, func(o *OpStats, l *Latency, _ int64) { o.ITLMS = l }, math.MaxInt64},
+	{func(op *opAcc) [][]int64 { return chunks(op.tpotDone, op.tpot) }, func(o *OpStats, l *Latency, _ int64) { o.TPOTMS = l }, math.MaxInt64},
+	{func(op *opAcc) [][]int64 { return chunks(op.lagDone, op.lag) }, func(o *OpStats, l *Latency, above int64) { o.SendLagMS, o.Lagged = l, above }, maxSendLagNS},
+	{func(op *opAcc) [][]int64 { return chunks(op.intendedDone, op.fromIntended) }, func(o *OpStats, l *Latency, _ int64) { o.FromIntendedMS = l }, math.MaxInt64},
+}
+
+// stats is one operation's statistics on its own.
 func (op *opAcc) stats(window float64) *OpStats {
+	o := op.baseStats(window, false)
+	for _, ts := range tailSeries {
+		each, above, _, _ := latencies([][][]int64{ts.of(op)}, ts.over)
+		ts.set(o, each[0], above[0])
+	}
+	return o
+}
+
+// baseStats are the operation's counts and durations (sorted into one
+// slice first unless sorted): stats without tailSeries.
+func (op *opAcc) baseStats(window float64, sorted bool) *OpStats {
 	var errs int64
 	for _, v := range op.errors {
 		errs += v
 	}
-	// The durations sorted into one slice (detectors and figures read
-	// them); every other figure is selected from its chunks.
-	op.ok, op.okDone = sortedOf(chunks(op.okDone, op.ok)), nil
+	// The durations in one sorted slice: detectors and figures read them.
+	if !sorted {
+		op.ok, op.okDone = sortedOf(chunks(op.okDone, op.ok)), nil
+	}
 	o := &OpStats{
 		Count: op.count, CutOff: op.cutOff, BytesIn: op.bytesIn, Errors: op.errors, ErrorText: op.errText,
-		LatencyMS: latencySorted(op.ok), TTFBMS: partsLatency(chunks(op.ttfbDone, op.ttfb)),
-		TTFTMS: partsLatency(chunks(op.ttftDone, op.ttft)), ITLMS: partsLatency([][]int64{op.itl}),
-		TPOTMS: partsLatency(chunks(op.tpotDone, op.tpot)), FromIntendedMS: partsLatency(chunks(op.intendedDone, op.fromIntended)),
-		Durations: op.ok,
+		LatencyMS: latencySorted(op.ok), Durations: op.ok,
 	}
-	o.SendLagMS, o.Lagged = partsLatencyOver(chunks(op.lagDone, op.lag), maxSendLagNS)
 	if op.count > 0 {
 		o.ErrorRate = float64(errs) / float64(op.count)
 	}

@@ -310,3 +310,192 @@ func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
 }
+
+// Order statistics of several series at once: the operations' figures of
+// a stage and, from the same two passes, those of all of them together.
+// A value's bucket is a fixed monotone function of it (logBucket: the
+// value itself below 256, else its leading nine bits and its magnitude,
+// a bucket 1/256 to 1/512 of the value wide), so that the operations'
+// counts add up to the all row's without another pass: one pass counts,
+// one copies out the few buckets holding a wanted rank of an operation or
+// of the all row, which are then selected within (selectRanks).
+
+const (
+	logMantBits = 8
+	logBuckets  = 1<<logMantBits + (64-logMantBits)<<logMantBits
+)
+
+func logBucket(v uint64) int {
+	if v < 1<<logMantBits {
+		return int(v)
+	}
+	e := bits.Len64(v) - 1 - logMantBits
+	return int(1<<logMantBits + uint64(e)<<logMantBits + (v>>e - 1<<logMantBits))
+}
+
+// logRange is the smallest and largest value of bucket b.
+func logRange(b int) (lo, hi int64) {
+	if b < 1<<logMantBits {
+		return int64(b), int64(b)
+	}
+	e := uint(b-1<<logMantBits) >> logMantBits
+	m := uint64(b-1<<logMantBits)&(1<<logMantBits-1) + 1<<logMantBits
+	return int64(m << e), int64((m+1)<<e - 1)
+}
+
+// seriesAcc is what the counting pass found in one series.
+type seriesAcc struct {
+	n          int
+	sum        float64
+	lo, hi     int64
+	above      int64
+	counts     []int32
+	ks, bucket [4]int // wanted ranks, their buckets
+	within     [4]int // and their ranks within the bucket
+}
+
+// wantedRanks are the nearest ranks of p50, p90, p95 and p99 of n values.
+func wantedRanks(n int) (ks [4]int) {
+	for i, p := range [4]float64{0.50, 0.90, 0.95, 0.99} {
+		ks[i] = min(max(int(math.Ceil(p*float64(n)))-1, 0), n-1)
+	}
+	return ks
+}
+
+func (a *seriesAcc) locate() {
+	a.ks = wantedRanks(a.n)
+	b, below := 0, 0
+	for i, k := range a.ks {
+		for below+int(a.counts[b]) <= k {
+			below += int(a.counts[b])
+			b++
+		}
+		a.bucket[i], a.within[i] = b, k-below
+	}
+}
+
+func (a *seriesAcc) latency(got [4]int64) *Latency {
+	const ms = 1e6
+	return &Latency{
+		Min: float64(a.lo) / ms, Avg: a.sum / float64(a.n) / ms,
+		P50: float64(got[0]) / ms, P90: float64(got[1]) / ms, P95: float64(got[2]) / ms, P99: float64(got[3]) / ms,
+		Max: float64(a.hi) / ms,
+	}
+}
+
+// latencies is partsLatencyOver of each series (its chunks) and of all of
+// them together, the latter's values in the series' order.
+func latencies(series [][][]int64, over int64) (each []*Latency, eachAbove []int64, all *Latency, allAbove int64) {
+	each, eachAbove = make([]*Latency, len(series)), make([]int64, len(series))
+	accs := make([]seriesAcc, len(series))
+	tot := seriesAcc{lo: math.MaxInt64, hi: math.MinInt64, counts: make([]int32, logBuckets)}
+	negative := false
+	for i, parts := range series {
+		a := &accs[i]
+		a.lo, a.hi = math.MaxInt64, math.MinInt64
+		for _, p := range parts {
+			a.n += len(p)
+		}
+		if a.n == 0 {
+			continue
+		}
+		a.counts = make([]int32, logBuckets)
+		for _, p := range parts {
+			for _, v := range p {
+				a.sum += float64(v)
+				tot.sum += float64(v)
+				a.lo, a.hi = min(a.lo, v), max(a.hi, v)
+				if v > over {
+					a.above++
+				}
+				a.counts[logBucket(uint64(v))]++ // a negative value lands in a high bucket, caught below
+			}
+		}
+		negative = negative || a.lo < 0 || a.n > math.MaxInt32
+		tot.n += a.n
+		tot.lo, tot.hi, tot.above = min(tot.lo, a.lo), max(tot.hi, a.hi), tot.above+a.above
+	}
+	if negative {
+		// Not latencies: each selected on its own.
+		var flat [][]int64
+		for i, parts := range series {
+			each[i], eachAbove[i] = partsLatencyOver(parts, over)
+			flat = append(flat, parts...)
+		}
+		all, allAbove = partsLatencyOver(flat, over)
+		return each, eachAbove, all, allAbove
+	}
+	if tot.n == 0 {
+		return each, eachAbove, nil, 0
+	}
+	for i := range accs {
+		if accs[i].n > 0 {
+			for b, c := range accs[i].counts {
+				tot.counts[b] += c
+			}
+			accs[i].locate()
+		}
+	}
+	tot.locate()
+	// Copy out the wanted buckets: mark says whose they are (bit 1 the
+	// operation's, bit 2 the all row's), slot where each goes.
+	mark := make([]uint8, logBuckets)
+	var allSlot [logBuckets]int8
+	allSubs := make([][]int64, 0, 4)
+	for _, b := range tot.bucket {
+		if mark[b]&2 == 0 {
+			mark[b] |= 2
+			allSlot[b] = int8(len(allSubs))
+			allSubs = append(allSubs, make([]int64, 0, tot.counts[b]))
+		}
+	}
+	var opSlot [logBuckets]int8
+	for i, parts := range series {
+		a := &accs[i]
+		if a.n == 0 {
+			continue
+		}
+		subs := make([][]int64, 0, 4)
+		for _, b := range a.bucket {
+			if mark[b]&1 == 0 {
+				mark[b] |= 1
+				opSlot[b] = int8(len(subs))
+				subs = append(subs, make([]int64, 0, a.counts[b]))
+			}
+		}
+		for _, p := range parts {
+			for _, v := range p {
+				b := logBucket(uint64(v))
+				if m := mark[b]; m != 0 {
+					if m&1 != 0 {
+						subs[opSlot[b]] = append(subs[opSlot[b]], v)
+					}
+					if m&2 != 0 {
+						allSubs[allSlot[b]] = append(allSubs[allSlot[b]], v)
+					}
+				}
+			}
+		}
+		for _, b := range a.bucket {
+			mark[b] &^= 1
+		}
+		each[i], eachAbove[i] = a.latency(a.pick(subs, &opSlot)), a.above
+	}
+	return each, eachAbove, tot.latency(tot.pick(allSubs, &allSlot)), tot.above
+}
+
+// pick selects the wanted ranks within the copied-out buckets, those of
+// one bucket together (the ranks ascend, so they are neighbours).
+func (a *seriesAcc) pick(subs [][]int64, slot *[logBuckets]int8) (got [4]int64) {
+	for i := 0; i < len(a.bucket); {
+		b, j := a.bucket[i], i+1
+		for j < len(a.bucket) && a.bucket[j] == b {
+			j++
+		}
+		lo, hi := logRange(b)
+		sub := subs[slot[b]]
+		selectRanks([][]int64{sub}, len(sub), a.within[i:j], max(lo, a.lo), min(hi, a.hi), got[i:j])
+		i = j
+	}
+	return got
+}

@@ -1,0 +1,99 @@
+package analyze
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestLatenciesAreEachAndAll: the figures latencies selects from several
+// unsorted series at once equal latencyPtr of each series sorted and of
+// their concatenation, for latency-like values, ties, values one bucket
+// apart, huge and negative ones (the fallback).
+func TestLatenciesAreEachAndAll(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	gens := []func() int64{
+		func() int64 { return int64(math.Exp(rng.NormFloat64()*0.6) * 4e7) },
+		func() int64 { return rng.Int64N(300) },               // exact small buckets
+		func() int64 { return 5e6 + rng.Int64N(3)*1e3 },       // heavy ties
+		func() int64 { return rng.Int64N(1 << 62) },           // huge
+		func() int64 { return rng.Int64N(2000) - 1000 },       // negative: the fallback
+		func() int64 { return 1<<40 + rng.Int64N(1<<20) },     // one bucket wide
+		func() int64 { return int64(rng.ExpFloat64() * 1e9) }, // a long tail
+	}
+	for trial := range 300 {
+		gen := gens[trial%len(gens)]
+		series := make([][][]int64, 1+rng.IntN(4))
+		var flat []int64
+		for i := range series {
+			for range rng.IntN(4) {
+				n := rng.IntN(3000)
+				if rng.IntN(5) == 0 {
+					n = rng.IntN(40000)
+				}
+				p := make([]int64, n)
+				for j := range p {
+					p[j] = gen()
+				}
+				series[i] = append(series[i], p)
+				flat = append(flat, p...)
+			}
+		}
+		over := int64(4e7)
+		each, eachAbove, all, allAbove := latencies(series, over)
+		check := func(what string, got *Latency, gotAbove int64, vals []int64) {
+			t.Helper()
+			want := latencyPtr(slices.Clone(vals))
+			var wantAbove int64
+			for _, v := range vals {
+				if v > over {
+					wantAbove++
+				}
+			}
+			if (got == nil) != (want == nil) || gotAbove != wantAbove {
+				t.Fatalf("trial %d %s: got %+v (%d above), want %+v (%d above)", trial, what, got, gotAbove, want, wantAbove)
+			}
+			if got == nil {
+				return
+			}
+			// Sums of up to 2^53 are exact in any order: within it, equal.
+			g, w := *got, *want
+			if math.Abs(g.Avg-w.Avg) > 1e-9*math.Abs(w.Avg) {
+				t.Fatalf("trial %d %s: avg %v, want %v", trial, what, g.Avg, w.Avg)
+			}
+			g.Avg, w.Avg = 0, 0
+			if g != w {
+				t.Fatalf("trial %d %s: got %+v, want %+v", trial, what, g, w)
+			}
+		}
+		for i, parts := range series {
+			var vals []int64
+			for _, p := range parts {
+				vals = append(vals, p...)
+			}
+			check("series", each[i], eachAbove[i], vals)
+		}
+		check("all", all, allAbove, flat)
+	}
+}
+
+// logBucket is monotone and logRange is its inverse.
+func TestLogBucketIsMonotone(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 100000 {
+		v := rng.Uint64() >> rng.IntN(64)
+		b := logBucket(v)
+		lo, hi := logRange(b)
+		if b < 0 || b >= logBuckets || uint64(lo) > v || v > uint64(hi) {
+			t.Fatalf("value %d: bucket %d [%d, %d]", v, b, lo, hi)
+		}
+		if b > 0 {
+			if _, phi := logRange(b - 1); uint64(phi)+1 != uint64(lo) {
+				t.Fatalf("bucket %d starts at %d, the one before ends at %d", b, lo, phi)
+			}
+		}
+	}
+}
