@@ -80,13 +80,14 @@ type openRun struct {
 	wg       sync.WaitGroup
 	workers  *workers
 	states   *mcpPool
+	pace     *pacer // the dispatcher's clock
 	// Arrivals are independent of stages: one in flight at a stage's end
 	// runs on, and only the scenario's (or the run's) end cuts it off.
 	reqCtx context.Context
 }
 
 func (s *scenarioRun) newOpenRun() *openRun {
-	return &openRun{s: s, workers: newWorkers(s.sc.workerLimit(), s.sc.MaxInFlight+1), states: &mcpPool{},
+	return &openRun{s: s, workers: newWorkers(s.sc.workerLimit(), s.sc.MaxInFlight+1), states: &mcpPool{}, pace: newPacer(),
 		reqCtx: s.stages[len(s.stages)-1].sendCtx}
 }
 
@@ -101,48 +102,65 @@ func (o *openRun) wait() {
 // max_in_flight reached). false when the run stopped before it was due.
 func (o *openRun) arrive(st *stageWindow, i int64, at time.Time, op string, e *entry, probeIdx int) bool {
 	s := o.s
-	v := &vu{s: s, idx: -1, iter: i}
-	if !sleepUntil(st.ctx, at) {
+	if !o.pace.wait(st.ctx, at) {
 		if time.Now().Before(at) {
 			return false // not due yet: the run was stopped
 		}
 		// Due inside the stage, but this goroutine got to it only
 		// after the stage ended (a busy CPU): one row all the same.
+		v := &vu{s: s, idx: -1, iter: i}
 		s.rp.sink.put(v.unsent(st, op, e, at, runspec.ErrCutOff, "cut off: the stage ended before it could be sent"))
 		return true
 	}
 	n := o.inflight.Add(1)
 	if n > int32(s.sc.MaxInFlight) {
 		o.inflight.Add(-1)
-		v.inflight = n - 1
+		v := &vu{s: s, idx: -1, iter: i, inflight: n - 1}
 		s.rp.sink.put(v.unsent(st, op, e, at, runspec.ErrDropped, "dropped: max_in_flight reached"))
 		return true
 	}
-	v.inflight = n
 	o.wg.Add(1)
 	// Counted with the dispatcher until it starts or writes its row: a
 	// job queued for a worker at the run's end must write its row before
 	// the run closes its files.
 	s.rp.dispatching.Add(1)
-	o.workers.run(func() {
-		defer o.wg.Done()
-		defer o.inflight.Add(-1)
-		if s.rp.sink.isSealed() {
-			s.rp.sink.put(v.unsent(st, op, e, at, runspec.ErrCutOff, "cut off: the run ended before it could be sent"))
-			s.rp.dispatching.Done()
-			return
-		}
-		s.rp.dispatching.Done()
-		if e != nil && e.ex.RPCMethod == "" {
-			v.do(st, o.reqCtx, op, e, at, probeIdx)
-			return
-		}
-		// MCP in open mode: borrow an idle live session, or start one.
-		v.mcp = o.states.get()
-		v.do(st, o.reqCtx, op, e, at, probeIdx)
-		o.states.put(v.mcp)
-	})
+	o.workers.run(openJob{o: o, st: st, i: i, at: at, op: op, e: e, probeIdx: probeIdx, inflight: n})
 	return true
+}
+
+// openJob is one arrival handed to a worker: a value in the workers'
+// queue, so that the hand-off allocates nothing on the dispatcher's side.
+type openJob struct {
+	o        *openRun
+	st       *stageWindow
+	i        int64
+	at       time.Time
+	op       string
+	e        *entry
+	probeIdx int
+	inflight int32 // requests in flight with this one
+}
+
+// send runs the job on a worker.
+func (j *openJob) send() {
+	o, s := j.o, j.o.s
+	defer o.wg.Done()
+	defer o.inflight.Add(-1)
+	v := &vu{s: s, idx: -1, iter: j.i, inflight: j.inflight}
+	if s.rp.sink.isSealed() {
+		s.rp.sink.put(v.unsent(j.st, j.op, j.e, j.at, runspec.ErrCutOff, "cut off: the run ended before it could be sent"))
+		s.rp.dispatching.Done()
+		return
+	}
+	s.rp.dispatching.Done()
+	if j.e != nil && j.e.ex.RPCMethod == "" {
+		v.do(j.st, o.reqCtx, j.op, j.e, j.at, j.probeIdx)
+		return
+	}
+	// MCP in open mode: borrow an idle live session, or start one.
+	v.mcp = o.states.get()
+	v.do(j.st, o.reqCtx, j.op, j.e, j.at, j.probeIdx)
+	o.states.put(v.mcp)
 }
 
 // mcpPool keeps idle live MCP sessions for open-mode arrivals.
@@ -180,7 +198,7 @@ func (p *mcpPool) put(m *mcpState) {
 // bounded ones keep the connections warm and let the queue show up as send
 // lag (and max_in_flight as drops).
 type workers struct {
-	jobs  chan func()
+	jobs  chan openJob
 	idle  atomic.Int32
 	count atomic.Int32
 	limit int32
@@ -190,10 +208,10 @@ type workers struct {
 const workerIdle = 2 * time.Second
 
 func newWorkers(limit, queue int) *workers {
-	return &workers{jobs: make(chan func(), queue), limit: int32(limit)}
+	return &workers{jobs: make(chan openJob, queue), limit: int32(limit)}
 }
 
-func (w *workers) run(job func()) {
+func (w *workers) run(job openJob) {
 	if w.idle.Load() == 0 && w.count.Load() < w.limit {
 		w.count.Add(1)
 		w.wg.Add(1)
@@ -205,18 +223,20 @@ func (w *workers) run(job func()) {
 		// The last worker ended between our look at idle and the send.
 		w.count.Add(1)
 		w.wg.Add(1)
-		go w.loop(func() {})
+		go w.loop(openJob{})
 	}
 }
 
 // loop ends after workerIdle without work, or when close is called.
-func (w *workers) loop(job func()) {
+func (w *workers) loop(job openJob) {
 	defer w.wg.Done()
 	defer w.count.Add(-1)
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		job()
+		if job.o != nil { // nil: only to wait for the queue
+			job.send()
+		}
 		w.idle.Add(1)
 		t.Reset(workerIdle)
 		select {

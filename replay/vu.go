@@ -369,6 +369,12 @@ func (u *closedUser) leave() {
 func (u *closedUser) wait(st *stageWindow, d time.Duration) bool {
 	t := u.wake
 	u.parked.Add(1)
+	if d >= paceKickMin {
+		// The end of a think (or a spawn time) is a send time: the
+		// process's waker makes the runtime run the timer when it is
+		// due, not up to a millisecond later (pace.go).
+		processWaker().kickSome(time.Now().Add(d))
+	}
 	t.Reset(d)
 	if st.ctx.Err() != nil && t.Stop() {
 		return false
