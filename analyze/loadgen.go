@@ -4,14 +4,56 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // Thresholds of the load generator's checks; docs/analyze.md explains each.
 const (
-	maxSendLagMS    = 10.0 // p99 send lag of a load generator keeping up
-	minLagged       = 3    // requests over maxSendLagMS before a stage's lag counts
+	maxSendLagMS    = 10.0 // requests sent later than this are counted (OpStats.Lagged)
+	lagFloorMS      = 2.0  // send-lag p99 a generator keeping up stays within, whatever the latency
+	lagShare        = 0.10 // send-lag p99 beyond this share of the stage's median latency distorts it
+	minLagged       = 3    // requests over the bound before a stage's lag counts
 	littleTolerance = 0.10 // Little's law mismatch tolerated: think times are drawn, and a stage holds few iterations
 )
+
+// lagBound is the send-lag p99 beyond which a stage's measurements are
+// distorted by the generator: a tenth of the stage's median latency, and
+// at least lagFloorMS. Lag adds to when a user sees the answer (latency
+// from the intended send time) and, in open mode, bunches arrivals that
+// were meant to be apart; how much that matters is a matter of the
+// latency beside it. The latency is the run's own, at its time scale: a
+// run compressed tenfold has a tenth of the latency and the same lag, so
+// the same lag weighs ten times as much there. A fixed bound of 10 ms
+// let 9 ms of lag pass on a 2 ms service (from-intended latency 5 times
+// the latency) and in the demo at a time scale of 0.1 (the same as 100 ms
+// in the unscaled run), and it condemned 15 ms beside 2 s answers.
+func lagBound(all *OpStats) float64 {
+	return math.Max(lagFloorMS, lagShare*all.LatencyMS.P50)
+}
+
+// lateAtLeast is how many requests were sent more than bound ms late, at
+// least, as far as the stage's percentiles tell: a nearest-rank quantile q
+// over the bound puts every request from rank ⌈q·n⌉ on over it. Lagged
+// (requests over maxSendLagMS, counted exactly) counts too when the bound
+// is at most that.
+func lateAtLeast(all *OpStats, bound float64) int64 {
+	l := all.SendLagMS
+	n := all.Count - all.Errors[runspec.ErrDropped] // dropped arrivals were never sent
+	var late int64
+	if l.Max > bound {
+		late = 1
+	}
+	for _, q := range []struct{ p, v float64 }{{0.5, l.P50}, {0.9, l.P90}, {0.95, l.P95}, {0.99, l.P99}} {
+		if q.v > bound && n > 0 {
+			late = max(late, n-int64(math.Ceil(q.p*float64(n)))+1)
+		}
+	}
+	if bound <= maxSendLagMS {
+		late = max(late, all.Lagged)
+	}
+	return late
+}
 
 // stageTrust is the trust step's verdict on one stage: what showed that
 // the load generator did not drive it as intended, if anything.
@@ -47,7 +89,8 @@ func (t stageTrust) why() string {
 }
 
 // judgeTrust is the trust step, which judges the load generator by its own
-// records: per stage, it sent requests late (send lag p99 over 10 ms), or
+// records: per stage, it sent requests late (send-lag p99 over lagBound,
+// with at least minLagged requests over it), or
 // its users were neither in a request nor thinking for a share of the time
 // (Little's law N = X·(R+Z) off by more than 10 %, with R the time requests
 // ran inside the window: a request waiting in the target across the
@@ -63,8 +106,10 @@ func judgeTrust(sc *scenarioCtx) []stageTrust {
 		}
 		// In a short stage p99 is nearly the maximum, and one request
 		// delayed by a GC pause would condemn it: a few must have lagged.
-		if l := all.SendLagMS; l != nil && l.P99 > maxSendLagMS && all.Lagged >= minLagged {
-			out[i].lagP99MS = l.P99
+		if l := all.SendLagMS; l != nil {
+			if b := lagBound(all); l.P99 > b && lateAtLeast(all, b) >= minLagged {
+				out[i].lagP99MS = l.P99
+			}
 		}
 		if lc := st.little; lc.Known && lc.N > 0 {
 			off := math.Abs(lc.Predicted-lc.N) / lc.N

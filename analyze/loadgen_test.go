@@ -74,3 +74,82 @@ func TestLittleCountsRequestsInFlight(t *testing.T) {
 		}
 	}
 }
+
+// Send lag counts against a stage by what it does to the latency beside
+// it, measured in the run itself and so at its time scale: a few ms of lag
+// distort a 2 ms service (or the same service in a run compressed
+// tenfold) and not one answering in 200 ms; the floor keeps the timer's
+// and collector's noise from condemning a sub-millisecond service.
+func TestSendLagIsWeighedAgainstLatency(t *testing.T) {
+	t.Parallel()
+	stageWith := func(n int, latency, lag time.Duration) *Stage {
+		op := &opAcc{count: int64(n), errors: map[string]int64{}}
+		r := rand.New(rand.NewPCG(1, 2))
+		for range n {
+			l := 200 * time.Microsecond
+			if r.Float64() < 0.03 { // 3 % late: p99 is theirs
+				l = lag
+			}
+			op.lag = append(op.lag, int64(l))
+			op.ok = append(op.ok, int64(latency))
+		}
+		return &Stage{Stage: 1, Users: 5, Trustworthy: true, Operations: map[string]*OpStats{AllOps: op.stats(10)}}
+	}
+	for _, tc := range []struct {
+		name             string
+		latency, lag     time.Duration
+		saturated        bool
+		wasSaturatedAt10 bool // the former fixed 10 ms bound, for the record
+	}{
+		{"6 ms of lag on a 2 ms service", 2 * time.Millisecond, 6 * time.Millisecond, true, false},
+		{"6 ms of lag beside 200 ms answers", 200 * time.Millisecond, 6 * time.Millisecond, false, false},
+		{"the same 6 ms in that run compressed tenfold (20 ms answers)", 20 * time.Millisecond, 6 * time.Millisecond, true, false},
+		{"1.5 ms (a collector pause) on a 0.4 ms service", 400 * time.Microsecond, 1500 * time.Microsecond, false, false},
+		{"25 ms beside 20 ms answers", 20 * time.Millisecond, 25 * time.Millisecond, true, true},
+		{"40 ms beside 2 s answers", 2 * time.Second, 40 * time.Millisecond, false, true},
+		{"400 ms beside 2 s answers", 2 * time.Second, 400 * time.Millisecond, true, true},
+	} {
+		st := stageWith(1000, tc.latency, tc.lag)
+		all := st.Operations[AllOps]
+		if was := all.SendLagMS.P99 > maxSendLagMS && all.Lagged >= minLagged; was != tc.wasSaturatedAt10 {
+			t.Errorf("%s: the fixed 10 ms bound gives %v, the case says %v", tc.name, was, tc.wasSaturatedAt10)
+		}
+		sc := &scenarioCtx{name: "rag", stages: []stageData{{st, &stageFacts{}}}}
+		sc.trust = judgeTrust(sc)
+		if got := detectLoadGenerator(sc) != nil; got != tc.saturated {
+			t.Errorf("%s: saturated %v, want %v (p99 lag %.2f ms, median latency %.1f ms, bound %.2f ms)",
+				tc.name, got, tc.saturated, all.SendLagMS.P99, all.LatencyMS.P50, lagBound(all))
+		}
+	}
+}
+
+// lateAtLeast never counts more late requests than there were: checked
+// against the exact count for stages of every size and share of lag.
+func TestLateAtLeastIsALowerBound(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		n := 1 + r.IntN(2000)
+		share := r.Float64()
+		bound := 1 + r.Float64()*20
+		op := &opAcc{count: int64(n), errors: map[string]int64{}}
+		var exact int64
+		for range n {
+			l := r.Float64() * bound * 0.9
+			if r.Float64() < share {
+				l = bound * (1.01 + r.Float64())
+			}
+			if l > bound {
+				exact++
+			}
+			op.lag = append(op.lag, int64(l*1e6))
+			op.ok = append(op.ok, int64(time.Millisecond))
+		}
+		all := op.stats(10)
+		if got := lateAtLeast(all, bound); got > exact {
+			t.Fatalf("n %d, %d over %.2f ms: lateAtLeast says %d", n, exact, bound, got)
+		} else if exact >= int64(n)/20+1 && got == 0 {
+			t.Fatalf("n %d, %d over %.2f ms (over 5 %%): lateAtLeast says none", n, exact, bound)
+		}
+	}
+}
