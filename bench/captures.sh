@@ -10,10 +10,12 @@
 # BASE=REV also builds the same benchmark against the writer of git
 # revision REV (its captures/ package, with this tree's bench_test.go) and
 # runs the two in turn, round after round, so that both figures come from
-# one run on one machine under the same load.
+# one run on one machine under the same load. BASE=REV1,REV2 runs several.
 #
 # Environment: ROWS per run (300000), ROUNDS (3), BASE (none), CPU (the
-# GOMAXPROCS values to run with, comma-separated; default all cores).
+# GOMAXPROCS values to run with, comma-separated; default all cores), LOCK
+# (a file to flock while the benchmarks run, not while they build, for a
+# machine whose users take turns; default none).
 set -euo pipefail
 export LC_ALL=C
 export CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations
@@ -32,8 +34,13 @@ bad() { say "$*"; exit 2; }
 [[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 10000 && $ROWS -le 10000000 ]] || bad "ROWS=$ROWS: expected 10000 to 10000000"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 10 ]] || bad "ROUNDS=$ROUNDS: expected 1 to 10"
 [[ $CPU =~ ^[0-9]+(,[0-9]+)*$ ]] || bad "CPU=$CPU: expected GOMAXPROCS values such as 2 or 1,2"
+bases=()
 if [[ -n $BASE ]]; then
-	git rev-parse --verify -q "$BASE^{commit}" >/dev/null || bad "BASE=$BASE: not a git revision here"
+	IFS=, read -r -a bases <<<"$BASE"
+	((${#bases[@]} <= 4)) || bad "BASE=$BASE: at most 4 revisions"
+	for rev in "${bases[@]}"; do
+		git rev-parse --verify -q "$rev^{commit}" >/dev/null || bad "BASE=$BASE: $rev is not a git revision here"
+	done
 fi
 
 tmp=$(mktemp -d)
@@ -41,18 +48,27 @@ trap 'rm -rf "$tmp"' EXIT
 
 say "building the benchmark"
 go test -c -o "$tmp/now.test" ./captures/
-bins=(now)
-if [[ -n $BASE ]]; then
-	say "building it against captures/ at $BASE"
-	mkdir "$tmp/base"
-	git archive "$BASE" | tar -x -C "$tmp/base"
-	cp captures/bench_test.go "$tmp/base/captures/bench_test.go"
-	(cd "$tmp/base" && go test -c -o "$tmp/base.test" ./captures/)
-	bins=(base now)
-fi
+bins=()
+declare -A names=([now]="this tree")
+for i in "${!bases[@]}"; do
+	rev=${bases[$i]}
+	say "building it against captures/ at $rev"
+	mkdir "$tmp/base$i"
+	git archive "$rev" | tar -x -C "$tmp/base$i"
+	cp captures/bench_test.go "$tmp/base$i/captures/bench_test.go"
+	(cd "$tmp/base$i" && go test -c -o "$tmp/base$i.test" ./captures/)
+	bins+=("base$i")
+	names[base$i]=$rev
+done
+bins+=(now)
 
 # Each run writes into its own temporary directory (b.TempDir) and
 # removes it; one run takes a few seconds.
+if [[ -n ${LOCK:-} ]]; then
+	exec 9>>"$LOCK"
+	say "waiting for $LOCK"
+	flock 9
+fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 results=$tmp/results
 : >"$results"
@@ -74,6 +90,7 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
+[[ -n ${LOCK:-} ]] && exec 9>&-
 
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo "Capture writes, $ROWS exchanges per run, $ROUNDS rounds, $(nproc) cores ($cpu_model), load average $load0 before, $load1 after"
@@ -82,9 +99,7 @@ echo "| writer | GOMAXPROCS | exchanges/s best | median | CPU µs per exchange (
 echo "| --- | --- | --- | --- | --- | --- |"
 for bin in "${bins[@]}"; do
 	for procs in ${CPU//,/ }; do
-		name=$bin
-		[[ $bin == base ]] && name="$BASE"
-		[[ $bin == now ]] && name="this tree"
+		name=${names[$bin]}
 		awk -v bin="$bin" -v procs="$procs" '$1 == bin && $3 == procs' "$results" | sort -k4,4n | awk -v name="$name" -v procs="$procs" '
 			{ x[NR] = $4; c[NR] = $5; f = $6 }
 			END {
