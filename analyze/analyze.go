@@ -103,13 +103,13 @@ func resultFiles(dirs []string) ([]string, error) {
 	return out, nil
 }
 
-// collectFiles reads the result files on one goroutine per CPU (up to
-// four), each into a collector of its own over a contiguous run of row
-// groups holding about as many rows as the others' (planParts), and
-// merges the collectors in file order. Decoding Parquet is most of the
-// work, and it parallelises, even within one file.
+// collectFiles reads the result files on one goroutine per CPU, each
+// into a collector of its own over a contiguous run of row groups holding
+// about as many rows as the others' (planParts), and merges the
+// collectors in file order. Decoding Parquet is most of the work, and it
+// parallelises, even within one file.
 func collectFiles(info *RunInfo, warm WarmUp, files []string) (*collector, error) {
-	parts := planParts(files, max(1, min(runtime.GOMAXPROCS(0), 4)))
+	parts := planParts(files, max(1, runtime.GOMAXPROCS(0)))
 	cs := make([]*collector, len(parts))
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
