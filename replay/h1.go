@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
@@ -74,6 +75,16 @@ func (t *loadTransport) h1Usable() bool {
 		tr.DialTLSContext == nil && tr.DialTLS == nil && (tr.Protocols == nil || !tr.Protocols.UnencryptedHTTP2())
 }
 
+// poolOf is the pool w goes to, kept in w for its next sends.
+func (t *loadTransport) poolOf(w *wire) *h1Pool {
+	if p := w.pool.Load(); p != nil && p.t == t && !p.shut.Load() {
+		return p
+	}
+	p := t.pool(w.addr)
+	w.pool.Store(p)
+	return p
+}
+
 func (t *loadTransport) pool(addr string) *h1Pool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -86,7 +97,7 @@ func (t *loadTransport) pool(addr string) *h1Pool {
 		if dial == nil {
 			dial = (&net.Dialer{}).DialContext
 		}
-		p = &h1Pool{addr: addr, limit: t.Transport.MaxConnsPerHost, dial: dial}
+		p = &h1Pool{t: t, addr: addr, limit: t.Transport.MaxConnsPerHost, dial: dial}
 		t.pools[addr] = p
 	}
 	return p
@@ -100,6 +111,8 @@ type wire struct {
 	// replayable: a request net/http sends again when a kept-alive
 	// connection breaks before the first byte of the answer.
 	replayable bool
+
+	pool atomic.Pointer[h1Pool] // where it was sent last
 }
 
 // encodeWire encodes o as net/http's transport would send it, or returns
@@ -186,6 +199,8 @@ func validHeader(h http.Header) bool {
 // h1Pool holds the connections to one host:port: idle ones (last used
 // first), and at most limit open (0: no cap), as MaxConnsPerHost does.
 type h1Pool struct {
+	t     *loadTransport
+	shut  atomic.Bool // closed: CloseIdleConnections made a new pool for the next requests
 	addr  string
 	limit int
 	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -319,6 +334,7 @@ func (p *h1Pool) close() {
 	idle := p.idle
 	p.idle, p.closed = nil, true
 	p.mu.Unlock()
+	p.shut.Store(true)
 	for _, c := range idle {
 		c.close()
 	}
@@ -475,11 +491,7 @@ func (c *h1Conn) roundTrip(ctx context.Context, deadline time.Time, o *outgoing,
 	r.TTFBNS = int64(time.Since(start))
 	r.Status = int32(h.status)
 	out := &response{status: h.status, header: h.header, wantRPC: o.rpcID != ""}
-	ct := ""
-	if v := h.header["Content-Type"]; len(v) > 0 {
-		ct = v[0]
-	}
-	err = readBody(c.body(&h), ct, start, o.rpcID, r, out)
+	err = readBody(c.body(&h), h.header.Get("Content-Type"), start, o.rpcID, r, out)
 	r.DurationNS = int64(time.Since(start))
 	c.end()
 	switch {

@@ -75,8 +75,10 @@ func comparable(r *captures.Result, resp *response) string {
 		r.Status, r.ErrorKind, portRE.ReplaceAllString(r.Error, "ADDR"), r.BytesOut, r.BytesIn,
 		len(r.ChunkOffsetsNS), r.PromptTokens, r.CompletionTokens, r.TTFBNS > 0, r.TTFTNS > 0)
 	if resp != nil {
-		fmt.Fprintf(&b, " | answer %d body=%q sse=%q badjson=%q ct=%q x=%q", resp.status, resp.body, resp.sseError,
-			resp.badJSON, resp.header.Get("Content-Type"), resp.header.Get("X-Test"))
+		fmt.Fprintf(&b, " | answer %d body=%q sse=%q badjson=%q", resp.status, resp.body, resp.sseError, resp.badJSON)
+		for _, k := range []string{"Content-Type", "x-test", "Connection", "Transfer-Encoding", "Content-Length", "Etag"} {
+			fmt.Fprintf(&b, " %s=%q", k, resp.header.Get(k))
+		}
 	}
 	return b.String()
 }
@@ -176,6 +178,9 @@ func TestH1RowsMatchNetHTTP(t *testing.T) {
 		{name: "bad content length", url: raw("HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", false), method: "GET", sends: 1},
 		{name: "unsupported transfer encoding", url: raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false), method: "GET", sends: 1},
 		{name: "folded header", url: raw("HTTP/1.1 200 OK\r\nX-Test: a\r\n b\r\nContent-Length: 0\r\n\r\n", true), method: "GET", sends: 2},
+		{name: "repeated and odd headers", url: raw("HTTP/1.1 200 OK\r\nX-Test: one\r\nX-Test: two\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: keep-alive, Close\r\nX-Empty:\r\n\r\nok", false), method: "GET", sends: 2},
+		{name: "differing content lengths", url: raw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", false), method: "GET", sends: 1},
+		{name: "bare LF lines", url: raw("HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: 2\n\n{}", true), method: "GET", sends: 2},
 		{name: "lower-case headers", url: raw("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 3\r\nx-test:  v \r\n\r\n{x}", true), method: "GET", sends: 2},
 		{name: "slow first byte past the timeout", url: handler(func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(400 * time.Millisecond)

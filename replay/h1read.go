@@ -28,7 +28,7 @@ var (
 // h1Head is an answer's status, headers and framing.
 type h1Head struct {
 	status  int
-	header  http.Header
+	header  answerHeader
 	none    bool  // not one byte of an answer came: the connection broke before
 	noBody  bool  // HEAD, 1xx, 204, 304
 	chunked bool  // Transfer-Encoding: chunked
@@ -69,19 +69,19 @@ func (c *h1Conn) readHead(method string) (h h1Head, err error) {
 // maxHeaderBytes is net/http's default bound on an answer's headers.
 const maxHeaderBytes = 10 << 20
 
-// readHeader reads the header block up to its empty line and parses it
-// as textproto's ReadMIMEHeader does, into one string for every key and
-// value (textproto makes one per value); a block with anything unusual
-// in it (a folded line, a byte textproto refuses) is parsed by textproto
-// itself, for its answer and its error.
-func (c *h1Conn) readHeader() (http.Header, error) {
+// readHeader reads the header block up to its empty line. A block of
+// plain "Name: value" lines is kept as one string that Get scans (a map
+// and a string per value, as textproto makes, were a third of a request's
+// allocations); anything unusual in it (a folded line, a byte textproto
+// refuses) is parsed by textproto itself, for its answer and its error.
+func (c *h1Conn) readHeader() (answerHeader, error) {
 	c.hbuf = c.hbuf[:0]
 	start := 0 // of the line being read
 	for {
 		frag, err := c.br.ReadSlice('\n')
 		c.hbuf = append(c.hbuf, frag...)
 		if len(c.hbuf) > maxHeaderBytes {
-			return nil, fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxHeaderBytes)
+			return answerHeader{}, fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxHeaderBytes)
 		}
 		if err == bufio.ErrBufferFull {
 			continue
@@ -92,7 +92,7 @@ func (c *h1Conn) readHeader() (http.Header, error) {
 			return c.textprotoHeader()
 		}
 		if err != nil {
-			return nil, err
+			return answerHeader{}, err
 		}
 		line := c.hbuf[start:]
 		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
@@ -101,44 +101,89 @@ func (c *h1Conn) readHeader() (http.Header, error) {
 		start = len(c.hbuf)
 	}
 	block := c.hbuf[:start]
-	n := bytes.Count(block, []byte{'\n'})
-	h := make(http.Header, n)
-	if n == 0 {
-		return h, nil
-	}
-	all := string(block)
-	strs := make([]string, n)
-	for i := 0; i < n; i++ {
-		nl := strings.IndexByte(all, '\n')
-		line := strings.TrimSuffix(all[:nl], "\r")
-		all = all[nl+1:]
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" || !tokenOnly(k) || !fieldValueOnly(v) {
+	for rest := block; len(rest) > 0; {
+		nl := bytes.IndexByte(rest, '\n')
+		line := bytes.TrimSuffix(rest[:nl], []byte{'\r'})
+		rest = rest[nl+1:]
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok || len(k) == 0 || !tokenOnly(k) || !fieldValueOnly(v) {
 			return c.textprotoHeader()
 		}
-		v = strings.Trim(v, " \t")
-		k = textproto.CanonicalMIMEHeaderKey(k)
-		if vs, seen := h[k]; seen {
-			h[k] = append(vs, v)
-			continue
-		}
-		strs[i] = v
-		h[k] = strs[i : i+1 : i+1]
 	}
-	return h, nil
+	return answerHeader{lines: string(block)}, nil
 }
 
 // textprotoHeader parses the header block read into hbuf with textproto.
-func (c *h1Conn) textprotoHeader() (http.Header, error) {
+func (c *h1Conn) textprotoHeader() (answerHeader, error) {
 	mh, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(c.hbuf))).ReadMIMEHeader()
-	return http.Header(mh), err
+	if mh == nil {
+		mh = textproto.MIMEHeader{}
+	}
+	return answerHeader{h: http.Header(mh)}, err
+}
+
+// answerHeader is an answer's headers as replay reads them (Get): net/http's
+// or textproto's map, or the HTTP/1.1 client's block of checked lines.
+type answerHeader struct {
+	h     http.Header
+	lines string // "Name: value" lines, each ending in \n (or \r\n); used when h is nil
+	hide  uint8  // names dropped from lines, as net/http drops them from its map
+}
+
+// The names net/http takes out of an answer's header map once read.
+const (
+	hideTransferEncoding uint8 = 1 << iota
+	hideConnection
+)
+
+func headerOf(h http.Header) answerHeader { return answerHeader{h: h} }
+
+// Get is http.Header's Get: the first value of the name, any case.
+func (a *answerHeader) Get(name string) string {
+	if a.h != nil {
+		return a.h.Get(name)
+	}
+	var buf [1]string
+	if vs := a.values(name, buf[:0]); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// values appends the name's values to buf.
+func (a *answerHeader) values(name string, buf []string) []string {
+	if a.h != nil {
+		return append(buf, a.h[textproto.CanonicalMIMEHeaderKey(name)]...)
+	}
+	if a.hide&hideTransferEncoding != 0 && strings.EqualFold(name, "Transfer-Encoding") ||
+		a.hide&hideConnection != 0 && strings.EqualFold(name, "Connection") {
+		return buf
+	}
+	for rest := a.lines; rest != ""; {
+		nl := strings.IndexByte(rest, '\n')
+		line := rest[:nl]
+		rest = rest[nl+1:]
+		if len(line) > len(name) && line[len(name)] == ':' && strings.EqualFold(line[:len(name)], name) {
+			buf = append(buf, strings.Trim(line[len(name)+1:], " \t\r"))
+		}
+	}
+	return buf
+}
+
+// drop takes a name out, as net/http deletes it from its map.
+func (a *answerHeader) drop(name string, bit uint8) {
+	if a.h != nil {
+		delete(a.h, name)
+		return
+	}
+	a.hide |= bit
 }
 
 // tokenOnly: every byte may be in a header name.
-func tokenOnly(k string) bool {
+func tokenOnly[S string | []byte](k S) bool {
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
 			return false
 		}
 	}
@@ -146,7 +191,7 @@ func tokenOnly(k string) bool {
 }
 
 // fieldValueOnly: no control character but tab.
-func fieldValueOnly(v string) bool {
+func fieldValueOnly[S string | []byte](v S) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
@@ -197,11 +242,12 @@ func (c *h1Conn) statusLine(h *h1Head) (major, minor int, err error) {
 func badString(what string, val []byte) error { return fmt.Errorf("%s %q", what, val) }
 
 // frame reads the body's framing from the headers, as net/http's
-// readTransfer does for a response (and edits them as it does).
+// readTransfer does for a response (and drops what it drops).
 func (h *h1Head) frame(method string, major, minor int) error {
-	hd := h.header
-	if raw, ok := hd["Transfer-Encoding"]; ok {
-		delete(hd, "Transfer-Encoding")
+	hd := &h.header
+	var buf [2]string
+	if raw := hd.values("Transfer-Encoding", buf[:0]); len(raw) > 0 {
+		hd.drop("Transfer-Encoding", hideTransferEncoding)
 		if major > 1 || major == 1 && minor >= 1 {
 			if len(raw) != 1 {
 				return fmt.Errorf("too many transfer encodings: %q", raw)
@@ -212,21 +258,25 @@ func (h *h1Head) frame(method string, major, minor int) error {
 			h.chunked = true
 		}
 	}
-	if cls := hd["Content-Length"]; len(cls) > 1 {
+	cls := hd.values("Content-Length", buf[:0])
+	if len(cls) > 1 {
 		first := strings.TrimSpace(cls[0])
 		for _, cl := range cls[1:] {
 			if strings.TrimSpace(cl) != first {
 				return fmt.Errorf("http: message cannot contain multiple Content-Length headers; got %q", cls)
 			}
 		}
-		hd["Content-Length"] = []string{first}
+		if hd.h != nil {
+			hd.h["Content-Length"] = []string{first}
+		} // the lines' Get gives the first already
+		cls = cls[:1]
 	}
 	h.close = shouldClose(major, minor, hd)
 	h.length = -1
 	switch {
 	case method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified:
 		h.noBody, h.length = true, 0
-		if cls := hd["Content-Length"]; len(cls) > 0 && method == http.MethodHead {
+		if len(cls) > 0 && method == http.MethodHead {
 			if _, err := parseContentLength(cls[0]); err != nil {
 				return err
 			}
@@ -238,7 +288,7 @@ func (h *h1Head) frame(method string, major, minor int) error {
 	case h.chunked:
 		return nil
 	}
-	if cls := hd["Content-Length"]; len(cls) > 0 {
+	if len(cls) > 0 {
 		n, err := parseContentLength(cls[0])
 		if err != nil {
 			return err
@@ -246,7 +296,6 @@ func (h *h1Head) frame(method string, major, minor int) error {
 		h.length = n
 		return nil
 	}
-	delete(hd, "Content-Length")
 	h.close = true // unbounded: until the server closes
 	return nil
 }
@@ -265,17 +314,18 @@ func parseContentLength(cl string) (int64, error) {
 
 // shouldClose is net/http's: HTTP/1.0 closes unless asked to keep alive,
 // HTTP/1.1 when the server says close (and that header is dropped).
-func shouldClose(major, minor int, hd http.Header) bool {
+func shouldClose(major, minor int, hd *answerHeader) bool {
 	if major < 1 {
 		return true
 	}
-	conv := hd["Connection"]
+	var buf [2]string
+	conv := hd.values("Connection", buf[:0])
 	hasClose := hasToken(conv, "close")
 	if major == 1 && minor == 0 {
 		return hasClose || !hasToken(conv, "keep-alive")
 	}
 	if hasClose {
-		delete(hd, "Connection")
+		hd.drop("Connection", hideConnection)
 	}
 	return hasClose
 }

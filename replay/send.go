@@ -70,7 +70,7 @@ func (p *prepared) outgoing(x *captures.Exchange, tgt *target, extra http.Header
 // response is what the measuring read kept of a response.
 type response struct {
 	status   int
-	header   http.Header
+	header   answerHeader
 	body     []byte          // first maxKeep bytes
 	rpc      json.RawMessage // MCP: the JSON-RPC message answering rpcID
 	sseError string          // an SSE event carried an error after a 200
@@ -161,7 +161,7 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, o *ou
 			w = encodeWire(o)
 		}
 		if w != nil {
-			return sendH1(ctx, lt.pool(w.addr), timeout, o, w, r)
+			return sendH1(ctx, lt.poolOf(w), timeout, o, w, r)
 		}
 	}
 	rctx, cancel := context.WithTimeoutCause(ctx, timeout, errRequestTimeout)
@@ -200,7 +200,7 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, o *ou
 	}
 	r.TTFBNS = int64(time.Since(start))
 	r.Status = int32(resp.StatusCode)
-	out := &response{status: resp.StatusCode, header: resp.Header, wantRPC: o.rpcID != ""}
+	out := &response{status: resp.StatusCode, header: headerOf(resp.Header), wantRPC: o.rpcID != ""}
 	err = readBody(resp.Body, resp.Header.Get("Content-Type"), start, o.rpcID, r, out)
 	resp.Body.Close()
 	r.DurationNS = int64(time.Since(start))
@@ -241,7 +241,7 @@ func sendHeld(ctx context.Context, cancel context.CancelCauseFunc, parent contex
 		return nil, nil
 	}
 	r.Status = int32(resp.StatusCode)
-	out := &response{status: resp.StatusCode, header: resp.Header}
+	out := &response{status: resp.StatusCode, header: headerOf(resp.Header)}
 	if resp.StatusCode/100 == 2 {
 		return out, resp.Body
 	}
@@ -269,7 +269,7 @@ func failTransport(rctx, parent context.Context, err error, r *captures.Result) 
 // offset per SSE event for text/event-stream, per line for NDJSON, none
 // for plain bodies.
 func readBody(body io.Reader, ctype string, start time.Time, rpcID string, r *captures.Result, out *response) error {
-	ct, _, _ := mime.ParseMediaType(ctype)
+	ct := mediaType(ctype)
 	var sse *sseParser
 	ndjson := ct == "application/x-ndjson" || ct == "application/jsonl"
 	if ct == "text/event-stream" {
@@ -328,6 +328,20 @@ func readBody(body io.Reader, ctype string, start time.Time, rpcID string, r *ca
 		}
 	}
 	return nil
+}
+
+// mediaType is mime.ParseMediaType's media type (lower case; "" when it
+// does not parse) without building its parameter map for a plain
+// "type/subtype", which most answers carry.
+func mediaType(v string) string {
+	if strings.IndexByte(v, ';') < 0 {
+		t := strings.ToLower(strings.TrimSpace(v))
+		if typ, sub, ok := strings.Cut(t, "/"); ok && typ != "" && sub != "" && tokenOnly(typ) && tokenOnly(sub) {
+			return t
+		}
+	}
+	ct, _, _ := mime.ParseMediaType(v)
+	return ct
 }
 
 // chunkJSON is the part of an OpenAI response or stream chunk replay reads.
