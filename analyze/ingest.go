@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/loadtape/loadtape/captures"
@@ -298,19 +299,65 @@ func (c *listCol) read(out [][]int64) (int, error) {
 var errUnexpected = errors.New("not the layout analyze reads directly")
 
 // groupCols are one row group's column readers, in resultCols' order.
+// A column whose statistics say every value of the row group is the same
+// (a run's id, a scenario that ran alone, token counts of a service
+// without tokens) is not decoded: it is that value, row after row.
 type groupCols struct {
-	i64  [len18]*file.Int64ColumnChunkReader
-	i32  [len18]*file.Int32ColumnChunkReader
-	str  [len18]*strCol
-	list *listCol
-	all  []file.ColumnChunkReader
+	i64   [len18]*file.Int64ColumnChunkReader
+	i32   [len18]*file.Int32ColumnChunkReader
+	str   [len18]*strCol
+	list  *listCol
+	all   []file.ColumnChunkReader
+	same  [len18]bool
+	sameI [len18]int64
+	sameS [len18]string
+}
+
+// maxSameLen bounds the string statistics taken for every value: a
+// writer may cut longer ones short.
+const maxSameLen = 256
+
+// sameValue reports whether the column chunk's statistics say all its
+// rows hold one value, and which.
+func (g *groupCols) sameValue(rg *file.RowGroupReader, i, leaf int, in *interner) bool {
+	md, err := rg.MetaData().ColumnChunk(leaf)
+	if err != nil || md.NumValues() != rg.NumRows() {
+		return false
+	}
+	st, err := md.Statistics()
+	if err != nil || st == nil || !st.HasMinMax() || !st.HasNullCount() || st.NullCount() != 0 {
+		return false
+	}
+	switch st := st.(type) {
+	case *metadata.Int64Statistics:
+		g.sameI[i] = st.Min()
+		return resultCols[i].kind == kindI64 && st.Min() == st.Max()
+	case *metadata.Int32Statistics:
+		g.sameI[i] = int64(st.Min())
+		return resultCols[i].kind == kindI32 && st.Min() == st.Max()
+	case *metadata.ByteArrayStatistics:
+		lo, hi := st.Min(), st.Max()
+		if resultCols[i].kind != kindStr || len(lo) > maxSameLen || string(lo) != string(hi) {
+			return false
+		}
+		g.sameS[i] = ""
+		if len(lo) > 0 {
+			g.sameS[i] = in.of(lo)
+		}
+		return true
+	}
+	return false
 }
 
 // openGroup opens the row group's readers of the leaves (resultCols'
 // order). ok is false when a column is not of the kind analyze reads.
-func openGroup(rg *file.RowGroupReader, leaves []int, lists *listCol) (g *groupCols, ok bool, err error) {
+func openGroup(rg *file.RowGroupReader, leaves []int, lists *listCol, in *interner) (g *groupCols, ok bool, err error) {
 	g = &groupCols{}
 	for i, leaf := range leaves {
+		if resultCols[i].kind != kindList && g.sameValue(rg, i, leaf, in) {
+			g.same[i] = true
+			continue
+		}
 		cr, err := rg.Column(leaf)
 		if err != nil {
 			g.close()
@@ -349,6 +396,17 @@ func (g *groupCols) close() {
 // read decodes the next n rows of every column into b.
 func (g *groupCols) read(b *colBufs, n int, in *interner) error {
 	for i, c := range resultCols {
+		if g.same[i] {
+			switch c.kind {
+			case kindI64:
+				fillSame(b.i64[i][:n], g.sameI[i])
+			case kindI32:
+				fillSame(b.i32[i][:n], int32(g.sameI[i]))
+			case kindStr:
+				fillSame(b.str[i][:n], g.sameS[i])
+			}
+			continue
+		}
 		var got int
 		var err error
 		switch c.kind {
@@ -373,6 +431,12 @@ func (g *groupCols) read(b *colBufs, n int, in *interner) error {
 		}
 	}
 	return nil
+}
+
+func fillSame[T any](dst []T, v T) {
+	for i := range dst {
+		dst[i] = v
+	}
 }
 
 // fileReader is one reader goroutine's state, reused from file to file.
@@ -444,7 +508,7 @@ func (fr *fileReader) readResultFile(c *collector, path string, groups []int) (e
 			return corrupt(fmt.Errorf("no row group %d", gi))
 		}
 		rg := pf.RowGroup(gi)
-		g, ok, err := openGroup(rg, leaves, &fr.lists)
+		g, ok, err := openGroup(rg, leaves, &fr.lists, &fr.in)
 		if !ok {
 			if started {
 				return badInputf("%s: %v: a column changed type between row groups", path, captures.ErrCorruptFile)
