@@ -481,22 +481,42 @@ func histBin(ns int64) int {
 	if ns <= 100_000 {
 		return 0
 	}
-	// The bin from the table of its lower edges, but by the logarithm
-	// itself next to an edge, so that the answer is the formula's.
-	// Start from the power of two (4 bins each; 2^16.6 is 100 µs) and
-	// step to the edge.
-	b := min(max(4*(bits.Len64(uint64(ns))-1)-67, 0), histBins-1)
-	for b+1 < histBins && histEdges[b+1] <= ns {
-		b++
+	// The bin of the value's power of two and next eight bits, from a
+	// table: such a sliver (1/256 of the power) holds at most one bin
+	// edge, so the bin is that one or the next. Next to an edge the
+	// logarithm itself decides, so that the answer is the formula's.
+	e := bits.Len64(uint64(ns)) - 1
+	m := ns
+	if e > 8 {
+		m = ns >> (e - 8)
+	} else {
+		m = ns << (8 - e)
 	}
-	for b > 0 && histEdges[b] > ns {
-		b--
+	b := int(histSliver[e][m&0xff])
+	if b+1 < histBins && histEdges[b+1] <= ns {
+		b++
 	}
 	if ns-histEdges[b] < 4 || b+1 < histBins && histEdges[b+1]-ns < 4 {
 		return histBinLog(ns)
 	}
 	return b
 }
+
+// histSliver[e][m] is the bin of the smallest value whose power of two is
+// 2^e and whose next eight bits are m.
+var histSliver = func() (t [63][256]uint8) {
+	for e := range 63 {
+		for m := range 256 {
+			v := int64(1)<<e | int64(m)<<e>>8
+			b := 0
+			for b+1 < histBins && histEdges[b+1] <= v {
+				b++
+			}
+			t[e][m] = uint8(b)
+		}
+	}
+	return t
+}()
 
 func histBinLog(ns int64) int {
 	if ns <= 100_000 {
