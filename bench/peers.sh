@@ -2,7 +2,8 @@
 # make bench-peers: loadtape replay beside hey, vegeta and wrk against one
 # nginx on 127.0.0.1, in one run on this machine, and loadtape's send lag at
 # 5,000 req/s. Prints a Markdown table of requests per second at 50
-# connections and each ratio loadtape ÷ peer.
+# connections, each ratio loadtape ÷ peer side by side per round, and each
+# tool's CPU time per request.
 #
 # Installs what is missing: hey and vegeta with `go install` into bin/peers,
 # wrk, nginx and jq from Debian's packages (apt-get, as root or through sudo).
@@ -185,27 +186,48 @@ EOF
 
 # --- the tools ------------------------------------------------------------
 
-# Each prints requests per second, or nothing when the tool failed.
+# Each prints requests per second, or nothing when the tool failed, and
+# leaves in $OUT/NAME.cpu the CPU time the tool took (user and system, its
+# children included) and the requests it made, for CPU per request: a
+# figure the machine's other load disturbs less than requests per second.
+timed() { # timed NAME CMD...: runs CMD; $OUT/NAME.times gets its CPU seconds
+	local name=$1
+	shift
+	(
+		"$@" || exit $?
+		times >"$OUT/$name.times" # not in a pipe: its subshell would have no children
+	) || return $?
+	awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } print s }' \
+		"$OUT/$name.times" >"$OUT/$name.times.s" && mv "$OUT/$name.times.s" "$OUT/$name.times"
+}
+cpu_note() { # cpu_note NAME REQUESTS
+	[[ -s $OUT/$1.times && -n $2 && $2 -gt 0 ]] && echo "$(cat "$OUT/$1.times") $2" >"$OUT/$1.cpu"
+	return 0
+}
 run_loadtape() { # run_loadtape PROFILE NAME
-	timeout "$limit" "$LOADTAPE" replay --captures "$OUT/capture" --profile "$OUT/$1" \
+	timed "$2" timeout "$limit" "$LOADTAPE" replay --captures "$OUT/capture" --profile "$OUT/$1" \
 		--target "bench=$url" --out "$OUT/$2" --max-run "$((secs + 20))s" >"$OUT/$2.log" 2>&1 || return 0
+	cpu_note "$2" "$(jq -r '.requests // empty' "$OUT/$2/run.json" 2>/dev/null)"
 	timeout 60 "$LOADTAPE" analyze "$OUT/$2" --out "$OUT/$2-analysis" >"$OUT/$2-analysis.log" 2>&1 || true
 	jq -r '.stages[0].operations.all.rps // empty' "$OUT/$2-analysis/summary.json" 2>/dev/null || true
 }
 run_hey() {
-	timeout "$limit" "$PEERS_BIN/hey" -z "$DURATION" -c "$CONNS" "$url" >"$OUT/$1.log" 2>&1 || return 0
+	timed "$1" timeout "$limit" "$PEERS_BIN/hey" -z "$DURATION" -c "$CONNS" "$url" >"$OUT/$1.log" 2>&1 || return 0
+	cpu_note "$1" "$(awk '/^ *\[[0-9]+\][ \t]+[0-9]+ responses/ {n += $2} END {print n + 0}' "$OUT/$1.log")"
 	awk '/Requests\/sec:/ {print $2}' "$OUT/$1.log"
 }
 run_vegeta() {
-	echo "GET $url" | timeout "$limit" "$PEERS_BIN/vegeta" attack -rate=0 -max-workers="$CONNS" -workers="$CONNS" \
+	echo "GET $url" | timed "$1" timeout "$limit" "$PEERS_BIN/vegeta" attack -rate=0 -max-workers="$CONNS" -workers="$CONNS" \
 		-duration="$DURATION" >"$OUT/$1.bin" 2>"$OUT/$1.err" || return 0
 	"$PEERS_BIN/vegeta" report <"$OUT/$1.bin" >"$OUT/$1.log" 2>&1 || return 0
 	rm -f "$OUT/$1.bin"
+	cpu_note "$1" "$(awk '/^Requests/ {gsub(",", ""); print $(NF - 2)}' "$OUT/$1.log")"
 	# "Requests [total, rate, throughput]  N, R, T": T counts successes.
 	awk '/^Requests/ {gsub(",", ""); print $NF}' "$OUT/$1.log"
 }
 run_wrk() {
-	timeout "$limit" wrk -t2 -c"$CONNS" -d"$DURATION" "$url" >"$OUT/$1.log" 2>&1 || return 0
+	timed "$1" timeout "$limit" wrk -t2 -c"$CONNS" -d"$DURATION" "$url" >"$OUT/$1.log" 2>&1 || return 0
+	cpu_note "$1" "$(awk '/ requests in / {print $1}' "$OUT/$1.log")"
 	awk '/^Requests\/sec:/ {print $2}' "$OUT/$1.log"
 }
 
@@ -215,17 +237,18 @@ tools=(loadtape)
 command -v wrk >/dev/null 2>&1 && tools+=(wrk) || say "wrk could not be installed; left out"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A rps
+declare -A rps cpu
 for r in $(seq 1 "$ROUNDS"); do
 	for t in "${tools[@]}"; do
 		say "round $r/$ROUNDS: $t, $CONNS connections, $DURATION"
 		case $t in
-		loadtape) v=$(run_loadtape closed.yaml "closed-$r") ;;
-		hey) v=$(run_hey "hey-$r") ;;
-		vegeta) v=$(run_vegeta "vegeta-$r") ;;
-		wrk) v=$(run_wrk "wrk-$r") ;;
+		loadtape) name=closed-$r v=$(run_loadtape closed.yaml "closed-$r") ;;
+		hey) name=hey-$r v=$(run_hey "hey-$r") ;;
+		vegeta) name=vegeta-$r v=$(run_vegeta "vegeta-$r") ;;
+		wrk) name=wrk-$r v=$(run_wrk "wrk-$r") ;;
 		esac
 		rps[$t,$r]=${v:-}
+		cpu[$t,$r]=$( [[ -s $OUT/$name.cpu ]] && awk '{ printf "%.1f", $1 * 1e6 / $2 }' "$OUT/$name.cpu" || true)
 		[[ -n $v ]] || say "$t failed in round $r (see $OUT/)"
 		sleep 1
 	done
@@ -256,22 +279,24 @@ echo
 echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), load average $load_before before, $load_after after;" \
 	"$(date -u '+%Y-%m-%d %H:%M UTC'); nginx $nginx_version, $NGINX_WORKERS worker, on 127.0.0.1; $DURATION per tool, $ROUNDS round(s) in turn"
 echo
-echo "| tool | req/s (round $(joined $(seq 1 "$ROUNDS"))) | loadtape ÷ tool |"
-echo "|---|---|---|"
+rounds=$(joined $(seq 1 "$ROUNDS"))
+echo "| tool | req/s (round $rounds) | loadtape ÷ tool | CPU µs per request (round $rounds) |"
+echo "|---|---|---|---|"
 for t in "${tools[@]}"; do
-	vals=() ratios=()
+	vals=() ratios=() cpus=()
 	for r in $(seq 1 "$ROUNDS"); do
 		vals+=("$(num "${rps[$t,$r]}")")
 		ratios+=("$(ratio "${rps[loadtape,$r]}" "${rps[$t,$r]}")")
+		cpus+=("${cpu[$t,$r]:-–}")
 	done
 	if [[ $t == loadtape ]]; then
-		echo "| ${label[$t]} | $(joined "${vals[@]}") | |"
+		echo "| ${label[$t]} | $(joined "${vals[@]}") | | $(joined "${cpus[@]}") |"
 	else
-		echo "| ${label[$t]} | $(joined "${vals[@]}") | $(joined "${ratios[@]}") |"
+		echo "| ${label[$t]} | $(joined "${vals[@]}") | $(joined "${ratios[@]}") | $(joined "${cpus[@]}") |"
 	fi
 done
 for t in hey vegeta wrk; do
-	[[ " ${tools[*]} " == *" $t "* ]] || echo "| $t | not installed | – |"
+	[[ " ${tools[*]} " == *" $t "* ]] || echo "| $t | not installed | – | – |"
 done
 echo
 if [[ -n $lag99 ]]; then
@@ -282,4 +307,5 @@ else
 fi
 echo
 echo "loadtape's figures are analyze's completed requests per second after the stage's warm-up;" \
-	"the peers' are their own reports (vegeta: throughput, successes per second). Runs and logs: $OUT/"
+	"the peers' are their own reports (vegeta: throughput, successes per second)." \
+	"CPU per request: the tool's user + system time over the requests it made (loadtape: writing every row to Parquet included; nginx's not counted). Runs and logs: $OUT/"
