@@ -217,7 +217,9 @@ type h1Pool struct {
 // place to dial into. waited is when a wait at the cap ended; zero when
 // there was none.
 func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, waited time.Time, err error) {
-	for range 64 { // each turn drops a dead idle connection
+	// Each turn but the last takes a dead idle connection out: the
+	// bound is only a backstop (a server restarted under thousands).
+	for range 1 << 16 {
 		p.mu.Lock()
 		if n := len(p.idle); n > 0 {
 			c = p.idle[n-1]
