@@ -477,16 +477,7 @@ func (fr *fileReader) readResultFile(c *collector, path string, groups []int) (e
 		return errUnexpected
 	}
 	defer pf.Close()
-	kv := pf.MetaData().KeyValueMetadata()
-	if k := kv.FindValue(captures.MetaKind); k == nil || captures.Kind(*k) != captures.KindResults {
-		return errUnexpected
-	}
-	if v := kv.FindValue(captures.MetaSchema); v == nil {
-		return errUnexpected
-	} else if n, err := strconv.Atoi(*v); err != nil || n < 1 || n > captures.SchemaVersion {
-		return errUnexpected
-	}
-	leaves, ok := resultLeaves(pf.MetaData().Schema)
+	leaves, ok := directLeaves(pf)
 	if !ok {
 		return errUnexpected
 	}
@@ -553,6 +544,21 @@ func (fr *fileReader) readGroup(c *collector, g *groupCols, rows int64, path str
 	return nil
 }
 
+// directLeaves is resultLeaves of a loadtape result file of a schema
+// version this reader knows; false for any other file.
+func directLeaves(pf *file.Reader) ([]int, bool) {
+	kv := pf.MetaData().KeyValueMetadata()
+	if k := kv.FindValue(captures.MetaKind); k == nil || captures.Kind(*k) != captures.KindResults {
+		return nil, false
+	}
+	if v := kv.FindValue(captures.MetaSchema); v == nil {
+		return nil, false
+	} else if n, err := strconv.Atoi(*v); err != nil || n < 1 || n > captures.SchemaVersion {
+		return nil, false
+	}
+	return resultLeaves(pf.MetaData().Schema)
+}
+
 // resultLeaves finds resultCols' leaf columns in a file's schema; false
 // when one is missing or not of the kind analyze reads (nullable, another
 // type, a list of another shape).
@@ -591,7 +597,8 @@ type filePart struct {
 
 // planParts cuts the files' row groups, in order, into at most n
 // contiguous runs of about equal rows. A file whose footer cannot be read
-// is one unit, left to the reader to report.
+// is one unit, left to the reader to report, and so is one the direct
+// reader does not read (captures.Reader reads it whole).
 func planParts(files []string, n int) [][]filePart {
 	type unit struct {
 		path  string
@@ -602,7 +609,12 @@ func planParts(files []string, n int) [][]filePart {
 	var total int64
 	for _, path := range files {
 		pf, err := file.OpenParquetFile(path, false)
-		if err != nil || pf.NumRowGroups() < 2 {
+		whole := err != nil || pf.NumRowGroups() < 2
+		if !whole {
+			_, direct := directLeaves(pf)
+			whole = !direct // captures.Reader reads it, from its start
+		}
+		if whole {
 			rows := int64(1)
 			if err == nil {
 				rows = max(1, pf.NumRows())
