@@ -7,7 +7,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_FIXTURES := testdata/node
 
-.PHONY: build test seaweedfs bench bench-peers bench-proxy bench-captures bench-analyze bench-scale lint node-fixtures demo diagnose image clean
+.PHONY: build test seaweedfs bench bench-peers bench-proxy bench-captures bench-analyze bench-scale bench-lag lint node-fixtures demo diagnose image clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/loadtape ./cmd/loadtape
@@ -89,6 +89,13 @@ bench-captures:
 # (bench/analyze.sh; writes the run once into bin/bench-analyze).
 bench-analyze:
 	bash bench/analyze.sh
+
+# Send-lag p99 at 5,000 arrivals/s, 10 runs of replay's BenchmarkSendLag5000,
+# and how many stayed at or under 2 ms (about 1 minute; bench/lag.sh).
+# DEMO=N also runs the healthy quick demo N times (70-90 s each) and counts
+# those whose analysis found the load generator lagging.
+bench-lag: build
+	bash bench/lag.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
