@@ -493,7 +493,7 @@ func (c *h1Conn) roundTrip(ctx context.Context, deadline time.Time, o *outgoing,
 	r.TTFBNS = int64(time.Since(start))
 	r.Status = int32(h.status)
 	out := &response{status: h.status, header: h.header, wantRPC: o.rpcID != ""}
-	err = readBody(c.body(&h), h.header.Get("Content-Type"), start, o.rpcID, r, out)
+	err = readBody(c.body(&h), h.ctype, start, o.rpcID, r, out)
 	r.DurationNS = int64(time.Since(start))
 	c.end()
 	switch {

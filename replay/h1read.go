@@ -29,11 +29,12 @@ var (
 type h1Head struct {
 	status  int
 	header  answerHeader
-	none    bool  // not one byte of an answer came: the connection broke before
-	noBody  bool  // HEAD, 1xx, 204, 304
-	chunked bool  // Transfer-Encoding: chunked
-	length  int64 // Content-Length; -1: until the server closes
-	close   bool  // the connection ends with this answer
+	none    bool   // not one byte of an answer came: the connection broke before
+	noBody  bool   // HEAD, 1xx, 204, 304
+	chunked bool   // Transfer-Encoding: chunked
+	ctype   string // Content-Type
+	length  int64  // Content-Length; -1: until the server closes
+	close   bool   // the connection ends with this answer
 }
 
 // readHead reads the status line and headers of the answer to a request
@@ -241,12 +242,58 @@ func (c *h1Conn) statusLine(h *h1Head) (major, minor int, err error) {
 
 func badString(what string, val []byte) error { return fmt.Errorf("%s %q", what, val) }
 
+// framingHeaders are the values frame reads, gathered in one pass.
+type framingHeaders struct {
+	te, cl, conn []string
+	ctype        string
+	buf          [6]string
+}
+
+// gather collects the framing headers' values (and the first content
+// type) from a's lines in one pass, or from its map.
+func (f *framingHeaders) gather(a *answerHeader) {
+	if a.h != nil {
+		f.te, f.cl, f.conn = a.h["Transfer-Encoding"], a.h["Content-Length"], a.h["Connection"]
+		f.ctype = a.h.Get("Content-Type")
+		return
+	}
+	te, cl, conn := f.buf[0:0:2], f.buf[2:2:4], f.buf[4:4:6]
+	for rest := a.lines; rest != ""; {
+		nl := strings.IndexByte(rest, '\n')
+		line := rest[:nl]
+		rest = rest[nl+1:]
+		colon := strings.IndexByte(line, ':')
+		k := line[:colon]
+		switch len(k) {
+		case len("Content-Type"):
+			if f.ctype == "" && strings.EqualFold(k, "Content-Type") {
+				f.ctype = strings.Trim(line[colon+1:], " \t\r")
+			}
+		case len("Content-Length"):
+			if strings.EqualFold(k, "Content-Length") {
+				cl = append(cl, strings.Trim(line[colon+1:], " \t\r"))
+			}
+		case len("Transfer-Encoding"):
+			if strings.EqualFold(k, "Transfer-Encoding") {
+				te = append(te, strings.Trim(line[colon+1:], " \t\r"))
+			}
+		case len("Connection"):
+			if strings.EqualFold(k, "Connection") {
+				conn = append(conn, strings.Trim(line[colon+1:], " \t\r"))
+			}
+		}
+	}
+	f.te, f.cl, f.conn = te, cl, conn
+}
+
 // frame reads the body's framing from the headers, as net/http's
 // readTransfer does for a response (and drops what it drops).
 func (h *h1Head) frame(method string, major, minor int) error {
 	hd := &h.header
-	var buf [2]string
-	if raw := hd.values("Transfer-Encoding", buf[:0]); len(raw) > 0 {
+	var f framingHeaders
+	f.gather(hd)
+	h.ctype = f.ctype
+	if raw := f.te; len(raw) > 0 {
 		hd.drop("Transfer-Encoding", hideTransferEncoding)
 		if major > 1 || major == 1 && minor >= 1 {
 			if len(raw) != 1 {
@@ -258,7 +305,7 @@ func (h *h1Head) frame(method string, major, minor int) error {
 			h.chunked = true
 		}
 	}
-	cls := hd.values("Content-Length", buf[:0])
+	cls := f.cl
 	if len(cls) > 1 {
 		first := strings.TrimSpace(cls[0])
 		for _, cl := range cls[1:] {
@@ -271,7 +318,7 @@ func (h *h1Head) frame(method string, major, minor int) error {
 		} // the lines' Get gives the first already
 		cls = cls[:1]
 	}
-	h.close = shouldClose(major, minor, hd)
+	h.close = shouldClose(major, minor, f.conn, hd)
 	h.length = -1
 	switch {
 	case method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified:
@@ -314,12 +361,10 @@ func parseContentLength(cl string) (int64, error) {
 
 // shouldClose is net/http's: HTTP/1.0 closes unless asked to keep alive,
 // HTTP/1.1 when the server says close (and that header is dropped).
-func shouldClose(major, minor int, hd *answerHeader) bool {
+func shouldClose(major, minor int, conv []string, hd *answerHeader) bool {
 	if major < 1 {
 		return true
 	}
-	var buf [2]string
-	conv := hd.values("Connection", buf[:0])
 	hasClose := hasToken(conv, "close")
 	if major == 1 && minor == 0 {
 		return hasClose || !hasToken(conv, "keep-alive")
