@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
@@ -443,6 +442,7 @@ func fillSame[T any](dst []T, v T) {
 
 // fileReader is one reader goroutine's state, reused from file to file.
 type fileReader struct {
+	alloc pageAlloc // its page readers' buffers, reused from row group to row group
 	in    interner
 	bufs  *colBufs
 	rows  []captures.Result
@@ -470,7 +470,7 @@ func (fr *fileReader) readResultFile(c *collector, path string, groups []int) (e
 			}
 		}
 	}()
-	props := parquet.NewReaderProperties(memory.DefaultAllocator)
+	props := parquet.NewReaderProperties(&fr.alloc)
 	props.BufferedStreamEnabled = true // pages as needed, not whole column chunks
 	pf, err := file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
