@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -335,4 +336,61 @@ func TestSentFieldsAreNamed(t *testing.T) {
 			t.Errorf("sentRow copies %s, measured while the request runs", name)
 		}
 	}
+}
+
+// FuzzH1ReadsAsNetHTTP reads arbitrary answer bytes with the HTTP/1.1
+// client's reader and with net/http's ReadResponse (skipping 1xx answers
+// as its transport does) and compares what each makes of them: failing or
+// not, the status, headers replay reads, the body and whether it broke off.
+func FuzzH1ReadsAsNetHTTP(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+		"HTTP/1.1 103 Early\r\n\r\nHTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+		"HTTP/1.0 200 OK\r\n\r\nrest",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\nx-a:  b \r\n\r\nabc",
+		"HTTP/1.1 200 OK\nA: b\n c\n\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nab",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, head bool) {
+		method := "GET"
+		if head {
+			method = "HEAD"
+		}
+		c := &h1Conn{br: bufio.NewReaderSize(bytes.NewReader(data), 4<<10)}
+		c.tp.R = c.br
+		var mine string
+		h, err := c.readHead(method)
+		if err != nil {
+			mine = "error"
+		} else {
+			body, berr := io.ReadAll(io.LimitReader(c.body(&h), 1<<20))
+			mine = fmt.Sprintf("%d ct=%q cl=%q a=%q conn=%q te=%q body=%q broke=%v", h.status, h.ctype,
+				h.header.Get("Content-Length"), h.header.Get("X-A"), h.header.Get("Connection"),
+				h.header.Get("Transfer-Encoding"), body, berr != nil)
+		}
+		var theirs string
+		br := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
+		var resp *http.Response
+		for range max1xx + 1 {
+			resp, err = http.ReadResponse(br, &http.Request{Method: method})
+			if err != nil || resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == 101 {
+				break
+			}
+			resp, err = nil, errToo1xx
+		}
+		if err != nil {
+			theirs = "error"
+		} else {
+			body, berr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			theirs = fmt.Sprintf("%d ct=%q cl=%q a=%q conn=%q te=%q body=%q broke=%v", resp.StatusCode, resp.Header.Get("Content-Type"),
+				resp.Header.Get("Content-Length"), resp.Header.Get("X-A"), resp.Header.Get("Connection"),
+				resp.Header.Get("Transfer-Encoding"), body, berr != nil)
+		}
+		if mine != theirs {
+			t.Errorf("answer %q (%s):\nHTTP/1.1 client: %s\nnet/http:        %s", data, method, mine, theirs)
+		}
+	})
 }
