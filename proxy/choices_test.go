@@ -229,3 +229,31 @@ func checkAround(t *testing.T, where, text, before, after string) {
 		t.Errorf("%s: stored text %q, want %q + one placeholder + %q", where, text, before, after)
 	}
 }
+
+// TestEventPlace: events that say at their top level which block of the
+// answer they continue (Anthropic's content_block_delta "index", the
+// Responses API's "output_index"/"content_index") are joined per block, so
+// a secret split between two events of one block with another block's
+// event between them is found.
+func TestEventPlace(t *testing.T) {
+	t.Parallel()
+	rd := newRedactor(false, nil)
+	h := http.Header{"Content-Type": {"text/event-stream"}}
+	a, b := "sk-ant-"+"Place0123456789abcdefXYZ", "sk-proj-Place9876543210zyxwvuABC"
+	for name, ev := range map[string]func(i int, text string) string{
+		"anthropic": func(i int, text string) string {
+			return fmt.Sprintf(`event: content_block_delta
+data: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":%q}}`, i, text)
+		},
+		"responses": func(i int, text string) string {
+			return fmt.Sprintf(`event: response.output_text.delta
+data: {"type":"response.output_text.delta","item_id":"msg_1","output_index":%d,"content_index":0,"delta":%q}`, i, text)
+		},
+	} {
+		body := strings.Join([]string{ev(0, "key "+a[:choiceSplit]), ev(1, "other "+b[:choiceSplit]), ev(0, a[choiceSplit:]+" ok"), ev(1, b[choiceSplit:]+" fine")}, "\n\n") + "\n\n"
+		got := string(rd.body([]byte(body), h, false))
+		if strings.Contains(got, a[choiceSplit:]) || strings.Contains(got, b[choiceSplit:]) || strings.Count(got, captures.PlaceholderPrefix) != 2 {
+			t.Errorf("%s: stored\n%s\nwant each block's secret replaced by one placeholder", name, got)
+		}
+	}
+}

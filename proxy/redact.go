@@ -371,7 +371,7 @@ func (rd *redactor) jsonLines(b []byte, edits []edit) []edit {
 			line += len("data:")
 		}
 		if p := skipWS(b[:end], line); p < end && (b[p] == '{' || b[p] == '[') {
-			j := jsonScan{rd: rd, b: b[:end], edits: own, text: &st}
+			j := jsonScan{rd: rd, b: b[:end], edits: own, text: &st, path: eventPlace(b[:end], p)}
 			j.value(p, false, 0)
 			own = j.edits
 		} else if data {
@@ -595,6 +595,32 @@ func elementIndex(b []byte, i, k int) int64 {
 		return false
 	})
 	return idx
+}
+
+// eventPlace is the start of the paths of an event whose top level says
+// which part of the answer it continues: Anthropic's content_block_delta
+// carries the block's "index", OpenAI's Responses API events their
+// "output_index" and "content_index". Each block's text (or a tool's
+// partial JSON) is joined apart from the others'.
+func eventPlace(b []byte, i int) []byte {
+	if b[i] != '{' {
+		return nil
+	}
+	e := skipValue(b, i)
+	if e < 0 {
+		return nil
+	}
+	var place []byte
+	eachField(b[i:e], func(key, val []byte) bool {
+		switch string(key) {
+		case "index", "output_index", "content_index":
+			if v, err := strconv.ParseInt(string(val), 10, 32); err == nil && v >= 0 {
+				place = strconv.AppendInt(append(append(place, '#'), key...), v, 10)
+			}
+		}
+		return true
+	})
+	return place
 }
 
 // nested redacts a JSON document held in a string (tool-call arguments,
