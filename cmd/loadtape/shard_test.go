@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -187,7 +188,7 @@ scenarios:
 	}
 
 	// analyze over all four: the open scenario's requests per operation
-	// (answered or cut off by the end) equal the unsharded run's.
+	// (answered or cut off by the end) are the unsharded run's.
 	counts := func(runs ...string) map[string]int64 {
 		out := filepath.Join(t.TempDir(), "report")
 		a := append(append([]string{"analyze"}, runs...), "--out", out, "--warmup-fraction", "0")
@@ -210,9 +211,6 @@ scenarios:
 		m := map[string]int64{}
 		for _, st := range s.Stages {
 			if st.Scenario == "arrivals" {
-				// Whether an arrival at the very end was still in flight
-				// (cut off) or answered depends on how busy the machine
-				// was; that it is a request of the stage does not.
 				for op, o := range st.Operations {
 					m[op] += o.Count + o.CutOff
 				}
@@ -220,8 +218,18 @@ scenarios:
 		}
 		return m
 	}
-	if a, b := counts(dirs...), counts(whole); fmt.Sprint(a) != fmt.Sprint(b) || a["chat.completions"] == 0 || a["models.list"] == 0 {
-		t.Errorf("analyze: shards %v, unsharded %v", a, b)
+	// The rows are the same arrivals (checked above); which stage window
+	// the last few fall in goes by when each was sent, and a busy machine
+	// sends one due just before a stage's end just after it, in one run
+	// and not the other (82 against 75 answered, 81 against 82 counted
+	// with the cut-off ones, under load 7-12). A shard left out of the
+	// merge would take a quarter.
+	a, b := counts(dirs...), counts(whole)
+	for _, op := range []string{"all", "chat.completions", "models.list"} {
+		if a[op] == 0 || math.Abs(float64(a[op]-b[op])) > max(3, 0.06*float64(b[op])) {
+			t.Errorf("analyze: shards %v, unsharded %v", a, b)
+			break
+		}
 	}
 
 	// One shard left out is named.
