@@ -68,3 +68,28 @@ func TestPacerIsNeverEarly(t *testing.T) {
 		t.Error("wait: true with an ended context")
 	}
 }
+
+// At a few thousand arrivals a second a short wait spins instead of
+// sleeping on a Go timer, which an idle process wakes a millisecond late;
+// at tens of thousands it does not, since a spin there would take a core.
+func TestPacerSpinsShortWaitsOnlyAtLowRates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		gap  time.Duration
+		spin bool
+	}{{200 * time.Microsecond, true}, {40 * time.Microsecond, false}} {
+		p := newPacer()
+		at := time.Now().Add(time.Millisecond)
+		for range 40 { // settle the moving mean on tc.gap
+			p.wait(ctx, at)
+			at = at.Add(tc.gap)
+		}
+		if p.gap < tc.gap*9/10 || p.gap > tc.gap*11/10 {
+			t.Fatalf("gap %v: moving mean %v", tc.gap, p.gap)
+		}
+		if got := p.gap >= spinGap; got != tc.spin {
+			t.Errorf("gaps of %v: spins short waits %v, want %v", tc.gap, got, tc.spin)
+		}
+	}
+}
