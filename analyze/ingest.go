@@ -442,7 +442,7 @@ func fillSame[T any](dst []T, v T) {
 
 // fileReader is one reader goroutine's state, reused from file to file.
 type fileReader struct {
-	alloc pageAlloc // its page readers' buffers, reused from row group to row group
+	alloc captures.PoolAllocator // its page readers' buffers, reused from row group to row group
 	in    interner
 	bufs  *colBufs
 	rows  []captures.Result

@@ -24,15 +24,17 @@ const (
 	align    = 64 // what Arrow's allocators promise
 )
 
-// poolAllocator is a memory.Allocator whose buffers are reused once
+// PoolAllocator is a memory.Allocator whose buffers are reused once
 // freed. Like Arrow's own allocators it returns zeroed memory. It is safe
-// for concurrent use.
-type poolAllocator struct {
+// for concurrent use, and its zero value is ready. Readers of many row
+// groups (analyze's) use it too: each column's page buffers are released
+// when the column is done and serve the next row group's.
+type PoolAllocator struct {
 	classes [maxShift - minShift + 1]sync.Pool // of *[]byte, each with cap 2^(minShift+i)
 	small   memory.GoAllocator
 }
 
-var writerAlloc = &poolAllocator{}
+var writerAlloc = &PoolAllocator{}
 
 // class is the pool index of a buffer of size bytes, or -1 if it is not pooled.
 func class(size int) int {
@@ -43,7 +45,7 @@ func class(size int) int {
 	return max(shift, minShift) - minShift
 }
 
-func (a *poolAllocator) Allocate(size int) []byte {
+func (a *PoolAllocator) Allocate(size int) []byte {
 	c := class(size)
 	if c < 0 {
 		return a.small.Allocate(size)
@@ -59,7 +61,7 @@ func (a *poolAllocator) Allocate(size int) []byte {
 	return raw[shift : shift+size : shift+n]
 }
 
-func (a *poolAllocator) Reallocate(size int, b []byte) []byte {
+func (a *PoolAllocator) Reallocate(size int, b []byte) []byte {
 	if cap(b) >= size {
 		// What was beyond len(b) may hold an earlier user's bytes.
 		if size > len(b) {
@@ -75,7 +77,7 @@ func (a *poolAllocator) Reallocate(size int, b []byte) []byte {
 
 // Free takes a buffer back. Only buffers of a pooled class's exact
 // capacity are kept; any other is left to the garbage collector.
-func (a *poolAllocator) Free(b []byte) {
+func (a *PoolAllocator) Free(b []byte) {
 	n := cap(b)
 	c := class(n)
 	if c < 0 || n != 1<<(c+minShift) {
@@ -85,4 +87,4 @@ func (a *poolAllocator) Free(b []byte) {
 	a.classes[c].Put(&b)
 }
 
-var _ memory.Allocator = (*poolAllocator)(nil)
+var _ memory.Allocator = (*PoolAllocator)(nil)

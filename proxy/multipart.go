@@ -2,8 +2,9 @@ package proxy
 
 import (
 	"bytes"
-	"mime"
 	"strings"
+
+	"github.com/loadtape/loadtape/captures"
 )
 
 // multipart finds the fields of a multipart/form-data body whose names read
@@ -53,7 +54,7 @@ func (rd *redactor) multipart(b []byte, boundary string, edits []edit) []edit {
 		} else {
 			ve += vs
 		}
-		if name, file := partName(b[hs : hs+he]); !file && name != "" && ve > vs &&
+		if name, _, file := captures.FormPartName(b[hs : hs+he]); !file && name != "" && ve > vs &&
 			(rd.query[strings.ToLower(name)] || secretName(name)) {
 			edits = append(edits, edit{start: vs, end: ve})
 		}
@@ -63,22 +64,4 @@ func (rd *redactor) multipart(b []byte, boundary string, edits []edit) []edit {
 		i = ve + 2
 	}
 	return edits
-}
-
-// partName reads the field name of a part's Content-Disposition header, and
-// whether the part is a file (it has a filename).
-func partName(headers []byte) (name string, file bool) {
-	for _, line := range bytes.Split(headers, []byte("\r\n")) {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !strings.EqualFold(string(bytes.TrimSpace(k)), "Content-Disposition") {
-			continue
-		}
-		_, params, err := mime.ParseMediaType(string(bytes.TrimSpace(v)))
-		if err != nil {
-			return "", false
-		}
-		_, file = params["filename"]
-		return params["name"], file
-	}
-	return "", false
 }

@@ -221,7 +221,8 @@ func (c credentials) fillBody(x *captures.Exchange, miss func(name string)) (bod
 // content up to the next delimiter.
 type rawPart struct {
 	head, value []byte
-	name, file  string // form field name; file name, "" for a plain field
+	name, file  string // form field name; file name
+	isFile      bool   // a file part (a filename parameter, even empty)
 }
 
 // fillMultipart fills the fields of a multipart/form-data body whose value
@@ -242,14 +243,14 @@ func (c credentials) fillMultipart(body []byte, params map[string]string, miss f
 		switch {
 		case captures.ContainsPlaceholder(string(p.head)):
 			return nil, "", fmt.Errorf("a part's headers hold a redaction placeholder")
-		case p.file != "" && captures.ContainsPlaceholder(string(p.value)):
+		case p.isFile && captures.ContainsPlaceholder(string(p.value)):
 			return nil, "", fmt.Errorf("file part %s (%s) holds a redacted token that no --secret can name", p.name, p.file)
 		}
 	}
 	kept := parts[:0:0]
 	clash := false
 	for _, p := range parts {
-		if p.file == "" && captures.ContainsPlaceholder(string(p.value)) {
+		if !p.isFile && captures.ContainsPlaceholder(string(p.value)) {
 			s, ok := c.secrets[p.name]
 			if !ok {
 				miss(p.name)
@@ -341,28 +342,11 @@ func splitMultipart(b []byte, boundary string) (pre []byte, parts []rawPart, epi
 		}
 		ve += vs
 		p := rawPart{head: b[start:vs], value: b[vs:ve]}
-		p.name, p.file = partNames(b[hs:vs])
+		p.name, p.file, p.isFile = captures.FormPartName(b[hs:vs])
 		parts = append(parts, p)
 		i = ve + 2
 	}
 	return nil, nil, nil, false
-}
-
-// partNames reads the field name and file name of a part's
-// Content-Disposition header.
-func partNames(headers []byte) (name, file string) {
-	for _, line := range bytes.Split(headers, []byte("\r\n")) {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !strings.EqualFold(string(bytes.TrimSpace(k)), "Content-Disposition") {
-			continue
-		}
-		_, params, err := mime.ParseMediaType(string(bytes.TrimSpace(v)))
-		if err != nil {
-			return "", ""
-		}
-		return params["name"], params["filename"]
-	}
-	return "", ""
 }
 
 // freeBoundary is a new random boundary that no part holds.
