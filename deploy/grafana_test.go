@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/loopback"
 	"github.com/loadtape/loadtape/replay"
 )
 
@@ -33,16 +33,6 @@ type dashboard struct {
 			Legend string `json:"legendFormat"`
 		} `json:"targets"`
 	} `json:"panels"`
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestDashboardQueries runs every query of deploy/grafana/loadtape.json
@@ -120,7 +110,7 @@ scenarios:
 	// Two shards, each serving its metrics.
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	addrs := []string{freeAddr(t), freeAddr(t)}
+	addrs := []string{loopback.FreeAddr(t), loopback.FreeAddr(t)}
 	for i, addr := range addrs {
 		wg.Add(1)
 		go func() {
@@ -140,7 +130,7 @@ scenarios:
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: loadtape\n    static_configs: [{targets: [%q, %q]}]\n", addrs[0], addrs[1])), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := freeAddr(t)
+	promAddr := loopback.FreeAddr(t)
 	prom := exec.Command(promBin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	var promLog strings.Builder

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/loopback"
 	"github.com/loadtape/loadtape/internal/nodefixture"
 )
 
@@ -119,7 +120,7 @@ func TestMultipartSecretReplay(t *testing.T) {
 
 	up := startUploadServer(t)
 	capDir := filepath.Join(t.TempDir(), "cap")
-	listen := freeLoopback(t)
+	listen := loopback.FreeAddr(t)
 	rec := exec.Command(bin, "record", "--out", capDir, "--route", "files@"+listen+"="+up.URL)
 	var recLog bytes.Buffer
 	rec.Stdout, rec.Stderr = &recLog, &recLog
@@ -304,17 +305,6 @@ func buildLoadtape(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freeLoopback is a loopback address nobody listens on right now.
-func freeLoopback(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // waitListening waits (at most 20 s) until addr accepts connections.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadtape/loadtape/internal/loopback"
 	"github.com/loadtape/loadtape/internal/s3test"
 	"github.com/loadtape/loadtape/sim"
 )
@@ -61,17 +61,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(binary.dir)
 	}
 	os.Exit(code)
-}
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // start runs bin with args and waits until url answers.
@@ -121,11 +110,11 @@ func TestRecordSimStoppedWithCtrlCThenInspect(t *testing.T) {
 		t.Skip("starts real processes")
 	}
 	bin := buildBinary(t)
-	gw, rag, mcp := freeAddr(t), freeAddr(t), freeAddr(t)
+	gw, rag, mcp := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	simCmd, simOut := start(t, bin, "http://"+gw+"/health",
 		"sim", "--gateway", gw, "--rag", rag, "--mcp", mcp, "--healthy", "--time-scale", "0.05")
 
-	pg, pr, pm := freeAddr(t), freeAddr(t), freeAddr(t)
+	pg, pr, pm := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	out := filepath.Join(t.TempDir(), "captures")
 	recCmd, recOut := start(t, bin, "http://"+pg+"/health", "record", "--out", out, "--roll", "1s",
 		"--route", "gateway@"+pg+"=http://"+gw,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/loadtape/loadtape/internal/loopback"
 	"github.com/loadtape/loadtape/internal/s3test"
 	"github.com/loadtape/loadtape/objstore"
 	"github.com/loadtape/loadtape/runspec"
@@ -236,7 +237,7 @@ func TestRecordToObjectStorage(t *testing.T) {
 		_, _ = w.Write([]byte(`{"object":"list","data":[]}`))
 	}))
 	t.Cleanup(up.Close)
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	rec, recOut := start(t, bin, "http://"+addr+"/health", "record", "--route", "gateway@"+addr+"="+up.URL,
 		"--out", "s3://caps/rec", "--roll", "1s", "--flush", "200ms")
 	get := func(n int) {
@@ -290,7 +291,7 @@ func TestRecordToObjectStorage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var errb strings.Builder
-	nob := exec.CommandContext(ctx, bin, "record", "--route", "gateway@"+freeAddr(t)+"="+up.URL, "--out", "s3://nobucket/rec")
+	nob := exec.CommandContext(ctx, bin, "record", "--route", "gateway@"+loopback.FreeAddr(t)+"="+up.URL, "--out", "s3://nobucket/rec")
 	nob.Stderr = &errb
 	code = 0
 	var ee *exec.ExitError

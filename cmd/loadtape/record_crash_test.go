@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loadtape/loadtape/captures"
+	"github.com/loadtape/loadtape/internal/loopback"
 )
 
 // TestRecordSIGKILLRecovers kills `loadtape record`, at its default
@@ -35,7 +36,7 @@ func TestRecordSIGKILLRecovers(t *testing.T) {
 	}))
 	defer up.Close()
 	out := filepath.Join(t.TempDir(), "captures")
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	base := "http://" + addr
 	// The readiness probe goes through the proxy: it is a row too.
 	rec, recOut := start(t, bin, base+"/health", "record", "--out", out, "--route", "gateway@"+addr+"="+up.URL)
@@ -104,7 +105,7 @@ func TestRecordSIGKILLRecovers(t *testing.T) {
 	}
 
 	// The next record recovers them.
-	addr2 := freeAddr(t)
+	addr2 := loopback.FreeAddr(t)
 	rec2, rec2Out := start(t, bin, "http://"+addr2+"/health", "record", "--out", out, "--route", "gateway@"+addr2+"="+up.URL)
 	interrupt(t, rec2, rec2Out)
 	infos, err := captures.List(out)
