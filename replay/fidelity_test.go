@@ -104,7 +104,7 @@ scenarios:
 			// ±2 points, or 3 standard errors where a busy machine sent
 			// too few requests for 2 points to be more than noise.
 			got := 100 * float64(count[name][op]) / float64(total[name])
-			tol := max(2, 300*math.Sqrt(w/100*(1-w/100)/float64(total[name])))
+			tol := shareTolerance(w, total[name], 2)
 			if math.Abs(got-w) > tol {
 				t.Errorf("%s: %s share %.2f%%, want %v%% ± %.1f pp (n=%d)", name, op, got, w, tol, total[name])
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -148,4 +149,14 @@ func mustProfile(t testing.TB, y string) *Profile {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// shareTolerance is how far, in points, a replayed share of n requests may
+// stand from the wantPct it was drawn with: 3 standard errors of a
+// binomial share, and at least floor. With a few hundred requests a fixed
+// bound of a few points is under 2 standard errors and fails one run in
+// ten on chance alone.
+func shareTolerance(wantPct float64, n int, floor float64) float64 {
+	p := wantPct / 100
+	return max(floor, 300*math.Sqrt(p*(1-p)/float64(max(n, 1))))
 }

@@ -63,16 +63,19 @@ func TestGeneratedProfileAgainstSim(t *testing.T) {
 			t.Errorf("%s: %d successes, %d failures against a healthy sim", sc, ok[sc], bad[sc])
 		}
 	}
-	// A few hundred requests per scenario: shares within 5 points (the
-	// ±2-point check with thousands of requests is TestGeneratedProfileFidelity).
+	// A few hundred requests per scenario: shares within 3 standard errors,
+	// 5 points at least (the ±2-point check with thousands of requests is
+	// TestGeneratedProfileFidelity). A fixed 5 points failed at n = 194:
+	// 72.0 % for 65.4 %, 1.9 standard errors.
 	for _, sc := range []string{"gateway", "rag"} {
 		total := 0
 		for _, n := range count[sc] {
 			total += n
 		}
 		for op, w := range prof.Scenarios[sc].Mix {
-			if got := 100 * float64(count[sc][op]) / float64(total); math.Abs(got-w) > 5 {
-				t.Errorf("%s %s: replayed share %.1f %%, recorded %.1f %%", sc, op, got, w)
+			got := 100 * float64(count[sc][op]) / float64(total)
+			if tol := shareTolerance(w, total, 5); math.Abs(got-w) > tol {
+				t.Errorf("%s %s: replayed share %.1f %%, recorded %.1f %% (±%.1f points, n=%d)", sc, op, got, w, tol, total)
 			}
 		}
 	}

@@ -262,7 +262,7 @@ func TestGeneratedProfileFidelity(t *testing.T) {
 			for op, n := range recorded {
 				want := 100 * float64(n) / float64(len(xs))
 				got := 100 * float64(replayed[op]) / float64(len(rows))
-				tol := max(2, 300*math.Sqrt(want/100*(1-want/100)/float64(len(rows)))) // 3 standard errors
+				tol := shareTolerance(want, len(rows), 2)
 				if math.Abs(got-want) > tol {
 					t.Errorf("%s: replayed share %.2f %%, recorded %.2f %% (±%.1f points)", op, got, want, tol)
 				}
