@@ -92,17 +92,8 @@ go_tool vegeta "github.com/tsenart/vegeta/v12@$VEGETA_VERSION" || say "vegeta co
 
 # --- nginx and a capture --------------------------------------------------
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 . "$root/bench/ports.sh"
+scratch
 
 mkdir -p "$tmp/nginx"
 nginx_up=

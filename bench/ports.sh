@@ -1,5 +1,18 @@
-# Port helpers the bench scripts source: everything they start listens on
-# 127.0.0.1 only.
+# Helpers the bench scripts that start servers source: everything they
+# start listens on 127.0.0.1 only, and is stopped when the script exits.
+
+scratch() { # a temp dir in $tmp and a list $pids of started processes, both cleaned up on exit
+	tmp=$(mktemp -d)
+	pids=()
+	trap cleanup EXIT
+}
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
 
 answers() { # answers PORT: true when something accepts on 127.0.0.1:PORT
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -72,17 +72,8 @@ command -v curl >/dev/null 2>&1 || die "curl is needed to record the captures"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 say "open files limit $(ulimit -n) (hard $(ulimit -Hn))"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 . "$root/bench/ports.sh"
+scratch
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
