@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -274,6 +273,39 @@ func linReg(x, y []float64) (a, b, r2 float64) {
 	return a, b, sxy * sxy / (sxx * syy)
 }
 
+// spearman is the rank correlation of x and y (no tie correction: the
+// inputs are few stage values).
+func spearman(x, y []float64) float64 {
+	rx, ry := ranks(x), ranks(y)
+	_, _, r2 := linReg(rx, ry)
+	_, b, _ := linReg(rx, ry)
+	if b < 0 {
+		return -math.Sqrt(r2)
+	}
+	return math.Sqrt(r2)
+}
+
+func ranks(v []float64) []float64 {
+	idx := make([]int, len(v))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case v[a] < v[b]:
+			return -1
+		case v[a] > v[b]:
+			return 1
+		}
+		return 0
+	})
+	r := make([]float64, len(v))
+	for rank, i := range idx {
+		r[i] = float64(rank)
+	}
+	return r
+}
+
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
@@ -466,47 +498,4 @@ func (a *seriesAcc) pick(subs [][]int64, slot *[logBuckets]int8) (got [4]int64) 
 		i = j
 	}
 	return got
-}
-
-// spearman is Spearman's ρ with tied values given their mean rank (the
-// Pearson correlation of the ranks); 0 when either side is constant. Ranked
-// by position instead, a run of equal values read as a rise (TTFT of 30,
-// 30, 30 ms as three steps up) and a constant series as ρ = 1.
-func spearman(x, y []float64) float64 {
-	rx, ry := midRanks(x), midRanks(y)
-	var mx, my float64
-	for i := range rx {
-		mx, my = mx+rx[i], my+ry[i]
-	}
-	mx, my = mx/float64(len(rx)), my/float64(len(ry))
-	var sxy, sxx, syy float64
-	for i := range rx {
-		dx, dy := rx[i]-mx, ry[i]-my
-		sxy, sxx, syy = sxy+dx*dy, sxx+dx*dx, syy+dy*dy
-	}
-	if sxx == 0 || syy == 0 {
-		return 0
-	}
-	return sxy / math.Sqrt(sxx*syy)
-}
-
-// midRanks ranks v from 1, equal values sharing their mean rank.
-func midRanks(v []float64) []float64 {
-	idx := make([]int, len(v))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(v[a], v[b]) })
-	r := make([]float64, len(v))
-	for lo := 0; lo < len(idx); {
-		hi := lo
-		for hi < len(idx) && v[idx[hi]] == v[idx[lo]] {
-			hi++
-		}
-		for _, i := range idx[lo:hi] {
-			r[i] = float64(lo+hi+1) / 2
-		}
-		lo = hi
-	}
-	return r
 }
