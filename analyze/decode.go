@@ -3,7 +3,6 @@ package analyze
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 )
 
@@ -78,7 +77,7 @@ func detectDecodeSlowdown(sc *scenarioCtx, op string) *Finding {
 	for i, u := range ev.Users {
 		users[i] = float64(u)
 	}
-	ev.TPOTSpearman = round(rankCorrelation(users, nearTies(tpot, decodeTie)), 3)
+	ev.TPOTSpearman = round(spearman(users, nearTies(tpot, decodeTie)), 3)
 	if ev.TPOTGrowth < decodeTPOTGrowth || ev.TPOTSpearman < llmTrend {
 		return nil
 	}
@@ -115,45 +114,4 @@ func nearTies(v []float64, rel float64) []float64 {
 		lo = hi
 	}
 	return out
-}
-
-// rankCorrelation is Spearman's ρ with tied values given their mean rank
-// (the Pearson correlation of the ranks); 0 when either side is constant.
-func rankCorrelation(x, y []float64) float64 {
-	rx, ry := midRanks(x), midRanks(y)
-	var mx, my float64
-	for i := range rx {
-		mx, my = mx+rx[i], my+ry[i]
-	}
-	mx, my = mx/float64(len(rx)), my/float64(len(ry))
-	var sxy, sxx, syy float64
-	for i := range rx {
-		dx, dy := rx[i]-mx, ry[i]-my
-		sxy, sxx, syy = sxy+dx*dy, sxx+dx*dx, syy+dy*dy
-	}
-	if sxx == 0 || syy == 0 {
-		return 0
-	}
-	return sxy / math.Sqrt(sxx*syy)
-}
-
-// midRanks ranks v from 1, equal values sharing their mean rank.
-func midRanks(v []float64) []float64 {
-	idx := make([]int, len(v))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(v[a], v[b]) })
-	r := make([]float64, len(v))
-	for lo := 0; lo < len(idx); {
-		hi := lo
-		for hi < len(idx) && v[idx[hi]] == v[idx[lo]] {
-			hi++
-		}
-		for _, i := range idx[lo:hi] {
-			r[i] = float64(lo+hi+1) / 2
-		}
-		lo = hi
-	}
-	return r
 }

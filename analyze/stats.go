@@ -273,39 +273,6 @@ func linReg(x, y []float64) (a, b, r2 float64) {
 	return a, b, sxy * sxy / (sxx * syy)
 }
 
-// spearman is the rank correlation of x and y (no tie correction: the
-// inputs are few stage values).
-func spearman(x, y []float64) float64 {
-	rx, ry := ranks(x), ranks(y)
-	_, _, r2 := linReg(rx, ry)
-	_, b, _ := linReg(rx, ry)
-	if b < 0 {
-		return -math.Sqrt(r2)
-	}
-	return math.Sqrt(r2)
-}
-
-func ranks(v []float64) []float64 {
-	idx := make([]int, len(v))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case v[a] < v[b]:
-			return -1
-		case v[a] > v[b]:
-			return 1
-		}
-		return 0
-	})
-	r := make([]float64, len(v))
-	for rank, i := range idx {
-		r[i] = float64(rank)
-	}
-	return r
-}
-
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
