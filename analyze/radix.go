@@ -24,6 +24,15 @@ const radixBits = 11
 // distributing pass reads the parts themselves, so that they are never
 // copied into one slice first.
 func sortedOf(parts [][]int64) []int64 {
+	var scratch []int64
+	return sortedOfBuf(parts, &scratch)
+}
+
+// sortedOfBuf is sortedOf with a scratch buffer for the passes, kept in
+// *scratch (grown when short) for the next call: one buffer serves every
+// sort of a goroutine instead of fresh memory, page faults included, for
+// each.
+func sortedOfBuf(parts [][]int64, scratch *[]int64) []int64 {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -69,7 +78,10 @@ func sortedOf(parts [][]int64) []int64 {
 		}
 	}
 	// Passes alternate between two buffers; the last lands in out.
-	out, buf := make([]int64, n), make([]int64, n)
+	if cap(*scratch) < n {
+		*scratch = make([]int64, n)
+	}
+	out, buf := make([]int64, n), (*scratch)[:n]
 	dst, other := out, buf
 	if len(shifts)%2 == 0 {
 		dst, other = buf, out

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/loadtape/loadtape/analyze"
@@ -24,11 +25,12 @@ func main() {
 	stats := flag.String("stats", "", "run `DIR` to analyse, timing analyze.Analyze alone")
 	cpu := flag.String("cpuprofile", "", "with -stats: write a CPU profile to `FILE`")
 	mem := flag.String("memprofile", "", "with -stats: write an allocation profile to `FILE`")
+	tr := flag.String("trace", "", "with -stats: write an execution trace to `FILE` (go tool trace)")
 	report := flag.String("report", "", "with -stats: also write every report into `DIR` (timed apart)")
 	flag.Parse()
 	switch {
 	case *stats != "":
-		if err := timeStats(*stats, *report, *cpu, *mem); err != nil {
+		if err := timeStats(*stats, *report, *cpu, *mem, *tr); err != nil {
 			fmt.Fprintf(os.Stderr, "analyzegen: %v\n", err)
 			os.Exit(1)
 		}
@@ -47,7 +49,18 @@ func main() {
 	}
 }
 
-func timeStats(dir, report, cpuFile, memFile string) error {
+func timeStats(dir, report, cpuFile, memFile, traceFile string) error {
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
+	}
 	if cpuFile != "" {
 		f, err := os.Create(cpuFile)
 		if err != nil {
