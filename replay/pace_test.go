@@ -81,7 +81,7 @@ func TestPacerSpinsShortWaitsOnlyAtLowRates(t *testing.T) {
 	}{{200 * time.Microsecond, true}, {40 * time.Microsecond, false}} {
 		p := newPacer()
 		at := time.Now().Add(time.Millisecond)
-		for range 40 { // settle the moving mean on tc.gap
+		for range 8 * gapMean { // settle the moving mean on tc.gap
 			p.wait(ctx, at)
 			at = at.Add(tc.gap)
 		}
