@@ -3,6 +3,7 @@ package analyze
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -216,7 +217,7 @@ func (c *strCol) read(out []string, in *interner) (int, error) {
 // only compacted at the start of the next slice, so the rows' slices stay
 // valid while they are collected.
 type listCol struct {
-	cr         *file.Int64ColumnChunkReader
+	cr         i64Reader
 	defs, reps []int16
 	vals       []int64
 	lo, hi     int // buffered levels
@@ -304,15 +305,29 @@ var errUnexpected = errors.New("not the layout analyze reads directly")
 // (a run's id, a scenario that ran alone, token counts of a service
 // without tokens) is not decoded: it is that value, row after row.
 type groupCols struct {
-	i64   [len18]*file.Int64ColumnChunkReader
-	i32   [len18]*file.Int32ColumnChunkReader
-	str   [len18]*strCol
+	i64   [len18]i64Reader
+	i32   [len18]i32Reader
+	str   [len18]strReader
 	list  *listCol
-	all   []file.ColumnChunkReader
+	all   []io.Closer
 	same  [len18]bool
 	sameI [len18]int64
 	sameS [len18]string
 }
+
+// The column readers groupCols reads through: arrow-go's, or a pageCol
+// (pages.go) where the chunk's encodings allow.
+type (
+	i64Reader interface {
+		ReadBatch(n int64, values []int64, defs, reps []int16) (int64, int, error)
+	}
+	i32Reader interface {
+		ReadBatch(n int64, values []int32, defs, reps []int16) (int64, int, error)
+	}
+	strReader interface {
+		read(out []string, in *interner) (int, error)
+	}
+)
 
 // maxSameLen bounds the string statistics taken for every value: a
 // writer may cut longer ones short.
@@ -357,6 +372,32 @@ func openGroup(rg *file.RowGroupReader, leaves []int, lists *listCol, in *intern
 	for i, leaf := range leaves {
 		if resultCols[i].kind != kindList && g.sameValue(rg, i, leaf, in) {
 			g.same[i] = true
+			continue
+		}
+		md, err := rg.MetaData().ColumnChunk(leaf)
+		if err != nil {
+			g.close()
+			return nil, true, err
+		}
+		if kind := resultCols[i].kind; rawEncodings(md.Encodings(), kind) {
+			pr, err := rg.GetColumnPageReader(leaf)
+			if err != nil {
+				g.close()
+				return nil, true, err
+			}
+			pc := newPageCol(pr, kind)
+			g.all = append(g.all, pc)
+			switch kind {
+			case kindI64:
+				g.i64[i] = rawI64{pc}
+			case kindI32:
+				g.i32[i] = rawI32{pc}
+			case kindStr:
+				g.str[i] = rawStr{pc}
+			case kindList:
+				*lists = listCol{cr: pc, defs: lists.defs, reps: lists.reps, vals: lists.vals}
+				g.list = lists
+			}
 			continue
 		}
 		cr, err := rg.Column(leaf)
