@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -458,6 +459,13 @@ func (st *stageAcc) countDense(r *captures.Result) {
 func (c *collector) addITL(op *opAcc, gap int64) {
 	op.itlSeen++
 	if len(op.itl) < maxITL {
+		if len(op.itl) == cap(op.itl) {
+			// Doubling: append grows a large slice by a quarter, copying
+			// the reservoir (up to 8 MiB) into fresh memory each time.
+			grown := make([]int64, len(op.itl), min(max(2*cap(op.itl), minChunk), maxITL))
+			copy(grown, op.itl)
+			op.itl = grown
+		}
 		op.itl = append(op.itl, gap)
 		return
 	}
@@ -583,7 +591,20 @@ func (c *collector) finish() []*Stage {
 			}
 		}()
 	}
-	for i := range c.order {
+	// The largest stages first, so that no goroutine is left sorting a
+	// large one while the others have run out.
+	rows := make([]int64, len(c.order))
+	for i, k := range c.order {
+		for _, op := range c.stages[k].ops {
+			rows[i] += op.count
+		}
+	}
+	byRows := make([]int, len(c.order))
+	for i := range byRows {
+		byRows[i] = i
+	}
+	slices.SortStableFunc(byRows, func(a, b int) int { return cmp.Compare(rows[b], rows[a]) })
+	for _, i := range byRows {
 		next <- i
 	}
 	close(next)

@@ -36,7 +36,7 @@ func goodBoundsOf(info *RunInfo, scenario string) *goodBounds {
 }
 
 // holds reports whether a successful request met every bound.
-func (g *goodBounds) holds(rt requestTokens) bool {
+func (g *goodBounds) holds(rt *requestTokens) bool {
 	if g == nil {
 		return false
 	}

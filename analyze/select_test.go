@@ -97,3 +97,53 @@ func TestLogBucketIsMonotone(t *testing.T) {
 		}
 	}
 }
+
+// TestLatenciesMeanIsOrderedSum: latencies' means are the float64 sums
+// of the values in their order (each series', and all series' one after
+// another), divided by the count, to the last bit: below 2^53 from whole
+// numbers, above it (huge values, sums that pass 2^53 only together)
+// added as floats.
+func TestLatenciesMeanIsOrderedSum(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(11, 12))
+	gens := []func() int64{
+		func() int64 { return int64(rng.ExpFloat64() * 1e9) },
+		func() int64 { return rng.Int64N(1 << 62) },
+		func() int64 { return 1<<40 + rng.Int64N(1<<38) }, // 2^53 passed by ~4,000 values
+		func() int64 { return 1<<63 - 1 - rng.Int64N(9) }, // every sum wraps
+	}
+	for trial := range 200 {
+		gen := gens[trial%len(gens)]
+		series := make([][][]int64, 1+rng.IntN(3))
+		for i := range series {
+			for range 1 + rng.IntN(3) {
+				p := make([]int64, rng.IntN(5000))
+				for j := range p {
+					p[j] = gen()
+				}
+				series[i] = append(series[i], p)
+			}
+		}
+		each, _, all, _ := latencies(series, math.MaxInt64)
+		var totSum float64
+		n := 0
+		for i, parts := range series {
+			var sum float64
+			m := 0
+			for _, p := range parts {
+				for _, v := range p {
+					sum += float64(v)
+					totSum += float64(v)
+				}
+				m += len(p)
+			}
+			n += m
+			if m > 0 && each[i].Avg != sum/float64(m)/1e6 {
+				t.Fatalf("trial %d series %d: avg %v, want %v", trial, i, each[i].Avg, sum/float64(m)/1e6)
+			}
+		}
+		if n > 0 && all.Avg != totSum/float64(n)/1e6 {
+			t.Fatalf("trial %d: all avg %v, want %v", trial, all.Avg, totSum/float64(n)/1e6)
+		}
+	}
+}

@@ -357,6 +357,8 @@ func latencies(series [][][]int64, over int64) (each []*Latency, eachAbove []int
 	accs := make([]seriesAcc, len(series))
 	tot := seriesAcc{lo: math.MaxInt64, hi: math.MinInt64, counts: make([]int32, logBuckets)}
 	negative := false
+	var totSum uint64 // the series' sums while each is exact (below 2^53)
+	inexact := false
 	for i, parts := range series {
 		a := &accs[i]
 		a.lo, a.hi = math.MaxInt64, math.MinInt64
@@ -367,10 +369,13 @@ func latencies(series [][][]int64, over int64) (each []*Latency, eachAbove []int
 			continue
 		}
 		a.counts = make([]int32, logBuckets)
+		// The sum in whole numbers: while it stays under 2^53 it is the
+		// float64 sum of the values in any order, without a float
+		// addition per value that waits for the one before.
+		var isum, carry uint64
 		for _, p := range parts {
 			for _, v := range p {
-				a.sum += float64(v)
-				tot.sum += float64(v)
+				isum, carry = bits.Add64(isum, uint64(v), carry)
 				a.lo, a.hi = min(a.lo, v), max(a.hi, v)
 				if v > over {
 					a.above++
@@ -378,9 +383,28 @@ func latencies(series [][][]int64, over int64) (each []*Latency, eachAbove []int
 				a.counts[logBucket(uint64(v))]++ // a negative value lands in a high bucket, caught below
 			}
 		}
+		if a.lo >= 0 && carry == 0 && isum < 1<<53 {
+			a.sum = float64(isum)
+			totSum += isum
+		} else {
+			a.sum = floatSum(parts)
+			inexact = true
+		}
 		negative = negative || a.lo < 0 || a.n > math.MaxInt32
 		tot.n += a.n
 		tot.lo, tot.hi, tot.above = min(tot.lo, a.lo), max(tot.hi, a.hi), tot.above+a.above
+	}
+	tot.sum = float64(totSum)
+	if inexact || totSum >= 1<<53 {
+		// Past 2^53 a float64 sum depends on the order: the values' own.
+		tot.sum = 0
+		for _, parts := range series {
+			for _, p := range parts {
+				for _, v := range p {
+					tot.sum += float64(v)
+				}
+			}
+		}
 	}
 	if negative {
 		// Not latencies: each selected on its own.
@@ -449,6 +473,17 @@ func latencies(series [][][]int64, over int64) (each []*Latency, eachAbove []int
 		each[i], eachAbove[i] = a.latency(a.pick(subs, &opSlot)), a.above
 	}
 	return each, eachAbove, tot.latency(tot.pick(allSubs, &allSlot)), tot.above
+}
+
+// floatSum is the float64 sum of the parts' values in their order.
+func floatSum(parts [][]int64) float64 {
+	var sum float64
+	for _, p := range parts {
+		for _, v := range p {
+			sum += float64(v)
+		}
+	}
+	return sum
 }
 
 // pick selects the wanted ranks within the copied-out buckets, those of

@@ -94,10 +94,13 @@ func (c *collector) addTokens(st *stageAcc, r *captures.Result, failed bool, e *
 	if failed || r.ErrorKind == runspec.ErrCutOff || r.StartNS == 0 {
 		return
 	}
-	rt := requestTokensOf(r)
-	good := a.good.holds(rt)
-	op.add(r, rt, a.ws, good)
-	a.all.add(r, rt, a.ws, good)
+	// rt is filled in place and handed on by pointer: copying its nine
+	// fields in and out of each call was a twentieth of the analysis.
+	var rt requestTokens
+	rt.of(r)
+	good := a.good.holds(&rt)
+	op.add(r, &rt, a.ws, good)
+	a.all.add(r, &rt, a.ws, good)
 }
 
 // requestTokens is one successful request as the token figures read it.
@@ -113,11 +116,11 @@ type requestTokens struct {
 	perRequest float64 // tokens/s one request saw; 0 when not known
 }
 
-// requestTokensOf reads a successful row's output count and timings.
+// of reads a successful row's output count and timings into rt.
 // TTFT is the first event with content (replay's rule); the stream's
 // events from there on are its output arrivals, less a closing [DONE].
-func requestTokensOf(r *captures.Result) requestTokens {
-	rt := requestTokens{e2eNS: r.DurationNS, output: r.CompletionTokens, ttftNS: r.TTFTNS, lastNS: r.DurationNS}
+func (rt *requestTokens) of(r *captures.Result) {
+	*rt = requestTokens{e2eNS: r.DurationNS, output: r.CompletionTokens, ttftNS: r.TTFTNS, lastNS: r.DurationNS}
 	offs := r.ChunkOffsetsNS
 	first := -1
 	if r.TTFTNS > 0 {
@@ -147,10 +150,9 @@ func requestTokensOf(r *captures.Result) requestTokens {
 	} else if !rt.streamed && rt.output > 0 && r.DurationNS > 0 {
 		rt.perRequest = float64(rt.output) / (float64(r.DurationNS) / 1e9)
 	}
-	return rt
 }
 
-func (o *opTokens) add(r *captures.Result, rt requestTokens, ws int64, good bool) {
+func (o *opTokens) add(r *captures.Result, rt *requestTokens, ws int64, good bool) {
 	if good {
 		o.good++
 	}
