@@ -1,6 +1,9 @@
 package analyze
 
-import "slices"
+import (
+	"slices"
+	"unsafe"
+)
 
 // sortInt64 sorts non-negative values (latencies in ns) with an LSD radix
 // sort on 11-bit digits, skipping the digits all values share: about five
@@ -12,6 +15,20 @@ func sortInt64(v []int64) {
 	if len(s) > 0 && &s[0] != &v[0] {
 		copy(v, s)
 	}
+}
+
+// sortPositiveFloats sorts v, whose values are all positive (rates), by
+// radix-sorting their bits: for positive float64s the order of the bit
+// patterns as integers is the order of the values. A negative value or a
+// NaN falls back to slices.Sort.
+func sortPositiveFloats(v []float64) {
+	for _, x := range v {
+		if !(x > 0) {
+			slices.Sort(v)
+			return
+		}
+	}
+	sortInt64(unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(v))), len(v)))
 }
 
 // radixBits is the width of a digit: 2^11 counters per digit stay in the

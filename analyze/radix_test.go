@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -85,5 +86,46 @@ func BenchmarkMergeSorted(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		mergeSortedBuf(parts, &scratch)
+	}
+}
+
+// TestSortPositiveFloats: rates sorted by their bits come out in
+// slices.Sort's order (ties, subnormals, +Inf included), and a slice with
+// a negative value or a NaN is sorted as slices.Sort sorts it.
+func TestSortPositiveFloats(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(13, 14))
+	for trial := range 60 {
+		v := make([]float64, rng.IntN(20_000))
+		for i := range v {
+			switch rng.IntN(10) {
+			case 0:
+				v[i] = 5e-324 * float64(1+rng.IntN(5)) // subnormal
+			case 1:
+				v[i] = math.Inf(1)
+			case 2:
+				if i > 0 {
+					v[i] = v[i-1]
+					continue
+				}
+				fallthrough
+			default:
+				v[i] = rng.ExpFloat64() * math.Pow(10, float64(rng.IntN(12)-3))
+			}
+		}
+		if trial%5 == 4 && len(v) > 3 {
+			v[2] = -v[2]
+			if trial%10 == 9 {
+				v[3] = math.NaN()
+			}
+		}
+		want := slices.Clone(v)
+		slices.Sort(want)
+		sortPositiveFloats(v)
+		for i := range v {
+			if math.Float64bits(v[i]) != math.Float64bits(want[i]) && !(math.IsNaN(v[i]) && math.IsNaN(want[i])) {
+				t.Fatalf("trial %d: at %d got %v, want %v", trial, i, v[i], want[i])
+			}
+		}
 	}
 }

@@ -246,7 +246,7 @@ func (op *opTokens) fill(o *OpStats, window float64, good *goodBounds) {
 		t.Counting = CountMixed
 	}
 	if len(op.perReq) > 0 {
-		slices.Sort(op.perReq)
+		sortPositiveFloats(op.perReq) // the same order as slices.Sort, so the same mean
 		t.PerRequest = &RateDist{Min: op.perReq[0], P10: percentileF(op.perReq, 0.10), P50: percentileF(op.perReq, 0.50),
 			Avg: mean(op.perReq), Max: op.perReq[len(op.perReq)-1]}
 	}
