@@ -13,8 +13,11 @@
 #   full    `loadtape analyze RUN --out DIR`: statistics and every report.
 # Prints each round, then a Markdown table of the medians of wall and CPU
 # time, each ÷ DuckDB's, with peak RSS and the load average before and after.
+# BASE=REV also builds loadtape and bench/analyzegen of git revision REV
+# and times its stats and full in the same rounds, right after this
+# tree's: the code before a change beside it, under the same load.
 #
-# Environment: ROWS (10000000), ROUNDS (3).
+# Environment: ROWS (10000000), ROUNDS (3), BASE (none).
 set -euo pipefail
 export LC_ALL=C
 export CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations
@@ -24,12 +27,16 @@ cd "$root"
 
 ROWS=${ROWS:-10000000}
 ROUNDS=${ROUNDS:-3}
+BASE=${BASE:-}
 
 say() { echo "bench-analyze: $*" >&2; }
 bad() { say "$*"; exit 2; }
 
 [[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 1000 && $ROWS -le 100000000 ]] || bad "ROWS=$ROWS: expected 1000 to 100000000"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 10 ]] || bad "ROUNDS=$ROUNDS: expected 1 to 10"
+if [[ -n $BASE ]]; then
+	git rev-parse --verify -q "$BASE^{commit}" >/dev/null || bad "BASE=$BASE: not a git revision here"
+fi
 command -v node >/dev/null || bad "node is not installed (DuckDB runs under it)"
 [[ -d testdata/node/node_modules/@duckdb/node-api ]] || bad "testdata/node/node_modules lacks @duckdb/node-api: run make node-fixtures"
 
@@ -39,6 +46,12 @@ trap 'rm -rf "$tmp"' EXIT
 say "building loadtape and bench/analyzegen"
 go build -o "$tmp/loadtape" ./cmd/loadtape
 go build -o "$tmp/analyzegen" ./bench/analyzegen
+if [[ -n $BASE ]]; then
+	say "building loadtape and bench/analyzegen at $BASE"
+	mkdir "$tmp/base"
+	git archive "$BASE" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && go build -o "$tmp/base-loadtape" ./cmd/loadtape && go build -o "$tmp/base-analyzegen" ./bench/analyzegen)
+fi
 
 run=bin/bench-analyze/run-$ROWS
 if [[ ! -f $run/run.json ]]; then
@@ -79,6 +92,11 @@ for round in $(seq "$ROUNDS"); do
 	rm -rf "$tmp/out-dir"
 	# exit 3 (a target missed) is a verdict, not a failure
 	measure full bash -c '"$0" analyze "$1" --out "$2" >/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ]' "$tmp/loadtape" "$run" "$tmp/out-dir"
+	if [[ -n $BASE ]]; then
+		measure bstats "$tmp/base-analyzegen" -stats "$run"
+		rm -rf "$tmp/out-dir"
+		measure bfull bash -c '"$0" analyze "$1" --out "$2" >/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 3 ]' "$tmp/base-loadtape" "$run" "$tmp/out-dir"
+	fi
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -100,3 +118,9 @@ awk -v d="$duck" -v s="$stats" -v f="$full" -v dc="$duckc" -v sc="$statsc" -v fc
 	printf "| analyze.Analyze: every statistic and finding, no report | %.2f | %.1f | %.2f | %.1f | %.0f |\n", s, s / d, sc, sc / dc, rs / 1024
 	printf "| loadtape analyze: statistics and every report | %.2f | %.1f | %.2f | %.1f | %.0f |\n", f, f / d, fc, fc / dc, rf / 1024
 }'
+if [[ -n $BASE ]]; then
+	awk -v d="$duck" -v s="$(median bstats 2)" -v f="$(median bfull 2)" -v dc="$duckc" -v sc="$(median bstats 4)" -v fc="$(median bfull 4)" -v rs="$(most bstats)" -v rf="$(most bfull)" -v rev="$BASE" 'BEGIN {
+		printf "| analyze.Analyze at %s | %.2f | %.1f | %.2f | %.1f | %.0f |\n", rev, s, s / d, sc, sc / dc, rs / 1024
+		printf "| loadtape analyze at %s | %.2f | %.1f | %.2f | %.1f | %.0f |\n", rev, f, f / d, fc, fc / dc, rf / 1024
+	}'
+fi
