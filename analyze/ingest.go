@@ -87,6 +87,11 @@ type colBufs struct {
 	i32  [len18][]int32
 	str  [len18][]string
 	offs [][]int64 // chunk_offsets_ns per row, slices of the list reader's buffer
+	// The slice's numbers: the buffers above, or the page's own bytes
+	// where they hold all of the slice (pageCol.viewI64), valid until the
+	// column's next page is read, in the next slice.
+	v64 [len18][]int64
+	v32 [len18][]int32
 }
 
 const len18 = 18 // len(resultCols)
@@ -111,10 +116,10 @@ func newColBufs() *colBufs {
 func (b *colBufs) fill(rows []captures.Result) {
 	n := len(rows)
 	run, scen, op, kind, text := b.str[colRun][:n], b.str[colScenario][:n], b.str[colOperation][:n], b.str[colErrorKind][:n], b.str[colError][:n]
-	stage, vu, active := b.i32[colStage][:n], b.i32[colVU][:n], b.i32[colActive][:n]
-	iter, intended, start := b.i64[colIteration][:n], b.i64[colIntended][:n], b.i64[colStart][:n]
-	ttfb, ttft, dur := b.i64[colTTFB][:n], b.i64[colTTFT][:n], b.i64[colDuration][:n]
-	prompt, compl, bytesIn := b.i64[colPrompt][:n], b.i64[colCompletion][:n], b.i64[colBytesIn][:n]
+	stage, vu, active := b.v32[colStage][:n], b.v32[colVU][:n], b.v32[colActive][:n]
+	iter, intended, start := b.v64[colIteration][:n], b.v64[colIntended][:n], b.v64[colStart][:n]
+	ttfb, ttft, dur := b.v64[colTTFB][:n], b.v64[colTTFT][:n], b.v64[colDuration][:n]
+	prompt, compl, bytesIn := b.v64[colPrompt][:n], b.v64[colCompletion][:n], b.v64[colBytesIn][:n]
 	offs := b.offs[:n]
 	for i := range rows {
 		r := &rows[i]
@@ -305,6 +310,7 @@ var errUnexpected = errors.New("not the layout analyze reads directly")
 // (a run's id, a scenario that ran alone, token counts of a service
 // without tokens) is not decoded: it is that value, row after row.
 type groupCols struct {
+	raw   [len18]*pageCol // the columns pageCol decodes
 	i64   [len18]i64Reader
 	i32   [len18]i32Reader
 	str   [len18]strReader
@@ -387,6 +393,7 @@ func openGroup(rg *file.RowGroupReader, leaves []int, lists *listCol, in *intern
 			}
 			pc := newPageCol(pr, kind)
 			g.all = append(g.all, pc)
+			g.raw[i] = pc
 			switch kind {
 			case kindI64:
 				g.i64[i] = rawI64{pc}
@@ -438,6 +445,7 @@ func (g *groupCols) close() {
 // read decodes the next n rows of every column into b.
 func (g *groupCols) read(b *colBufs, n int, in *interner) error {
 	for i, c := range resultCols {
+		b.v64[i], b.v32[i] = b.i64[i], b.i32[i]
 		if g.same[i] {
 			switch c.kind {
 			case kindI64:
@@ -453,13 +461,31 @@ func (g *groupCols) read(b *colBufs, n int, in *interner) error {
 		var err error
 		switch c.kind {
 		case kindI64:
-			var k int64
-			k, _, err = g.i64[i].ReadBatch(int64(n), b.i64[i][:n], nil, nil)
-			got = int(k)
+			if pc := g.raw[i]; pc != nil {
+				var v []int64
+				if v, err = pc.viewI64(n); v != nil {
+					b.v64[i], got = v, n
+					break
+				}
+			}
+			if err == nil {
+				var k int64
+				k, _, err = g.i64[i].ReadBatch(int64(n), b.i64[i][:n], nil, nil)
+				got = int(k)
+			}
 		case kindI32:
-			var k int64
-			k, _, err = g.i32[i].ReadBatch(int64(n), b.i32[i][:n], nil, nil)
-			got = int(k)
+			if pc := g.raw[i]; pc != nil {
+				var v []int32
+				if v, err = pc.viewI32(n); v != nil {
+					b.v32[i], got = v, n
+					break
+				}
+			}
+			if err == nil {
+				var k int64
+				k, _, err = g.i32[i].ReadBatch(int64(n), b.i32[i][:n], nil, nil)
+				got = int(k)
+			}
 		case kindStr:
 			got, err = g.str[i].read(b.str[i][:n], in)
 		case kindList:

@@ -205,6 +205,40 @@ func (c *pageCol) readI64(out []int64) (int, error) {
 	return done, nil
 }
 
+// viewI64 is the next n values of a required INT64 column as the page's
+// own bytes, without a copy; nil (and nothing read) when the current page
+// does not hold all n or they are not where an int64 may be read from
+// (aligned, in this machine's byte order). The slice is valid until the
+// column's next page is read.
+func (c *pageCol) viewI64(n int) ([]int64, error) {
+	if ok, err := c.ensure(nil); !ok || err != nil || !littleEndian || c.left < n || len(c.vals) < 8*n {
+		return nil, err
+	}
+	p := unsafe.Pointer(unsafe.SliceData(c.vals))
+	if uintptr(p)%unsafe.Alignof(int64(0)) != 0 {
+		return nil, nil
+	}
+	v := unsafe.Slice((*int64)(p), n)
+	c.vals = c.vals[8*n:]
+	c.left -= n
+	return v, nil
+}
+
+// viewI32 is viewI64 for a required INT32 column.
+func (c *pageCol) viewI32(n int) ([]int32, error) {
+	if ok, err := c.ensure(nil); !ok || err != nil || !littleEndian || c.left < n || len(c.vals) < 4*n {
+		return nil, err
+	}
+	p := unsafe.Pointer(unsafe.SliceData(c.vals))
+	if uintptr(p)%unsafe.Alignof(int32(0)) != 0 {
+		return nil, nil
+	}
+	v := unsafe.Slice((*int32)(p), n)
+	c.vals = c.vals[4*n:]
+	c.left -= n
+	return v, nil
+}
+
 // readI32 reads up to len(out) values of a required INT32 column.
 func (c *pageCol) readI32(out []int32) (int, error) {
 	done := 0
