@@ -63,16 +63,105 @@ type opAcc struct {
 	// Latencies, ns, each in chunks (chunkAppend): the named slice is
 	// the last chunk, its ...Done the full ones before it.
 	ok, ttfb, ttft []int64
-	tpot, lag      []int64
-	fromIntended   []int64 // successes: send lag + duration
-	okDone         [][]int64
-	ttfbDone       [][]int64
-	ttftDone       [][]int64
-	tpotDone       [][]int64
-	lagDone        [][]int64
-	intendedDone   [][]int64
-	itl            []int64 // a reservoir (addITL), one slice
-	itlSeen        int64
+	tpot, lag      []int64 // lag: of the failures (a success's is in okLag)
+	// okLag is each success's send lag, beside its duration in ok (the
+	// same position), or -1 where it has none (no start or intended
+	// time): its latency from the intended send is the two together, so
+	// it is not kept a third time (derive).
+	okLag     []int64
+	okLagNone int64 // the -1s
+	okDone    [][]int64
+	ttfbDone  [][]int64
+	ttftDone  [][]int64
+	tpotDone  [][]int64
+	lagDone   [][]int64
+	okLagDone [][]int64
+	itl       []int64 // a reservoir (addITL), one slice
+	itlSeen   int64
+	// Made by derive, for tailSeries: every send lag, and every latency
+	// from the intended send.
+	lags, fromIntended [][]int64
+}
+
+// derive makes lags and fromIntended from okChunks (the durations in
+// their rows' order, as chunks(okDone, ok) was before sorting), okLag
+// and lag, in slices of buf.
+func (op *opAcc) derive(okChunks [][]int64, buf *arena) {
+	n := 0
+	for _, c := range okChunks {
+		n += len(c)
+	}
+	lagChunks := chunks(op.okLagDone, op.okLag)
+	fi := buf.take(n - int(op.okLagNone))
+	k := 0
+	li, lj := 0, 0 // the position in lagChunks
+durations:
+	for _, c := range okChunks {
+		for _, d := range c {
+			for li < len(lagChunks) && lj == len(lagChunks[li]) {
+				li, lj = li+1, 0
+			}
+			if li == len(lagChunks) || k == len(fi) {
+				break durations // a test's opAcc with durations alone
+			}
+			if l := lagChunks[li][lj]; l >= 0 {
+				fi[k] = d + l
+				k++
+			}
+			lj++
+		}
+	}
+	fi = fi[:k]
+	op.fromIntended = nil
+	if len(fi) > 0 {
+		op.fromIntended = [][]int64{fi}
+	}
+	op.lags = lagChunks
+	if op.okLagNone > 0 {
+		kept := buf.take(n - int(op.okLagNone))[:0]
+		for _, c := range lagChunks {
+			for _, l := range c {
+				if l >= 0 {
+					kept = append(kept, l)
+				}
+			}
+		}
+		op.lags = [][]int64{kept}
+	}
+	op.lags = append(op.lags[:len(op.lags):len(op.lags)], chunks(op.lagDone, op.lag)...)
+}
+
+// deriveNeeds is how many values derive takes from its arena.
+func (op *opAcc) deriveNeeds() int {
+	n := 0
+	for _, c := range chunks(op.okDone, op.ok) {
+		n += len(c)
+	}
+	n -= int(op.okLagNone)
+	if op.okLagNone > 0 {
+		return 2 * n
+	}
+	return n
+}
+
+// arena hands out slices of one buffer, reused from stage to stage.
+type arena struct {
+	buf  []int64
+	used int
+}
+
+// reset makes room for n values, all free.
+func (a *arena) reset(n int) {
+	if cap(a.buf) < n {
+		a.buf = make([]int64, n)
+	}
+	a.buf, a.used = a.buf[:cap(a.buf)], 0
+}
+
+func (a *arena) take(n int) []int64 {
+	s := a.buf[a.used : a.used+n : a.used+n]
+	a.used += n
+	return s
 }
 
 // stageAcc gathers one stage's rows inside its measured window.
@@ -310,7 +399,7 @@ func (c *collector) add(r *captures.Result) bool {
 	op.bytesIn += r.BytesIn
 	if r.ErrorKind != runspec.ErrDropped {
 		st.countIteration(r)
-		if r.StartNS > 0 && r.IntendedNS > 0 {
+		if failed && r.StartNS > 0 && r.IntendedNS > 0 {
 			op.lag = chunkAppend(&op.lagDone, op.lag, max(0, r.StartNS-r.IntendedNS))
 		}
 	}
@@ -336,9 +425,13 @@ func (c *collector) add(r *captures.Result) bool {
 		return true
 	}
 	op.ok = chunkAppend(&op.okDone, op.ok, r.DurationNS)
+	lag := int64(-1)
 	if r.StartNS > 0 && r.IntendedNS > 0 {
-		op.fromIntended = chunkAppend(&op.intendedDone, op.fromIntended, max(0, r.StartNS-r.IntendedNS)+r.DurationNS)
+		lag = max(0, r.StartNS-r.IntendedNS)
+	} else {
+		op.okLagNone++
 	}
+	op.okLag = chunkAppend(&op.okLagDone, op.okLag, lag)
 	if r.TTFBNS > 0 {
 		op.ttfb = chunkAppend(&op.ttfbDone, op.ttfb, r.TTFBNS)
 	}
@@ -586,8 +679,9 @@ func (c *collector) finish() []*Stage {
 		go func() {
 			defer wg.Done()
 			var scratch []int64 // the sorts' and merges' buffer, reused from stage to stage
+			var derived arena   // the stages' derived latencies (opAcc.derive), the same
 			for i := range next {
-				out[i] = c.stages[c.order[i]].finish(c.warm, &scratch)
+				out[i] = c.stages[c.order[i]].finish(c.warm, &scratch, &derived)
 			}
 		}()
 	}
@@ -613,8 +707,9 @@ func (c *collector) finish() []*Stage {
 }
 
 // finish makes the stage's statistics; scratch is a buffer for the sorts
-// and merges, kept for the next stage.
-func (st *stageAcc) finish(warm WarmUp, scratch *[]int64) *Stage {
+// and merges, derived one for the latencies derived from the durations,
+// both kept for the next stage.
+func (st *stageAcc) finish(warm WarmUp, scratch *[]int64, derived *arena) *Stage {
 	s := &Stage{
 		Scenario: st.info.Scenario, Stage: st.info.Stage, Name: st.info.Name,
 		Users: st.info.Users, Start: st.info.Start, End: st.info.End,
@@ -643,10 +738,17 @@ func (st *stageAcc) finish(warm WarmUp, scratch *[]int64) *Stage {
 	slices.Sort(names)
 	all := &opAcc{errors: map[string]int64{}, errText: map[string]string{}}
 	var ok [][]int64
+	need := 0
+	for _, name := range names {
+		need += st.ops[name].deriveNeeds()
+	}
+	derived.reset(need)
 	for _, name := range names {
 		op := st.ops[name]
 		all.addCounts(op)
-		op.ok, op.okDone = sortedOfBuf(chunks(op.okDone, op.ok), scratch), nil
+		unsorted := chunks(op.okDone, op.ok)
+		op.derive(unsorted, derived)
+		op.ok, op.okDone = sortedOfBuf(unsorted, scratch), nil
 		s.Operations[name] = op.baseStats(s.WindowS, true)
 		ok = append(ok, op.ok)
 	}
@@ -693,12 +795,15 @@ var tailSeries = []struct {
 	{func(op *opAcc) [][]int64 { return chunks(op.ttftDone, op.ttft) }, func(o *OpStats, l *Latency, _ int64) { o.TTFTMS = l }, math.MaxInt64},
 	{func(op *opAcc) [][]int64 { return [][]int64{op.itl} }, func(o *OpStats, l *Latency, _ int64) { o.ITLMS = l }, math.MaxInt64},
 	{func(op *opAcc) [][]int64 { return chunks(op.tpotDone, op.tpot) }, func(o *OpStats, l *Latency, _ int64) { o.TPOTMS = l }, math.MaxInt64},
-	{func(op *opAcc) [][]int64 { return chunks(op.lagDone, op.lag) }, func(o *OpStats, l *Latency, above int64) { o.SendLagMS, o.Lagged = l, above }, maxSendLagNS},
-	{func(op *opAcc) [][]int64 { return chunks(op.intendedDone, op.fromIntended) }, func(o *OpStats, l *Latency, _ int64) { o.FromIntendedMS = l }, math.MaxInt64},
+	{func(op *opAcc) [][]int64 { return op.lags }, func(o *OpStats, l *Latency, above int64) { o.SendLagMS, o.Lagged = l, above }, maxSendLagNS},
+	{func(op *opAcc) [][]int64 { return op.fromIntended }, func(o *OpStats, l *Latency, _ int64) { o.FromIntendedMS = l }, math.MaxInt64},
 }
 
 // stats is one operation's statistics on its own.
 func (op *opAcc) stats(window float64) *OpStats {
+	var derived arena
+	derived.reset(op.deriveNeeds())
+	op.derive(chunks(op.okDone, op.ok), &derived)
 	o := op.baseStats(window, false)
 	for _, ts := range tailSeries {
 		each, above, _, _ := latencies([][][]int64{ts.of(op)}, ts.over)

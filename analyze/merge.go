@@ -70,7 +70,8 @@ func (st *stageAcc) merge(o *stageAcc, c *collector) {
 		joinChunks(&a.ttftDone, &a.ttft, oo.ttftDone, oo.ttft)
 		joinChunks(&a.tpotDone, &a.tpot, oo.tpotDone, oo.tpot)
 		joinChunks(&a.lagDone, &a.lag, oo.lagDone, oo.lag)
-		joinChunks(&a.intendedDone, &a.fromIntended, oo.intendedDone, oo.fromIntended)
+		joinChunks(&a.okLagDone, &a.okLag, oo.okLagDone, oo.okLag)
+		a.okLagNone += oo.okLagNone
 		a.itlSeen += oo.itlSeen
 		a.itl = append(a.itl, oo.itl...)
 		if len(a.itl) > maxITL {
