@@ -340,6 +340,9 @@ func (rd *redactor) plain(b []byte, h http.Header, truncated bool) ([]byte, bool
 	if len(edits) > 0 {
 		b, changed = rd.apply(b, edits), true
 	}
+	if !mayHoldTokenBytes(b) {
+		return b, changed
+	}
 	if tok := findTokens(b, truncated, nil); len(tok) > 0 {
 		b, changed = rd.apply(b, tok), true
 	}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 )
 
 // Well-known token shapes, found in any text by their fixed prefix: cheap
@@ -105,8 +107,8 @@ func bearerTokens(b []byte, truncated bool, edits []edit) []edit {
 				continue
 			}
 			t := at
-			if b[t] != ' ' && b[t] != '\t' {
-				continue
+			if t == len(b) || b[t] != ' ' && b[t] != '\t' {
+				continue // the word ends the text ("… Bearer"): nothing follows
 			}
 			for t < len(b) && (b[t] == ' ' || b[t] == '\t') {
 				t++
@@ -140,17 +142,85 @@ func mayHoldToken[T string | []byte](s T) bool {
 	return false
 }
 
-// mayHoldTokenBytes is mayHoldToken for bytes.
-func mayHoldTokenBytes(b []byte) bool { return mayHoldToken(b) }
+// mayHoldTokenBytes is mayHoldToken for bodies: instead of a look at
+// every byte, it jumps (bytes.IndexByte, which reads many bytes at a time)
+// from one anchor byte to the next, a byte every prefix holds and prose
+// rarely does ('-' of "sk-", '_' of "ghp_", 'J' of "eyJ", 'I' of "AKIA"),
+// and compares the prefixes around it. Prefixes without one ("earer" of
+// Bearer) are searched whole. It says true wherever mayHoldToken does.
+func mayHoldTokenBytes(b []byte) bool {
+	for _, a := range tokenAnchors {
+		for at := 0; at < len(b); {
+			k := bytes.IndexByte(b[at:], a.c)
+			if k < 0 {
+				break
+			}
+			k += at
+			at = k + 1
+			for _, p := range a.prefixes {
+				if s := k - p.off; s >= 0 && len(b)-s >= len(p.prefix) && string(b[s:s+len(p.prefix)]) == p.prefix {
+					return true
+				}
+			}
+		}
+	}
+	for _, p := range tokenUnanchored {
+		if bytes.Contains(b, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenAnchors are the anchor bytes of mayHoldTokenBytes, each with the
+// prefixes it anchors and its offset in them; tokenUnanchored the prefixes
+// that hold none of them.
+var tokenAnchors, tokenUnanchored = func() (anchors []tokenAnchor, whole [][]byte) {
+	for _, p := range tokenPrefixes() {
+		i := strings.IndexAny(p, anchorBytes)
+		if i < 0 {
+			whole = append(whole, []byte(p))
+			continue
+		}
+		k := slices.IndexFunc(anchors, func(a tokenAnchor) bool { return a.c == p[i] })
+		if k < 0 {
+			anchors = append(anchors, tokenAnchor{c: p[i]})
+			k = len(anchors) - 1
+		}
+		anchors[k].prefixes = append(anchors[k].prefixes, anchoredPrefix{prefix: p, off: i})
+	}
+	return anchors, whole
+}()
+
+// anchorBytes are bytes that every token prefix but Bearer's holds and
+// that are rare in prose and JSON.
+const anchorBytes = "-_JI"
+
+type tokenAnchor struct {
+	c        byte
+	prefixes []anchoredPrefix
+}
+
+type anchoredPrefix struct {
+	prefix string
+	off    int // of the anchor byte in prefix
+}
+
+// tokenPrefixes are what mayHoldToken looks for: every token shape's
+// prefix, and "earer" of "Bearer" in the cases findTokens takes.
+func tokenPrefixes() []string {
+	var ps []string
+	for _, sh := range tokenShapes {
+		ps = append(ps, sh.prefix)
+	}
+	return append(ps, "earer", "EARER")
+}
 
 // tokenStarts lists, by first byte, the prefixes mayHoldToken looks for:
 // every token shape's, and "earer" of "Bearer" in any case findTokens
 // takes.
 var tokenStarts = func() (t [256][]string) {
-	for _, sh := range tokenShapes {
-		t[sh.prefix[0]] = append(t[sh.prefix[0]], sh.prefix)
-	}
-	for _, p := range []string{"earer", "EARER"} {
+	for _, p := range tokenPrefixes() {
 		t[p[0]] = append(t[p[0]], p)
 	}
 	return t
