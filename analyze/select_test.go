@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/loadtape/loadtape/runspec"
 )
 
 // TestLatenciesAreEachAndAll: the figures latencies selects from several
@@ -144,6 +147,65 @@ func TestLatenciesMeanIsOrderedSum(t *testing.T) {
 		}
 		if n > 0 && all.Avg != totSum/float64(n)/1e6 {
 			t.Fatalf("trial %d: all avg %v, want %v", trial, all.Avg, totSum/float64(n)/1e6)
+		}
+	}
+}
+
+// TestDerivedLagAndFromIntended: send lag and latency from the intended
+// send, kept beside the durations and derived at the end, are those of
+// the rows themselves when some successes have no start or intended time
+// and failures have a lag of their own.
+func TestDerivedLagAndFromIntended(t *testing.T) {
+	t.Parallel()
+	info, rows, _ := simulate(healthy, 5)
+	var lags, fromIntended []int64
+	for i := range rows {
+		r := &rows[i]
+		switch i % 7 {
+		case 1:
+			r.IntendedNS = 0
+		case 2:
+			if r.ErrorKind == "" {
+				r.ErrorKind, r.Error = runspec.ErrHTTP5xx, "HTTP 503"
+			}
+		case 3:
+			r.IntendedNS = r.StartNS - int64(i%50)*int64(time.Millisecond)
+		}
+		if r.Stage != 2 || r.ErrorKind == runspec.ErrDropped || r.ErrorKind == runspec.ErrCutOff || r.StartNS <= 0 || r.IntendedNS <= 0 {
+			continue
+		}
+		lag := max(0, r.StartNS-r.IntendedNS)
+		lags = append(lags, lag)
+		if r.ErrorKind == "" {
+			fromIntended = append(fromIntended, lag+r.DurationNS)
+		}
+	}
+	s, err := Summarize(info, rows, nil, nil, 0, &WarmUp{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all *OpStats
+	for _, st := range s.Stages {
+		if st.Stage == 2 {
+			all = st.Operations[AllOps]
+		}
+	}
+	if all == nil || len(lags) == len(fromIntended) || len(fromIntended) == 0 {
+		t.Fatalf("stage 2: %+v, %d lags, %d from intended: not the case this test is for", all, len(lags), len(fromIntended))
+	}
+	for _, c := range []struct {
+		what string
+		got  *Latency
+		vals []int64
+	}{{"send lag", all.SendLagMS, lags}, {"from intended", all.FromIntendedMS, fromIntended}} {
+		want := latencyPtr(slices.Clone(c.vals))
+		if c.got == nil || math.Abs(c.got.Avg-want.Avg) > 1e-9*want.Avg {
+			t.Fatalf("%s: got %+v, want %+v", c.what, c.got, want)
+		}
+		g, w := *c.got, *want
+		g.Avg, w.Avg = 0, 0
+		if g != w {
+			t.Fatalf("%s: got %+v, want %+v", c.what, c.got, want)
 		}
 	}
 }
