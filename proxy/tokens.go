@@ -94,7 +94,7 @@ func findTokens(b []byte, truncated bool, edits []edit) []edit {
 // bearerTokens finds "Bearer <credentials>" (as "Bearer", "bearer" or
 // "BEARER") and redacts the credentials.
 func bearerTokens(b []byte, truncated bool, edits []edit) []edit {
-	for _, word := range []string{"Bearer", "bearer", "BEARER"} {
+	for _, word := range bearerWords {
 		w := []byte(word)
 		for at := 0; at+len(w) < len(b); {
 			k := bytes.Index(b[at:], w)
@@ -145,9 +145,10 @@ func mayHoldToken[T string | []byte](s T) bool {
 // mayHoldTokenBytes is mayHoldToken for bodies: instead of a look at
 // every byte, it jumps (bytes.IndexByte, which reads many bytes at a time)
 // from one anchor byte to the next, a byte every prefix holds and prose
-// rarely does ('-' of "sk-", '_' of "ghp_", 'J' of "eyJ", 'I' of "AKIA"),
-// and compares the prefixes around it. Prefixes without one ("earer" of
-// Bearer) are searched whole. It says true wherever mayHoldToken does.
+// rarely does ('-' of "sk-", '_' of "ghp_", 'J' of "eyJ", 'I' of "AKIA",
+// 'B' and 'b' of Bearer), and compares the prefixes around it. A prefix
+// without one would be searched whole. It says true wherever mayHoldToken
+// does.
 func mayHoldTokenBytes(b []byte) bool {
 	for _, a := range tokenAnchors {
 		for at := 0; at < len(b); {
@@ -177,7 +178,10 @@ func mayHoldTokenBytes(b []byte) bool {
 // that hold none of them.
 var tokenAnchors, tokenUnanchored = func() (anchors []tokenAnchor, whole [][]byte) {
 	for _, p := range tokenPrefixes() {
-		i := strings.IndexAny(p, anchorBytes)
+		i := -1
+		for k := 0; k < len(anchorBytes) && i < 0; k++ {
+			i = strings.IndexByte(p, anchorBytes[k])
+		}
 		if i < 0 {
 			whole = append(whole, []byte(p))
 			continue
@@ -192,9 +196,9 @@ var tokenAnchors, tokenUnanchored = func() (anchors []tokenAnchor, whole [][]byt
 	return anchors, whole
 }()
 
-// anchorBytes are bytes that every token prefix but Bearer's holds and
-// that are rare in prose and JSON.
-const anchorBytes = "-_JI"
+// anchorBytes are bytes that every token prefix holds and that are rare
+// in prose and JSON, the rarer first.
+const anchorBytes = "-_JIBb"
 
 type tokenAnchor struct {
 	c        byte
@@ -207,18 +211,20 @@ type anchoredPrefix struct {
 }
 
 // tokenPrefixes are what mayHoldToken looks for: every token shape's
-// prefix, and "earer" of "Bearer" in the cases findTokens takes.
+// prefix, and the words findTokens takes for "Bearer".
 func tokenPrefixes() []string {
 	var ps []string
 	for _, sh := range tokenShapes {
 		ps = append(ps, sh.prefix)
 	}
-	return append(ps, "earer", "EARER")
+	return append(ps, bearerWords...)
 }
 
-// tokenStarts lists, by first byte, the prefixes mayHoldToken looks for:
-// every token shape's, and "earer" of "Bearer" in any case findTokens
-// takes.
+// bearerWords are the spellings of "Bearer" whose credentials bearerTokens
+// redacts.
+var bearerWords = []string{"Bearer", "bearer", "BEARER"}
+
+// tokenStarts lists, by first byte, the prefixes mayHoldToken looks for.
 var tokenStarts = func() (t [256][]string) {
 	for _, p := range tokenPrefixes() {
 		t[p[0]] = append(t[p[0]], p)
