@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -321,7 +320,7 @@ func (x *exchange) fail(req *http.Request, msg string) {
 // any other body of unknown length (a JSON document aside) by read; bodies
 // with a length are not streams.
 func framingOf(resp *http.Response) framing {
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	switch ct {
 	case "text/event-stream":
 		return frameSSE

@@ -321,7 +321,10 @@ func (rd *redactor) plain(b []byte, h http.Header, truncated bool) ([]byte, bool
 	ct := ""
 	var params map[string]string
 	if h != nil {
-		ct, params, _ = mime.ParseMediaType(h.Get("Content-Type"))
+		v := h.Get("Content-Type")
+		if ct = mediaType(v); ct == "multipart/form-data" {
+			_, params, _ = mime.ParseMediaType(v)
+		}
 	}
 	switch {
 	case ct == "multipart/form-data":
