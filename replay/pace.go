@@ -194,15 +194,20 @@ const spinGap = 150 * time.Microsecond
 // a tenth of the mean.
 const gapMean = 64
 
+// observe moves the mean gap on by the due time at.
+func (p *pacer) observe(at time.Time) {
+	if !p.last.IsZero() && at.After(p.last) {
+		p.gap += (at.Sub(p.last) - p.gap) / gapMean
+	}
+	p.last = at
+}
+
 // wait returns at at, or at once when at has passed: an arrival that is
 // late goes now, and the ones after it keep their own due times, so a late
 // wake-up sends what is due but never moves later arrivals closer together.
 // It never returns before at. false when ctx ended first.
 func (p *pacer) wait(ctx context.Context, at time.Time) bool {
-	if !p.last.IsZero() && at.After(p.last) {
-		p.gap += (at.Sub(p.last) - p.gap) / gapMean
-	}
-	p.last = at
+	p.observe(at)
 	d := time.Until(at)
 	if d <= paceNow || (d < paceKickMin && p.gap >= spinGap) {
 		for d > 0 { // microseconds: not worth a timer

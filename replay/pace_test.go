@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -91,5 +92,28 @@ func TestPacerSpinsShortWaitsOnlyAtLowRates(t *testing.T) {
 		if got := p.gap >= spinGap; got != tc.spin {
 			t.Errorf("gaps of %v: spins short waits %v, want %v", tc.gap, got, tc.spin)
 		}
+	}
+}
+
+// At 5,000 Poisson arrivals a second the mean gap must stay above spinGap
+// nearly all the time: while it dips under, the short waits sleep on Go's
+// timer alone and wake up to a millisecond late. A mean over 8 gaps dipped
+// under about a sixth of the time.
+func TestPacerGapMeanIsSteadyUnderPoissonArrivals(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := &pacer{}
+	at := time.Unix(0, 0)
+	const n, mean = 20000, 200 * time.Microsecond
+	under := 0
+	for i := range n {
+		at = at.Add(time.Duration(rng.ExpFloat64() * float64(mean)))
+		p.observe(at)
+		if i >= 8*gapMean && p.gap < spinGap {
+			under++
+		}
+	}
+	if share := float64(under) / (n - 8*gapMean); share > 0.01 {
+		t.Errorf("mean gap under spinGap for %.1f %% of Poisson arrivals at %v, want under 1 %%", 100*share, mean)
 	}
 }
