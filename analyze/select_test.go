@@ -209,3 +209,34 @@ func TestDerivedLagAndFromIntended(t *testing.T) {
 		}
 	}
 }
+
+// TestCutterIsTheDivision: the part cutter remembers gives the division's
+// answer for times in order, out of order, before and after the window,
+// on its edges, and for windows of any length.
+func TestCutterIsTheDivision(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(15, 16))
+	for trial := range 300 {
+		ws := rng.Int64N(1 << 50)
+		w := 1 + rng.Int64N(int64(1)<<(1+rng.IntN(44)))
+		we := ws + w
+		k := []int64{steadyBuckets, timeSlices, 1, 7}[trial%4]
+		var c cutter
+		tm := ws - w/10
+		for range 2000 {
+			switch rng.IntN(4) {
+			case 0:
+				tm = ws - 5 + rng.Int64N(w+10) // anywhere, edges near
+			case 1:
+				b := rng.Int64N(k + 1) // a part's first time, or the one before it
+				tm = ws + ceilDiv(b*w, k) - rng.Int64N(2)
+			default:
+				tm += rng.Int64N(1 + w/500) // in order
+			}
+			want := int(min(max((tm-ws)*k/w, 0), k-1))
+			if got := c.part(tm, ws, we, k); got != want {
+				t.Fatalf("trial %d: window [%d, %d) in %d: t %d in part %d, want %d", trial, ws, we, k, tm, got, want)
+			}
+		}
+	}
+}
