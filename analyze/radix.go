@@ -1,15 +1,16 @@
 package analyze
 
 import (
+	"math/bits"
 	"slices"
 	"unsafe"
 )
 
 // sortInt64 sorts non-negative values (latencies in ns) with an LSD radix
-// sort on 11-bit digits, skipping the digits all values share: about five
-// times faster than a comparison sort on millions of latencies, which is
-// most of the cost of exact percentiles. Small or negative inputs fall back
-// to slices.Sort.
+// sort on digits of up to 11 bits over the bits the values differ in
+// (digits): about five times faster than a comparison sort on millions of
+// latencies, which is most of the cost of exact percentiles. Small or
+// negative inputs fall back to slices.Sort.
 func sortInt64(v []int64) {
 	s := sortedOf([][]int64{v})
 	if len(s) > 0 && &s[0] != &v[0] {
@@ -31,7 +32,40 @@ func sortPositiveFloats(v []float64) {
 	sortInt64(unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(v))), len(v)))
 }
 
-// radixBits is the width of a digit: 2^11 counters per digit stay in the
+// digits are the shifts of the digits sortedOfBuf distributes by, and
+// their width, for values whose bits OR to or and AND to and: the bits
+// from the lowest to the highest in which the values differ, in as few
+// digits of at most radixBits as cover them, each as narrow as that count
+// allows (latencies of up to a second differ in 30 bits: three digits of
+// 10, a third fewer buckets per pass than 11 would fill, and the same
+// passes); or, where fewer, the digits of radixBits at multiples of it in
+// which the values differ.
+func digits(or, and uint64) (shifts []uint, width uint) {
+	diff := or ^ and
+	if diff == 0 {
+		return nil, radixBits
+	}
+	const mask = 1<<radixBits - 1
+	var aligned []uint
+	for shift := uint(0); shift < 64; shift += radixBits {
+		if (diff>>shift)&mask != 0 {
+			aligned = append(aligned, shift) // the values differ in this digit
+		}
+	}
+	lo := uint(bits.TrailingZeros64(diff))
+	span := uint(bits.Len64(diff)) - lo
+	passes := (span + radixBits - 1) / radixBits
+	if int(passes) > len(aligned) {
+		return aligned, radixBits
+	}
+	width = (span + passes - 1) / passes
+	for i := range passes {
+		shifts = append(shifts, lo+i*width)
+	}
+	return shifts, width
+}
+
+// radixBits is the widest digit: 2^11 counters per digit stay in the
 // CPU's first-level cache, and so do the 2^11 places a pass writes to,
 // where 16-bit digits (one pass fewer) miss the cache on every value.
 const radixBits = 11
@@ -66,13 +100,8 @@ func sortedOfBuf(parts [][]int64, scratch *[]int64) []int64 {
 			and &= uint64(x)
 		}
 	}
-	const mask = 1<<radixBits - 1
-	var shifts []uint
-	for shift := uint(0); shift < 64; shift += radixBits {
-		if (or>>shift)&mask != (and>>shift)&mask {
-			shifts = append(shifts, shift) // the values differ in this digit
-		}
-	}
+	shifts, width := digits(or, and)
+	mask := uint64(1)<<width - 1
 	if n < 1<<12 || negative || len(shifts) == 0 {
 		out := parts[0]
 		if len(parts) > 1 {
@@ -86,7 +115,7 @@ func sortedOfBuf(parts [][]int64, scratch *[]int64) []int64 {
 		}
 		return out
 	}
-	counts := make([][1 << radixBits]int, len(shifts))
+	counts := make([][1 << radixBits]int, len(shifts)) // the first 2^width of each used
 	for _, p := range parts {
 		for _, x := range p {
 			for i, shift := range shifts {
@@ -105,7 +134,7 @@ func sortedOfBuf(parts [][]int64, scratch *[]int64) []int64 {
 	}
 	src := parts
 	for i, shift := range shifts {
-		count := &counts[i]
+		count := counts[i][:1<<width]
 		sum := 0
 		for d, c := range count {
 			count[d] = sum

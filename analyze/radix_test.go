@@ -52,13 +52,21 @@ func TestSortedOfBufReusesScratch(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 8))
 	var scratch []int64
-	for _, n := range []int{50_000, 10_000, 70_000, 4096} {
+	gens := []func() int64{
+		func() int64 { return rng.Int64N(1 << 34) },
+		func() int64 { return rng.Int64N(1<<30) &^ 1023 },                 // the low bits shared
+		func() int64 { return rng.Int64N(16) | rng.Int64N(16)<<40 },       // two aligned digits beat four narrow ones
+		func() int64 { return 1<<62 + rng.Int64N(5)<<20 + rng.Int64N(3) }, // a few bits far apart
+		func() int64 { return rng.Int64N(1 << 62) },
+	}
+	for i, n := range []int{50_000, 10_000, 70_000, 4096, 30_000, 20_000, 9000} {
+		gen := gens[i%len(gens)]
 		var parts [][]int64
 		var want []int64
 		for left := n; left > 0; {
 			p := make([]int64, min(left, 1+rng.IntN(9000)))
 			for j := range p {
-				p[j] = rng.Int64N(1 << 34)
+				p[j] = gen()
 			}
 			parts = append(parts, p)
 			want = append(want, p...)
