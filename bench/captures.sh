@@ -12,7 +12,12 @@
 # runs the two in turn, round after round, so that both figures come from
 # one run on one machine under the same load. BASE=REV1,REV2 runs several.
 #
-# Environment: ROWS per run (300000), ROUNDS (3), BASE (none), CPU (the
+# Each round's line says whether the run met GOAL exchanges/s (100000,
+# the writer's target on two cores), and the table counts the rounds that
+# did.
+#
+# Environment: ROWS per run (300000), ROUNDS (3), BASE (none), GOAL
+# (100000), CPU (the
 # GOMAXPROCS values to run with, comma-separated; default all cores), LOCK
 # (a file to flock while the benchmarks run, not while they build, for a
 # machine whose users take turns; default none).
@@ -27,12 +32,14 @@ ROWS=${ROWS:-300000}
 ROUNDS=${ROUNDS:-3}
 BASE=${BASE:-}
 CPU=${CPU:-$(nproc)}
+GOAL=${GOAL:-100000}
 
 say() { echo "bench-captures: $*" >&2; }
 bad() { say "$*"; exit 2; }
 
 [[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 10000 && $ROWS -le 10000000 ]] || bad "ROWS=$ROWS: expected 10000 to 10000000"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 10 ]] || bad "ROUNDS=$ROUNDS: expected 1 to 10"
+[[ $GOAL =~ ^[0-9]+$ && $GOAL -ge 1 ]] || bad "GOAL=$GOAL: expected exchanges per second, a whole number"
 [[ $CPU =~ ^[0-9]+(,[0-9]+)*$ ]] || bad "CPU=$CPU: expected GOMAXPROCS values such as 2 or 1,2"
 bases=()
 if [[ -n $BASE ]]; then
@@ -86,7 +93,10 @@ for round in $(seq "$ROUNDS"); do
 				if ($(i+1) == "file-B/op") f = $i
 			}
 			printf "%s %s %s %.0f %.0f %.0f\n", bin, round, procs, x, c, f
-		}' | tee -a "$results" | awk '{printf "bench-captures: round %s %-4s GOMAXPROCS=%s: %s exchanges/s, %s CPU ns per exchange, %s file bytes per exchange\n", $2, $1, $3, $4, $5, $6}' >&2
+		}' | tee -a "$results" | awk -v goal="$GOAL" -v load="$(cut -d' ' -f1 /proc/loadavg)" '{
+			printf "bench-captures: round %s %-5s GOMAXPROCS=%s: %s exchanges/s (%s %s/s), %s CPU ns per exchange, %s file bytes per exchange, load %s\n",
+				$2, $1, $3, $4, ($4 >= goal ? "meets" : "BELOW"), goal, $5, $6, load
+		}' >&2
 	done
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -95,18 +105,18 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo "Capture writes, $ROWS exchanges per run, $ROUNDS rounds, $(nproc) cores ($cpu_model), load average $load0 before, $load1 after"
 echo
-echo "| writer | GOMAXPROCS | exchanges/s best | median | CPU µs per exchange (best) | file bytes per exchange |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| writer | GOMAXPROCS | exchanges/s best | median | rounds ≥ $GOAL/s | CPU µs per exchange (best) | file bytes per exchange |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for bin in "${bins[@]}"; do
 	for procs in ${CPU//,/ }; do
 		name=${names[$bin]}
-		awk -v bin="$bin" -v procs="$procs" '$1 == bin && $3 == procs' "$results" | sort -k4,4n | awk -v name="$name" -v procs="$procs" '
-			{ x[NR] = $4; c[NR] = $5; f = $6 }
+		awk -v bin="$bin" -v procs="$procs" '$1 == bin && $3 == procs' "$results" | sort -k4,4n | awk -v name="$name" -v procs="$procs" -v goal="$GOAL" '
+			{ x[NR] = $4; c[NR] = $5; f = $6; if ($4 >= goal) met++ }
 			END {
 				if (NR == 0) exit
 				minc = c[1]; for (i = 2; i <= NR; i++) if (c[i] < minc) minc = c[i]
 				med = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
-				printf "| %s | %s | %.0f | %.0f | %.1f | %.0f |\n", name, procs, x[NR], med, minc / 1000, f
+				printf "| %s | %s | %.0f | %.0f | %d of %d | %.1f | %.0f |\n", name, procs, x[NR], med, met, NR, minc / 1000, f
 			}'
 	done
 done
