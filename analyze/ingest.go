@@ -227,6 +227,7 @@ type listCol struct {
 	vals       []int64
 	lo, hi     int // buffered levels
 	vlo, vhi   int // buffered values
+	starts     int // rows starting among the buffered levels
 	eof        bool
 }
 
@@ -242,12 +243,7 @@ func (c *listCol) read(out [][]int64) (int, error) {
 	c.vlo = 0
 	// Read until the buffer holds len(out) rows and the start of the next
 	// (or the chunk's end).
-	starts := 0
-	for i := range c.hi {
-		if c.reps[i] == 0 {
-			starts++
-		}
-	}
+	starts := c.starts
 	for starts <= len(out) && !c.eof {
 		if len(c.defs)-c.hi < listChunk {
 			c.defs = append(c.defs, make([]int16, listChunk)...)
@@ -299,6 +295,7 @@ func (c *listCol) read(out [][]int64) (int, error) {
 		}
 		rows++
 	}
+	c.starts = starts - rows
 	return rows, nil
 }
 
