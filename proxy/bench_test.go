@@ -411,3 +411,31 @@ type discardSink struct{}
 func (discardSink) Write(...captures.Exchange) error { return nil }
 func (discardSink) SetMetadata(string, string)       {}
 func (discardSink) Close() error                     { return nil }
+
+// BenchmarkRow is the writer goroutine's work for one small exchange
+// besides the Parquet encoding: classification, OpenAI model and usage,
+// redaction of headers and of a 1 KiB JSON completion of prose (the shape
+// most recorded bodies have: no credential in them).
+func BenchmarkRow(b *testing.B) {
+	o := NewOffline(OfflineOptions{})
+	words := strings.Fields("the quick brown fox jumps over the lazy dog while a model explains python decorators step by step, see https://example.com/a?b=c and such")
+	var sb strings.Builder
+	for i := 0; sb.Len() < 900; i++ {
+		sb.WriteString(words[i%len(words)])
+		sb.WriteByte(' ')
+	}
+	body := `{"id":"chatcmpl-abc","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"` + sb.String() + `"}}],"usage":{"prompt_tokens":12,"completion_tokens":150}}`
+	in := OfflineExchange{
+		Start: time.Now(), Service: "gateway", Method: "POST", Scheme: "http", Path: "/v1/chat/completions", Host: "127.0.0.1:8080", Client: "127.0.0.1",
+		ReqHeader:  http.Header{"User-Agent": {"Go-http-client/1.1"}, "Content-Length": {strconv.Itoa(len(benchReq))}, "Content-Type": {"application/json"}, "Accept-Encoding": {"gzip"}},
+		RespHeader: http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(body))}, "Date": {"Wed, 02 Dec 2026 04:00:00 GMT"}},
+		Status:     200, TTFB: time.Millisecond, Duration: 2 * time.Millisecond,
+		ReqBody: []byte(benchReq), RespBody: []byte(body),
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if e := o.Row(in); e.Model != "m" || e.PromptTokens != 12 {
+			b.Fatalf("model %q, %d prompt tokens", e.Model, e.PromptTokens)
+		}
+	}
+}
