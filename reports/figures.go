@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"image/png"
 	"math"
 	"runtime"
 	"slices"
@@ -426,14 +427,31 @@ func renderWith(w, h vg.Length, drawFn func(draw.Canvas)) (svg, png []byte, err 
 	if _, err := sc.WriteTo(&sb); err != nil {
 		return nil, nil, fmt.Errorf("reports: svg: %w", err)
 	}
-	ic := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))}
+	ic := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))
 	white(draw.New(ic))
 	var pb bytes.Buffer
-	if _, err := ic.WriteTo(&pb); err != nil {
+	// What vgimg.PngCanvas.WriteTo does (png.Encode), with the encoder's
+	// buffers and compressor reused from figure to figure: the same bytes.
+	if err := pngEncoder.Encode(&pb, ic.Image()); err != nil {
 		return nil, nil, fmt.Errorf("reports: png: %w", err)
 	}
 	return sb.Bytes(), pb.Bytes(), nil
 }
+
+// pngEncoder is png.Encode's encoder with a pool of its buffers, for
+// figures drawn on several goroutines at once.
+var pngEncoder = png.Encoder{BufferPool: &pngBuffers{}}
+
+type pngBuffers struct{ p sync.Pool }
+
+func (b *pngBuffers) Get() *png.EncoderBuffer {
+	if e, ok := b.p.Get().(*png.EncoderBuffer); ok {
+		return e
+	}
+	return nil
+}
+
+func (b *pngBuffers) Put(e *png.EncoderBuffer) { b.p.Put(e) }
 
 func opNames(stages []*analyze.Stage) []string {
 	set := map[string]bool{}
