@@ -169,8 +169,9 @@ func (r *Recorder) begin(req *http.Request, service string) *exchange {
 	return x
 }
 
-// onRequest runs inside goproxy (upgrades and requests read inside a MITM
-// tunnel) before it strips proxy headers.
+// onRequest runs inside goproxy before it strips proxy headers: it keeps the
+// headers as the client sent them, tees the body and makes the exchange the
+// request's round tripper.
 func (r *Recorder) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	x, _ := req.Context().Value(exchangeKey{}).(*exchange)
 	if x == nil {
@@ -180,32 +181,20 @@ func (r *Recorder) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Re
 		x.host = req.URL.Host
 		x.forward = true
 	}
-	ctx.UserData = x
-	if resp := x.prepare(req); resp != nil {
-		return req, resp
-	}
-	ctx.RoundTripper = x
-	return req, nil
-}
-
-// prepare readies the request to go upstream: it keeps the headers as the
-// client sent them and tees the body. It returns the answer instead of a
-// round trip for a destination the forward proxy refuses.
-func (x *exchange) prepare(req *http.Request) *http.Response {
 	// Hop-by-hop headers are removed before the round trip (goproxy removes
-	// a few itself, and serve as goproxy does); keep them aside for the
-	// record instead of cloning every header.
+	// a few itself); keep them aside for the record instead of cloning
+	// every header.
 	x.reqHeader = req.Header
 	x.hopHeader = stripHop(req.Header, x.hopHeader, goproxyHop)
 	if x.forward {
 		if resp := x.rec.checkDestination(req, x); resp != nil {
-			return resp
+			return req, resp
 		}
 	}
 	// http.NoBody and nil must stay as they are: a wrapped empty body would
 	// make the transport send "Transfer-Encoding: chunked".
 	if req.Body != nil && req.Body != http.NoBody {
-		x.reqBody = &reqTee{rc: req.Body, max: x.rec.opts.MaxBody}
+		x.reqBody = &reqTee{rc: req.Body, max: r.opts.MaxBody}
 		req.Body = x.reqBody
 		if b := x.reqBody.whole(req); b != nil {
 			// An in-memory body lets the transport send the headers and
@@ -213,7 +202,9 @@ func (x *exchange) prepare(req *http.Request) *http.Response {
 			req.Body = io.NopCloser(bytes.NewReader(b))
 		}
 	}
-	return nil
+	ctx.RoundTripper = x
+	ctx.UserData = x
+	return req, nil
 }
 
 // onResponse only matters when a round trip failed without the exchange's

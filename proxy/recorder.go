@@ -427,6 +427,7 @@ func (r *Recorder) reverseHandler(rt Route) http.Handler {
 	up := rt.Upstream
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		x := r.begin(req, rt.Name)
+		req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
 		req.URL.Scheme = up.Scheme
 		req.URL.Host = up.Host
 		if up.Path != "" {
@@ -437,7 +438,9 @@ func (r *Recorder) reverseHandler(rt Route) http.Handler {
 		}
 		req.Host = up.Host
 		x.host = up.Host
-		r.serve(w, req, x)
+		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
+		x.finish(nil) // no-op unless goproxy never closed the body
+		x.breakOff(w)
 	})
 }
 
@@ -461,7 +464,10 @@ func (r *Recorder) forwardHandler() http.Handler {
 		}
 		x := r.begin(req, "")
 		x.forward = true
-		r.serve(w, req, x)
+		req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
+		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
+		x.finish(nil)
+		x.breakOff(w)
 	})
 }
 
