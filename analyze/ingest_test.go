@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -100,44 +101,17 @@ func TestDirectReaderHandsOverOddFiles(t *testing.T) {
 		t.Fatalf("files %v, %v", files, err)
 	}
 	// Rewrite the file without its bytes_in column, keeping the metadata.
-	f, err := os.Open(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, md := readTable(t, f)
-	f.Close()
-	keep := []int{}
-	for i, fl := range tbl.Schema().Fields() {
-		if fl.Name != "bytes_in" {
-			keep = append(keep, i)
+	rewriteResults(t, files[0], nil, func(tbl arrow.Table) arrow.Table {
+		var cols []arrow.Column
+		var fields []arrow.Field
+		for i, fl := range tbl.Schema().Fields() {
+			if fl.Name != "bytes_in" {
+				cols = append(cols, *tbl.Column(i))
+				fields = append(fields, fl)
+			}
 		}
-	}
-	cols := make([]arrow.Column, 0, len(keep))
-	fields := make([]arrow.Field, 0, len(keep))
-	for _, i := range keep {
-		cols = append(cols, *tbl.Column(i))
-		fields = append(fields, tbl.Schema().Field(i))
-	}
-	smaller := array.NewTable(arrow.NewSchema(fields, nil), cols, tbl.NumRows())
-	w, err := os.Create(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := pqarrow.NewFileWriter(smaller.Schema(), w, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range md {
-		if !strings.HasPrefix(kv.Key, "ARROW:") {
-			fw.AppendKeyValueMetadata(kv.Key, *kv.Value)
-		}
-	}
-	if err := fw.WriteTable(smaller, 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
+		return array.NewTable(arrow.NewSchema(fields, nil), cols, tbl.NumRows())
+	})
 	info, err := ReadRunInfo(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -310,5 +284,43 @@ func TestHistBinIsTheLogarithm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for range 200_000 {
 		check(rng.Int64N(1 << uint(1+rng.IntN(50))))
+	}
+}
+
+// rewriteResults writes a result file again, changed by change when it is
+// not nil, with props (nil: the defaults), keeping its metadata.
+func rewriteResults(t *testing.T, path string, props *parquet.WriterProperties, change func(arrow.Table) arrow.Table) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, md := readTable(t, f)
+	f.Close()
+	if change != nil {
+		tbl = change(tbl)
+	}
+	rows := int64(1 << 20)
+	if props != nil {
+		rows = max(1, props.MaxRowGroupLength())
+	}
+	w, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := pqarrow.NewFileWriter(tbl.Schema(), w, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range md {
+		if !strings.HasPrefix(kv.Key, "ARROW:") {
+			fw.AppendKeyValueMetadata(kv.Key, *kv.Value)
+		}
+	}
+	if err := fw.WriteTable(tbl, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

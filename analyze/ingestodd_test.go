@@ -1,14 +1,11 @@
 package analyze
 
 import (
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/loadtape/loadtape/internal/benchrun"
 )
@@ -33,40 +30,16 @@ func TestNullableColumnsReadWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range files {
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, md := readTable(t, f)
-		f.Close()
-		fields := make([]arrow.Field, 0, tbl.NumCols())
-		cols := make([]arrow.Column, 0, tbl.NumCols())
-		for i, fl := range tbl.Schema().Fields() {
-			fl.Nullable = true
-			fields = append(fields, fl)
-			cols = append(cols, *arrow.NewColumn(fl, tbl.Column(i).Data()))
-		}
-		nullable := array.NewTable(arrow.NewSchema(fields, nil), cols, tbl.NumRows())
-		w, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		props := parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(4000))
-		fw, err := pqarrow.NewFileWriter(nullable.Schema(), w, props, pqarrow.DefaultWriterProps())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, kv := range md {
-			if !strings.HasPrefix(kv.Key, "ARROW:") {
-				fw.AppendKeyValueMetadata(kv.Key, *kv.Value)
+		rewriteResults(t, path, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(4000)), func(tbl arrow.Table) arrow.Table {
+			fields := make([]arrow.Field, 0, tbl.NumCols())
+			cols := make([]arrow.Column, 0, tbl.NumCols())
+			for i, fl := range tbl.Schema().Fields() {
+				fl.Nullable = true
+				fields = append(fields, fl)
+				cols = append(cols, *arrow.NewColumn(fl, tbl.Column(i).Data()))
 			}
-		}
-		if err := fw.WriteTable(nullable, 4000); err != nil {
-			t.Fatal(err)
-		}
-		if err := fw.Close(); err != nil {
-			t.Fatal(err)
-		}
+			return array.NewTable(arrow.NewSchema(fields, nil), cols, tbl.NumRows())
+		})
 	}
 	if parts := planParts(files, 4); len(parts) != len(files) {
 		t.Fatalf("%d files of nullable columns planned as %d parts, want one each", len(files), len(parts))

@@ -7,13 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/loadtape/loadtape/internal/benchrun"
 )
@@ -61,7 +59,7 @@ func TestPageEncodingsReadAlike(t *testing.T) {
 			}
 			raw, other := 0, 0
 			for _, path := range files {
-				rewriteResults(t, path, v.props)
+				rewriteResults(t, path, v.props, nil)
 				r, o := chunkEncodings(t, path)
 				raw, other = raw+r, other+o
 			}
@@ -106,37 +104,6 @@ func chunkEncodings(t *testing.T, path string) (raw, other int) {
 		}
 	}
 	return raw, other
-}
-
-// rewriteResults writes a result file again with props, keeping its
-// metadata.
-func rewriteResults(t *testing.T, path string, props *parquet.WriterProperties) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, md := readTable(t, f)
-	f.Close()
-	w, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := pqarrow.NewFileWriter(tbl.Schema(), w, props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range md {
-		if !strings.HasPrefix(kv.Key, "ARROW:") {
-			fw.AppendKeyValueMetadata(kv.Key, *kv.Value)
-		}
-	}
-	if err := fw.WriteTable(tbl, max(1, props.MaxRowGroupLength())); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func copyDir(t *testing.T, from, to string) {
