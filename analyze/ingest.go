@@ -88,7 +88,7 @@ type colBufs struct {
 	str  [len18][]string
 	offs [][]int64 // chunk_offsets_ns per row, slices of the list reader's buffer
 	// The slice's numbers: the buffers above, or the page's own bytes
-	// where they hold all of the slice (pageCol.viewI64), valid until the
+	// where they hold all of the slice (viewFixed), valid until the
 	// column's next page is read, in the next slice.
 	v64 [len18][]int64
 	v32 [len18][]int32
@@ -460,7 +460,7 @@ func (g *groupCols) read(b *colBufs, n int, in *interner) error {
 		case kindI64:
 			if pc := g.raw[i]; pc != nil {
 				var v []int64
-				if v, err = pc.viewI64(n); v != nil {
+				if v, err = viewFixed[int64](pc, n); v != nil {
 					b.v64[i], got = v, n
 					break
 				}
@@ -473,7 +473,7 @@ func (g *groupCols) read(b *colBufs, n int, in *interner) error {
 		case kindI32:
 			if pc := g.raw[i]; pc != nil {
 				var v []int32
-				if v, err = pc.viewI32(n); v != nil {
+				if v, err = viewFixed[int32](pc, n); v != nil {
 					b.v32[i], got = v, n
 					break
 				}

@@ -179,90 +179,56 @@ func (c *pageCol) ensure(in *interner) (bool, error) {
 	return c.nextPage(in)
 }
 
-// readI64 reads up to len(out) values of a required INT64 column.
-func (c *pageCol) readI64(out []int64) (int, error) {
+// readFixed reads up to len(out) values of a required INT64 or INT32
+// column.
+func readFixed[T int64 | int32](c *pageCol, out []T) (int, error) {
+	size := int(unsafe.Sizeof(T(0)))
 	done := 0
 	for done < len(out) {
 		if ok, err := c.ensure(nil); !ok || err != nil {
 			return done, err
 		}
 		k := min(len(out)-done, c.left)
-		if len(c.vals) < 8*k {
+		if len(c.vals) < size*k {
 			return done, errPageEnd
 		}
 		dst := out[done : done+k]
 		if littleEndian {
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 8*k), c.vals)
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), size*k), c.vals)
 		} else {
 			for i := range dst {
-				dst[i] = int64(binary.LittleEndian.Uint64(c.vals[8*i:]))
+				if size == 8 {
+					dst[i] = T(binary.LittleEndian.Uint64(c.vals[8*i:]))
+				} else {
+					dst[i] = T(binary.LittleEndian.Uint32(c.vals[4*i:]))
+				}
 			}
 		}
-		c.vals = c.vals[8*k:]
+		c.vals = c.vals[size*k:]
 		c.left -= k
 		done += k
 	}
 	return done, nil
 }
 
-// viewI64 is the next n values of a required INT64 column as the page's
-// own bytes, without a copy; nil (and nothing read) when the current page
-// does not hold all n or they are not where an int64 may be read from
-// (aligned, in this machine's byte order). The slice is valid until the
-// column's next page is read.
-func (c *pageCol) viewI64(n int) ([]int64, error) {
-	if ok, err := c.ensure(nil); !ok || err != nil || !littleEndian || c.left < n || len(c.vals) < 8*n {
+// viewFixed is the next n values of a required INT64 or INT32 column as
+// the page's own bytes, without a copy; nil (and nothing read) when the
+// current page does not hold all n or they are not where such a value may
+// be read from (aligned, in this machine's byte order). The slice is valid
+// until the column's next page is read.
+func viewFixed[T int64 | int32](c *pageCol, n int) ([]T, error) {
+	size := int(unsafe.Sizeof(T(0)))
+	if ok, err := c.ensure(nil); !ok || err != nil || !littleEndian || c.left < n || len(c.vals) < size*n {
 		return nil, err
 	}
 	p := unsafe.Pointer(unsafe.SliceData(c.vals))
-	if uintptr(p)%unsafe.Alignof(int64(0)) != 0 {
+	if uintptr(p)%unsafe.Alignof(T(0)) != 0 {
 		return nil, nil
 	}
-	v := unsafe.Slice((*int64)(p), n)
-	c.vals = c.vals[8*n:]
+	v := unsafe.Slice((*T)(p), n)
+	c.vals = c.vals[size*n:]
 	c.left -= n
 	return v, nil
-}
-
-// viewI32 is viewI64 for a required INT32 column.
-func (c *pageCol) viewI32(n int) ([]int32, error) {
-	if ok, err := c.ensure(nil); !ok || err != nil || !littleEndian || c.left < n || len(c.vals) < 4*n {
-		return nil, err
-	}
-	p := unsafe.Pointer(unsafe.SliceData(c.vals))
-	if uintptr(p)%unsafe.Alignof(int32(0)) != 0 {
-		return nil, nil
-	}
-	v := unsafe.Slice((*int32)(p), n)
-	c.vals = c.vals[4*n:]
-	c.left -= n
-	return v, nil
-}
-
-// readI32 reads up to len(out) values of a required INT32 column.
-func (c *pageCol) readI32(out []int32) (int, error) {
-	done := 0
-	for done < len(out) {
-		if ok, err := c.ensure(nil); !ok || err != nil {
-			return done, err
-		}
-		k := min(len(out)-done, c.left)
-		if len(c.vals) < 4*k {
-			return done, errPageEnd
-		}
-		dst := out[done : done+k]
-		if littleEndian {
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*k), c.vals)
-		} else {
-			for i := range dst {
-				dst[i] = int32(binary.LittleEndian.Uint32(c.vals[4*i:]))
-			}
-		}
-		c.vals = c.vals[4*k:]
-		c.left -= k
-		done += k
-	}
-	return done, nil
 }
 
 // readStr reads up to len(out) values of a required string column.
@@ -517,14 +483,14 @@ func (h *hybrid) unpack(out []uint32) {
 type rawI64 struct{ *pageCol }
 
 func (r rawI64) ReadBatch(n int64, out []int64, _, _ []int16) (int64, int, error) {
-	k, err := r.readI64(out[:n])
+	k, err := readFixed(r.pageCol, out[:n])
 	return int64(k), k, err
 }
 
 type rawI32 struct{ *pageCol }
 
 func (r rawI32) ReadBatch(n int64, out []int32, _, _ []int16) (int64, int, error) {
-	k, err := r.readI32(out[:n])
+	k, err := readFixed(r.pageCol, out[:n])
 	return int64(k), k, err
 }
 
