@@ -438,6 +438,7 @@ func (r *Recorder) reverseHandler(rt Route) http.Handler {
 		}
 		req.Host = up.Host
 		x.host = up.Host
+		fullDuplex(w)
 		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
 		x.finish(nil) // no-op unless goproxy never closed the body
 		x.breakOff(w)
@@ -465,10 +466,22 @@ func (r *Recorder) forwardHandler() http.Handler {
 		x := r.begin(req, "")
 		x.forward = true
 		req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
+		fullDuplex(w)
 		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
 		x.finish(nil)
 		x.breakOff(w)
 	})
+}
+
+// fullDuplex lets the response start while the request body still flows
+// upstream. Go's HTTP/1 server otherwise reads away the rest of a body
+// when the response starts and closes it: an upstream that answers before
+// it has read the whole body (a streaming upload, or only the race of a
+// response that arrives just before the transport reads the body's EOF)
+// would lose the upload's end, and the transport, failing to read the
+// body, would close the upstream connection under the response.
+func fullDuplex(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).EnableFullDuplex() // HTTP/2 is full duplex already
 }
 
 // Shutdown stops accepting, lets in-flight exchanges finish for up to the
