@@ -427,7 +427,6 @@ func (r *Recorder) reverseHandler(rt Route) http.Handler {
 	up := rt.Upstream
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		x := r.begin(req, rt.Name)
-		req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
 		req.URL.Scheme = up.Scheme
 		req.URL.Host = up.Host
 		if up.Path != "" {
@@ -438,10 +437,7 @@ func (r *Recorder) reverseHandler(rt Route) http.Handler {
 		}
 		req.Host = up.Host
 		x.host = up.Host
-		fullDuplex(w)
-		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
-		x.finish(nil) // no-op unless goproxy never closed the body
-		x.breakOff(w)
+		r.serve(w, req, x)
 	})
 }
 
@@ -465,23 +461,28 @@ func (r *Recorder) forwardHandler() http.Handler {
 		}
 		x := r.begin(req, "")
 		x.forward = true
-		req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
-		fullDuplex(w)
-		r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
-		x.finish(nil)
-		x.breakOff(w)
+		r.serve(w, req, x)
 	})
 }
 
-// fullDuplex lets the response start while the request body still flows
-// upstream. Go's HTTP/1 server otherwise reads away the rest of a body
-// when the response starts and closes it: an upstream that answers before
-// it has read the whole body (a streaming upload, or only the race of a
-// response that arrives just before the transport reads the body's EOF)
-// would lose the upload's end, and the transport, failing to read the
-// body, would close the upstream connection under the response.
-func fullDuplex(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).EnableFullDuplex() // HTTP/2 is full duplex already
+// serve hands a reverse or forward request, its exchange begun, to goproxy
+// (whose request handler, onRequest, finds the exchange in the context)
+// and completes the exchange once the response has been copied.
+//
+// The response may start while the request body still flows upstream
+// (full duplex; HTTP/2 is so already). Go's HTTP/1 server otherwise reads
+// away the rest of a body when the response starts and closes it: an
+// upstream that answers before it has read the whole body (a streaming
+// upload, or only the race of a response that arrives just before the
+// transport reads the body's EOF) would lose the upload's end, and the
+// transport, failing to read the body, would close the upstream
+// connection under the response.
+func (r *Recorder) serve(w http.ResponseWriter, req *http.Request, x *exchange) {
+	req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	r.gp.ServeHTTP(&flushWriter{ResponseWriter: w}, req)
+	x.finish(nil) // no-op unless goproxy never closed the body
+	x.breakOff(w)
 }
 
 // Shutdown stops accepting, lets in-flight exchanges finish for up to the
