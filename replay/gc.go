@@ -34,7 +34,11 @@ const (
 // garbage grow to it, and 10,000 SSE streams peaked at 972 MiB of RSS,
 // 100,000 thinking users at 1.7 GiB, whatever they held. The limit is
 // recomputed every gcTuneEvery; between, a fast-growing run only makes
-// the collector work harder for a moment.
+// the collector work harder for a moment. Below what the run holds the
+// limit would keep the collector running without pause (at up to half
+// the CPU, Go's cap), as a capture of a few GiB replayed by a few users
+// would under the users' share: so it leaves at least runMemoryLimit of
+// room above what is held.
 func tuneGC(users int) (restore func()) {
 	var undo []func()
 	if os.Getenv("GOGC") == "" {
@@ -84,7 +88,7 @@ func followHeap(ceiling int64, stop <-chan struct{}, done chan<- struct{}) {
 				held += int64(s.Value.Uint64())
 			}
 		}
-		limit := min(max(2*held, runMemoryLimit), max(ceiling, runMemoryLimit))
+		limit := memoryLimit(held, ceiling)
 		if debug.SetMemoryLimit(-1) != set {
 			return // set elsewhere
 		}
@@ -93,4 +97,12 @@ func followHeap(ceiling int64, stop <-chan struct{}, done chan<- struct{}) {
 			set = limit
 		}
 	}
+}
+
+// memoryLimit is the soft limit for a run holding held bytes live whose
+// users' share ends at ceiling: twice what it holds, at least
+// runMemoryLimit, at most the ceiling, but never less than runMemoryLimit
+// of room above what it holds.
+func memoryLimit(held, ceiling int64) int64 {
+	return min(max(2*held, runMemoryLimit), max(ceiling, held+runMemoryLimit))
 }
