@@ -123,6 +123,7 @@ type LaggingStage struct {
 	LittleOffPct    *float64 `json:"little_off_pct,omitempty"`
 	ThinkProfileS   *float64 `json:"think_profile_s,omitempty"` // the profile's mean think
 	ThinkSeenS      *float64 `json:"think_seen_s,omitempty"`    // the pauses the generator made, from its records
+	HostStealPct    *float64 `json:"host_steal_pct,omitempty"`  // the hypervisor's share of the replayer host's CPU, mean over the stage, when at least 2 %
 	Why             string   `json:"why"`
 }
 

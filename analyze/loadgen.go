@@ -15,6 +15,7 @@ const (
 	lagShare        = 0.10 // send-lag p99 beyond this share of the stage's median latency distorts it
 	minLagged       = 3    // requests over the bound before a stage's lag counts
 	littleTolerance = 0.10 // Little's law mismatch tolerated: think times are drawn, and a stage holds few iterations
+	stealPct        = 2.0  // hypervisor steal (mean over a stage) that names the host as the cause
 )
 
 // lagBound is the send-lag p99 beyond which a stage's measurements are
@@ -132,8 +133,9 @@ func init() {
 func detectLoadGenerator(sc *scenarioCtx) *Finding {
 	var bad []LaggingStage
 	sev := SeverityMedium
-	var most int32   // requests in flight over the lagging stages
-	allThink := true // every stage's cause is a think unlike the profile's
+	var most int32    // requests in flight over the lagging stages
+	allThink := true  // every stage's cause is a think unlike the profile's
+	var steal float64 // the most hypervisor steal of a lagging stage, % (0: under stealPct)
 	for i, st := range sc.stages {
 		tr := sc.trust[i]
 		if tr.ok() {
@@ -156,6 +158,10 @@ func detectLoadGenerator(sc *scenarioCtx) *Finding {
 				sev = SeverityHigh
 			}
 		}
+		if r, ok := st.Resources[ResCPUSteal]; ok && r.Mean >= stealPct {
+			item.HostStealPct = ptr(r.Mean)
+			steal = max(steal, r.Mean)
+		}
 		most = max(most, st.inFlight)
 		bad = append(bad, item)
 	}
@@ -170,6 +176,14 @@ func detectLoadGenerator(sc *scenarioCtx) *Finding {
 	if allThink {
 		action = "The users paused between requests for another time than the profile's think: check the think the profile gives and the run's time scale, then whether the replayer's CPU wakes its users late (more CPU, --shard); then rerun those stages."
 	}
+	// Steal is time the replayer's host was not given, counted in no
+	// process's CPU: a replayer that looks idle still sends late, and
+	// more CPU inside the same virtual machine does not help.
+	hostNote := ""
+	if steal > 0 {
+		hostNote = fmt.Sprintf(" The hypervisor took up to %.1f %% of the replayer host's CPU time (steal) in those stages.", steal)
+		action = "The replayer's virtual machine was not given its cores: run it on dedicated cores (a host or instance type without CPU overcommit) or shard it across machines (--shard); then rerun those stages."
+	}
 	ev := &LoadGenEvidence{Stages: bad}
 	// In open mode the usual cause is not the CPU: every worker was busy
 	// with a slow target and arrivals queued for one.
@@ -178,7 +192,7 @@ func detectLoadGenerator(sc *scenarioCtx) *Finding {
 		action = fmt.Sprintf("All %d workers were busy (up to %d requests in flight, queued ones included): raise `workers` for scenario %s in the profile (at most its max_in_flight), or shard the replay; then rerun those stages.", sc.workers, most, sc.name)
 	}
 	return &Finding{Kind: KindLoadGenSaturated, Scenario: sc.name, Operation: AllOps, Severity: sev,
-		Summary:  fmt.Sprintf("The load generator could not keep up in %d stage(s) of %s (users %s): %s; those stages are not trustworthy.", len(bad), sc.name, strings.Join(users, ", "), bad[0].Why),
+		Summary:  fmt.Sprintf("The load generator could not keep up in %d stage(s) of %s (users %s): %s; those stages are not trustworthy.%s", len(bad), sc.name, strings.Join(users, ", "), bad[0].Why, hostNote),
 		Action:   action,
 		Evidence: ev}
 }

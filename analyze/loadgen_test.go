@@ -153,3 +153,78 @@ func TestLateAtLeastIsALowerBound(t *testing.T) {
 		}
 	}
 }
+
+// Steal the hypervisor took from the replayer's host is named as the
+// cause of its lag, with each lagging stage's share, and the action is
+// dedicated cores rather than more CPU inside the same machine; steal in
+// stages the replayer drove on time, or under stealPct, changes nothing.
+func TestSendLagNamesHypervisorSteal(t *testing.T) {
+	t.Parallel()
+	lagging := healthy
+	lagging.Lag = func(users int) time.Duration {
+		if users == 10 {
+			return 40 * time.Millisecond
+		}
+		return 0
+	}
+	stealAt := func(at10, elsewhere float64) func(int) float64 {
+		return func(users int) float64 {
+			if users == 10 {
+				return at10
+			}
+			return elsewhere
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		m         model
+		finding   bool
+		stealPct  float64 // the lagging stage's, 0: not named
+		dedicated bool    // the action asks for dedicated cores
+	}{
+		{"lag with 12 % steal", withSteal(lagging, stealAt(12, 0.5)), true, 12, true},
+		{"lag with 0.5 % steal", withSteal(lagging, stealAt(0.5, 0.5)), true, 0, false},
+		{"lag with no steal sampled", lagging, true, 0, false},
+		{"steal in stages without lag", withSteal(healthy, stealAt(12, 12)), false, 0, false},
+	} {
+		info, rows, samples := simulate(tc.m, testSeed)
+		s, err := Summarize(info, rows, samples, nil, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f *Finding
+		for i := range s.Findings {
+			if s.Findings[i].Kind == KindLoadGenSaturated {
+				f = &s.Findings[i]
+			}
+		}
+		if (f != nil) != tc.finding {
+			t.Errorf("%s: load generator finding %v, want %v\n%s", tc.name, f != nil, tc.finding, describe(s))
+			continue
+		}
+		if f == nil {
+			continue
+		}
+		ev := f.Evidence.(*LoadGenEvidence)
+		var named float64
+		for _, st := range ev.Stages {
+			if st.HostStealPct != nil {
+				named = max(named, *st.HostStealPct)
+			}
+		}
+		if math.Abs(named-tc.stealPct) > 0.01 {
+			t.Errorf("%s: steal named %.2f %%, want %.2f %%", tc.name, named, tc.stealPct)
+		}
+		if got := strings.Contains(f.Summary, "(steal)"); got != (tc.stealPct > 0) {
+			t.Errorf("%s: summary names steal %v: %s", tc.name, got, f.Summary)
+		}
+		if got := strings.Contains(f.Action, "dedicated cores"); got != tc.dedicated {
+			t.Errorf("%s: action asks for dedicated cores %v: %s", tc.name, got, f.Action)
+		}
+	}
+}
+
+func withSteal(m model, steal func(int) float64) model {
+	m.HostSteal = steal
+	return m
+}

@@ -16,6 +16,7 @@ const (
 	ResGPUMemPct    = "gpu_mem_pct"     // % of the GPU's memory in use
 	ResGPUMemUsedMB = "gpu_mem_used_mb" // MiB
 	ResMemPct       = "mem_pct"         // % of host memory in use
+	ResCPUSteal     = "cpu_steal"       // % of the host's CPU time the hypervisor gave to other machines
 	ResQueueRunning = "queue_running"   // requests the inference server is running
 	ResQueueWaiting = "queue_waiting"   // requests waiting in its queue
 	ResKVCachePct   = "kv_cache_pct"    // % of the inference server's KV cache in use
@@ -24,7 +25,7 @@ const (
 // resourceUnits names the unit of each resource the report shows.
 var resourceUnits = map[string]string{
 	ResGPUUtil: "%", ResGPUMemPct: "%", ResGPUMemUsedMB: "MiB", "gpu_power_w": "W",
-	"cpu_util": "%", ResMemPct: "%", "disk_read_iops": "IOPS", "disk_write_iops": "IOPS",
+	"cpu_util": "%", ResCPUSteal: "%", ResMemPct: "%", "disk_read_iops": "IOPS", "disk_write_iops": "IOPS",
 	"gpu_sm_clock_mhz": "MHz", ResQueueRunning: "requests", ResQueueWaiting: "requests",
 	ResKVCachePct: "%",
 }

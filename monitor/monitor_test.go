@@ -3,8 +3,12 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -75,7 +79,11 @@ lat_count 4
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	for _, k := range []string{"host cpu_util", "host mem_used_bytes", "host mem_total_bytes", "host net_rx_bytes"} {
+	want := []string{"host cpu_util", "host mem_used_bytes", "host mem_total_bytes", "host net_rx_bytes"}
+	if runtime.GOOS == "linux" {
+		want = append(want, "host cpu_steal")
+	}
+	for _, k := range want {
 		if _, ok := got[k]; !ok {
 			t.Errorf("no %s sample (have %v)", k, got)
 		}
@@ -106,4 +114,50 @@ func TestParseSourcesErrors(t *testing.T) {
 			t.Errorf("%q: err %v, want one naming --monitor", spec, err)
 		}
 	}
+}
+
+// TestHostStealShare: cpu_steal is the hypervisor's share of the cores'
+// time between two samples, from /proc/stat (here a file under HOST_PROC,
+// which gopsutil reads instead of /proc), with guest time not counted
+// twice: between the two files below 400 ticks passed in all (user 100, of
+// which 50 guest, system 50, idle 150, steal 100), so steal is 25 % (22 % if
+// guest time were counted twice).
+func TestHostStealShare(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("steal is read from Linux's /proc/stat")
+	}
+	dir := t.TempDir()
+	stat := func(user, system, idle, steal, guest int) {
+		t.Helper()
+		body := fmt.Sprintf("cpu  %d 0 %d %d 0 0 0 %d %d 0\ncpu0 %d 0 %d %d 0 0 0 %d %d 0\n",
+			user, system, idle, steal, guest, user, system, idle, steal, guest)
+		if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("HOST_PROC", dir)
+	stat(1000, 500, 8000, 300, 200)
+	h := newHost()
+	now := time.Now()
+	if got := steal(h.Sample(context.Background(), now, nil)); got != nil {
+		t.Errorf("first sample: cpu_steal %v, want none (no interval yet)", *got)
+	}
+	stat(1100, 550, 8150, 400, 250)
+	got := steal(h.Sample(context.Background(), now.Add(time.Second), nil))
+	if got == nil || math.Abs(*got-25) > 1e-9 {
+		t.Errorf("cpu_steal %v, want 25 %%", got)
+	}
+	stat(1100, 550, 8150, 400, 250) // no time passed: no share to give
+	if got := steal(h.Sample(context.Background(), now.Add(2*time.Second), nil)); got != nil {
+		t.Errorf("no ticks between samples: cpu_steal %v, want none", *got)
+	}
+}
+
+func steal(samples []captures.Sample) *float64 {
+	for _, s := range samples {
+		if s.Source == "host" && s.Metric == "cpu_steal" {
+			return &s.Value
+		}
+	}
+	return nil
 }

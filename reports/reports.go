@@ -245,4 +245,4 @@ func figuresFor(f analyze.Finding, figs []Figure) []Figure {
 }
 
 // resourceNames lists the resources shown in stage tables, in this order.
-var resourceNames = []string{analyze.ResGPUUtil, analyze.ResGPUMemPct, analyze.ResGPUMemUsedMB, "gpu_power_w", "cpu_util", analyze.ResMemPct, "disk_read_iops", "disk_write_iops", analyze.ResQueueRunning, analyze.ResQueueWaiting}
+var resourceNames = []string{analyze.ResGPUUtil, analyze.ResGPUMemPct, analyze.ResGPUMemUsedMB, "gpu_power_w", "cpu_util", analyze.ResCPUSteal, analyze.ResMemPct, "disk_read_iops", "disk_write_iops", analyze.ResQueueRunning, analyze.ResQueueWaiting}

@@ -38,6 +38,7 @@ type Model struct {
 	GPU         func(r *rand.Rand, busy, servers int) float64
 	GPUMem      func(users int) float64 // GPU memory share in %, when set
 	HostCPU     func(users int) float64 // host CPU %, when set; else it follows the busy slots
+	HostSteal   func(users int) float64 // the hypervisor's steal of the host's CPU in %, sampled when set
 	KVCache     func(users int) float64 // vLLM's KV-cache usage (0–1) scraped from the service, when set
 	Lag         func(users int) time.Duration
 	RealThink   time.Duration // think actually used, when it differs from the profile's
@@ -330,6 +331,9 @@ func Simulate(m Model, seed uint64) (*Run, []captures.Result, []captures.Sample)
 					cpu = m.HostCPU(users)
 				}
 				samples = append(samples, captures.Sample{TNS: e.t, Source: "host", Metric: "cpu_util", Value: cpu})
+				if m.HostSteal != nil {
+					samples = append(samples, captures.Sample{TNS: e.t, Source: "host", Metric: "cpu_steal", Value: m.HostSteal(users)})
+				}
 			}
 		}
 		for req := range inService {
