@@ -76,13 +76,23 @@ if [[ -n ${LOCK:-} ]]; then
 	say "waiting for $LOCK"
 	flock 9
 fi
+# The hypervisor's steal during a round, as a share of the cores' time:
+# no process's CPU time or load average shows it, and on the shared
+# 2-vCPU development machine it took up to a third of a benchmark's time.
+steal_ticks() { awk '/^cpu /{print $9; exit}' /proc/stat; }
+steal_pct() { # steal_pct TICKS0 WALL0 (date +%s%N)
+	awk -v s0="$1" -v s1="$(steal_ticks)" -v w0="$2" -v w1="$(date +%s%N)" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+		'BEGIN { w = (w1 - w0) / 1e9; printf "%.1f", (w > 0 ? 100 * (s1 - s0) / hz / (w * n) : 0) }'
+}
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 results=$tmp/results
 : >"$results"
 for round in $(seq "$ROUNDS"); do
 	for bin in "${bins[@]}"; do
+		s0=$(steal_ticks) w0=$(date +%s%N)
 		line=$(cd captures && timeout 300 "$tmp/$bin.test" -test.run '^$' -test.bench '^BenchmarkWriteRecorder$' \
 			-test.benchtime "${ROWS}x" -test.cpu "$CPU" 2>&1 | grep '^BenchmarkWriteRecorder' || true)
+		steal=$(steal_pct "$s0" "$w0")
 		[[ -n $line ]] || { say "round $round, $bin: the benchmark printed no result"; exit 1; }
 		# BenchmarkWriteRecorder-2  300000  9.9 ns/op  ... 12345 cpu-ns/op  67890 exchanges/s  546 file-B/op
 		echo "$line" | awk -v bin="$bin" -v round="$round" '{
@@ -93,9 +103,9 @@ for round in $(seq "$ROUNDS"); do
 				if ($(i+1) == "file-B/op") f = $i
 			}
 			printf "%s %s %s %.0f %.0f %.0f\n", bin, round, procs, x, c, f
-		}' | tee -a "$results" | awk -v goal="$GOAL" -v load="$(cut -d' ' -f1 /proc/loadavg)" '{
-			printf "bench-captures: round %s %-5s GOMAXPROCS=%s: %s exchanges/s (%s %s/s), %s CPU ns per exchange, %s file bytes per exchange, load %s\n",
-				$2, $1, $3, $4, ($4 >= goal ? "meets" : "BELOW"), goal, $5, $6, load
+		}' | tee -a "$results" | awk -v goal="$GOAL" -v load="$(cut -d' ' -f1 /proc/loadavg)" -v steal="$steal" '{
+			printf "bench-captures: round %s %-5s GOMAXPROCS=%s: %s exchanges/s (%s %s/s), %s CPU ns per exchange, %s file bytes per exchange, load %s, steal %s %%\n",
+				$2, $1, $3, $4, ($4 >= goal ? "meets" : "BELOW"), goal, $5, $6, load, steal
 		}' >&2
 	done
 done
