@@ -97,13 +97,7 @@ func queueingCases() []modelCase {
 		}
 		return 40*time.Millisecond + time.Duration(r.ExpFloat64()*float64(5*time.Millisecond))
 	}
-	lagging := healthy
-	lagging.Lag = func(users int) time.Duration {
-		if users == 10 {
-			return 40 * time.Millisecond
-		}
-		return 0
-	}
+	lagging := lagsAt10(healthy)
 	slowGen := healthy
 	slowGen.RealThink = 320 * time.Millisecond // the users think longer than the profile says: fewer busy than intended
 	sandbox := healthy
@@ -380,13 +374,7 @@ func TestGPUFindingNamesConcurrentMisses(t *testing.T) {
 // limit, not the replayer's CPU.
 func TestOpenModeLagNamesWorkers(t *testing.T) {
 	t.Parallel()
-	lagging := healthy
-	lagging.Lag = func(users int) time.Duration {
-		if users == 10 {
-			return 40 * time.Millisecond
-		}
-		return 0
-	}
+	lagging := lagsAt10(healthy)
 	for _, tc := range []struct {
 		workers int
 		named   bool
@@ -479,4 +467,16 @@ func TestTimeoutsBeyondNoise(t *testing.T) {
 			t.Errorf("%d of %d against %g %% over %d stages: beyond noise %v, want %v", tc.n, tc.count, tc.bound, tc.stages, got, tc.want)
 		}
 	}
+}
+
+// lagsAt10 is m with its requests sent 40 ms late at 10 users, as a
+// replayer short of CPU sends them, and on time elsewhere.
+func lagsAt10(m model) model {
+	m.Lag = func(users int) time.Duration {
+		if users == 10 {
+			return 40 * time.Millisecond
+		}
+		return 0
+	}
+	return m
 }

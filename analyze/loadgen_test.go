@@ -160,13 +160,7 @@ func TestLateAtLeastIsALowerBound(t *testing.T) {
 // stages the replayer drove on time, or under stealPct, changes nothing.
 func TestSendLagNamesHypervisorSteal(t *testing.T) {
 	t.Parallel()
-	lagging := healthy
-	lagging.Lag = func(users int) time.Duration {
-		if users == 10 {
-			return 40 * time.Millisecond
-		}
-		return 0
-	}
+	lagging := lagsAt10(healthy)
 	stealAt := func(at10, elsewhere float64) func(int) float64 {
 		return func(users int) float64 {
 			if users == 10 {
