@@ -49,7 +49,7 @@ func (h *hostSource) Sample(ctx context.Context, t time.Time, out []captures.Sam
 		// other virtual machines while this one had work to run. It is
 		// invisible in cpu_util (counted as busy) and in every process's
 		// CPU time, yet it delays the replayer's sends as much as its own
-		// load would; on a shared 2-vCPU host it took 0.1–2.5 s of a 3 s
+		// load would; on a shared 2-vCPU host it took up to 2.5 s of a 3 s
 		// benchmark run and 5–25 s of an 80 s demo.
 		if ts, err := cpu.TimesWithContext(ctx, false); err == nil && len(ts) == 1 {
 			if prev := h.cpuTimes; prev != nil {
