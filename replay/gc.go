@@ -9,45 +9,54 @@ import (
 
 // Garbage-collection settings for the length of a run. A replayer's live
 // heap is small (rows leave for the writer in batches) but it allocates
-// per request, so with Go's default GOGC=100 it collects every few
-// milliseconds at thousands of requests per second, and the collector's
-// assists delay the goroutines that should be sending: at 5,000 req/s the
-// steady send-lag p99 measured 3.9–25 ms with the default and 1.2–1.4 ms
-// with GOGC=400 (BenchmarkSendLag5000, 2 cores). The soft memory limit
-// (512 MiB plus what the users hold) makes the collector work harder again
-// before a run grows past what it should hold. GOGC or GOMEMLIMIT in the
-// environment win.
+// per request, so a collector paced by GOGC runs every second or two even
+// at GOGC=400 (the live heap is about 4 MB at 5,000 req/s), and each mark
+// phase, 10–16 ms of wall time on 2 cores, delays the arrivals due in it:
+// in BenchmarkSendLag5000 (2 December 2026, the same binary in turn, 5
+// runs each) 77–348 arrivals more than 2 ms late and the worst 12.9–20.4 ms
+// late in four runs of five at GOGC=400, the largest cluster at the
+// collection's time, against 0–46 and 2.3–4.2 ms with the collector off.
+// Its p99 moved less (a stall holds under 1 % of the arrivals), and
+// reached 5.0 ms once. So during a run GOGC is off and the soft memory
+// limit alone starts a collection: at least runMemoryFloor (the memory the
+// capacity check keeps for the run, memReserve), which at a few MB of
+// garbage per second is one collection every half minute or more. GOGC or GOMEMLIMIT in the environment win; with GOMEMLIMIT alone
+// set, GOGC is runGCPercent, since a collector off with a limit the user
+// chose for other reasons could let garbage grow to it.
 const (
 	runGCPercent   = 400
-	runMemoryLimit = 512 << 20
+	runMemoryFloor = memReserve
 )
 
 // tuneGC applies the run's settings for a run of users users (all
 // scenarios together) and returns a func restoring the previous ones.
 //
 // The memory limit follows what the run holds: twice its live heap and
-// stacks, at least runMemoryLimit, at most runMemoryLimit plus userMemory
-// per user (which the capacity check made sure this machine has). A fixed
-// 512 MiB was too little: 15,000 users held 290 MiB of goroutine stacks and
-// 250 MiB of heap, and the collector then ran without pause for the whole
-// run. The users' full share as the limit was too much: GOGC=400 then let
-// garbage grow to it, and 10,000 SSE streams peaked at 972 MiB of RSS,
-// 100,000 thinking users at 1.7 GiB, whatever they held. The limit is
-// recomputed every gcTuneEvery; between, a fast-growing run only makes
-// the collector work harder for a moment. Below what the run holds the
-// limit would keep the collector running without pause (at up to half
-// the CPU, Go's cap), as a capture of a few GiB replayed by a few users
-// would under the users' share: so it leaves at least runMemoryLimit of
-// room above what is held.
+// stacks, at least runMemoryFloor, at most runMemoryFloor plus userMemory
+// per user (which the capacity check made sure this machine has), or
+// runMemoryFloor above what it holds when that is more (a large capture
+// replayed by a few users, which a limit below the live heap would keep
+// the collector running on). A fixed limit was too little: 15,000 users
+// held 290 MiB of goroutine stacks and 250 MiB of heap, and the collector
+// then ran without pause for the whole run. The users' full share as the
+// limit was too much: garbage grew to it, and 10,000 SSE streams peaked at
+// 972 MiB of RSS, 100,000 thinking users at 1.7 GiB, whatever they held.
+// The limit is recomputed every gcTuneEvery; between, a fast-growing run
+// only makes the collector work harder for a moment.
 func tuneGC(users int) (restore func()) {
 	var undo []func()
-	if os.Getenv("GOGC") == "" {
-		prev := debug.SetGCPercent(runGCPercent)
+	gogc, memLimit := os.Getenv("GOGC") == "", os.Getenv("GOMEMLIMIT") == ""
+	if gogc {
+		percent := runGCPercent
+		if memLimit {
+			percent = -1 // the limit below is the only trigger
+		}
+		prev := debug.SetGCPercent(percent)
 		undo = append(undo, func() { debug.SetGCPercent(prev) })
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		ceiling := runMemoryLimit + int64(users)*userMemory
-		prev := debug.SetMemoryLimit(runMemoryLimit)
+	if memLimit {
+		ceiling := runMemoryFloor + int64(users)*userMemory
+		prev := debug.SetMemoryLimit(runMemoryFloor)
 		stop, done := make(chan struct{}), make(chan struct{})
 		go followHeap(ceiling, stop, done)
 		undo = append(undo, func() {
@@ -72,7 +81,7 @@ const gcTuneEvery = 250 * time.Millisecond
 func followHeap(ceiling int64, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	samples := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
-	set := int64(runMemoryLimit)
+	set := int64(runMemoryFloor)
 	t := time.NewTicker(gcTuneEvery)
 	defer t.Stop()
 	for {
@@ -101,8 +110,8 @@ func followHeap(ceiling int64, stop <-chan struct{}, done chan<- struct{}) {
 
 // memoryLimit is the soft limit for a run holding held bytes live whose
 // users' share ends at ceiling: twice what it holds, at least
-// runMemoryLimit, at most the ceiling, but never less than runMemoryLimit
+// runMemoryFloor, at most the ceiling, but never less than runMemoryFloor
 // of room above what it holds.
 func memoryLimit(held, ceiling int64) int64 {
-	return min(max(2*held, runMemoryLimit), max(ceiling, held+runMemoryLimit))
+	return min(max(2*held, runMemoryFloor), max(ceiling, held+runMemoryFloor))
 }
