@@ -11,8 +11,10 @@ import (
 
 // userMemory is the memory one virtual user can take at its worst: its
 // goroutine and one kept-alive connection of its own (the transport's two
-// goroutines and buffers), with the garbage the run's GOGC=400 lets pile
-// up. Measured by BenchmarkMemoryPerUser (capacity_bench_test.go): the
+// goroutines and buffers), with the garbage the run's collector settings
+// let pile up (measured with GOGC=400; runs now leave GOGC off under a soft
+// memory limit that grows by userMemory a user, replay/gc.go). Measured
+// by BenchmarkMemoryPerUser (capacity_bench_test.go): the
 // peak RSS of the replaying process alone (the upstream in another
 // process) with every user waiting on its own response at once, 4,000
 // users against 1,000, on the 2-core development machine at 19:33 UTC on
