@@ -19,10 +19,11 @@ import (
 // Its p99 moved less (a stall holds under 1 % of the arrivals), and
 // reached 5.0 ms once. So during a run GOGC is off and the soft memory
 // limit alone starts a collection: at least runMemoryFloor (the memory the
-// capacity check keeps for the run, memReserve), which at a few MB of
-// garbage per second is one collection every half minute or more. GOGC or GOMEMLIMIT in the environment win; with GOMEMLIMIT alone
-// set, GOGC is runGCPercent, since a collector off with a limit the user
-// chose for other reasons could let garbage grow to it.
+// capacity check keeps for the run, memReserve), which at the benchmark's
+// 8 MB of garbage a second is one collection every half minute. GOGC or
+// GOMEMLIMIT in the environment win; with GOMEMLIMIT alone set, GOGC is
+// runGCPercent, since a collector off with a limit the user chose for
+// other reasons could let garbage grow to it.
 const (
 	runGCPercent   = 400
 	runMemoryFloor = memReserve
