@@ -21,12 +21,11 @@ type hostSource struct {
 	reads, writes     uint64
 	rx, tx            uint64
 	haveDisk, haveNet bool
-	cpuTimes          *cpu.TimesStat // the last sample's, for cpu_steal
+	cpuTimes          *cpu.TimesStat // the last sample's, for cpu_util and cpu_steal
 }
 
 func newHost() *hostSource {
-	// cpu.Percent(0) measures since the previous call: prime it.
-	_, _ = cpu.Percent(0, false)
+	// CPU shares are over the interval since the last sample: prime it.
 	h := &hostSource{}
 	if ts, err := cpu.Times(false); err == nil && len(ts) == 1 {
 		h.cpuTimes = &ts[0]
@@ -41,24 +40,27 @@ func (h *hostSource) Sample(ctx context.Context, t time.Time, out []captures.Sam
 	add := func(metric string, v float64) {
 		out = append(out, captures.Sample{TNS: ts, Source: "host", Metric: metric, Value: v})
 	}
-	if p, err := cpu.PercentWithContext(ctx, 0, false); err == nil && len(p) == 1 {
-		add("cpu_util", p[0])
-	}
-	if runtime.GOOS == "linux" {
-		// cpu_steal: the share of the cores' time the hypervisor gave to
-		// other virtual machines while this one had work to run. It is
-		// invisible in cpu_util (counted as busy) and in every process's
-		// CPU time, yet it delays the replayer's sends as much as its own
-		// load would; on a shared 2-vCPU host it took up to 2.5 s of a 3 s
-		// benchmark run and 5–25 s of an 80 s demo.
-		if ts, err := cpu.TimesWithContext(ctx, false); err == nil && len(ts) == 1 {
-			if prev := h.cpuTimes; prev != nil {
-				if total := cpuTotal(ts[0]) - cpuTotal(*prev); total > 0 {
+	// One read of the cores' times gives both shares, over the interval
+	// since the last sample and this source's own (cpu.Percent keeps the
+	// last reading in one variable for the whole process).
+	if ts, err := cpu.TimesWithContext(ctx, false); err == nil && len(ts) == 1 {
+		if prev := h.cpuTimes; prev != nil {
+			if total := cpuTotal(ts[0]) - cpuTotal(*prev); total > 0 {
+				// Busy as gopsutil's cpu.Percent counts it: all but idle and I/O wait.
+				busy := total - (ts[0].Idle - prev.Idle) - (ts[0].Iowait - prev.Iowait)
+				add("cpu_util", min(100, max(0, 100*busy/total)))
+				// cpu_steal: the share of the cores' time the hypervisor
+				// gave to other virtual machines while this one had work
+				// to run. cpu_util counts it as busy and no process's CPU
+				// time holds it, yet it delays the replayer's sends as much
+				// as its own load would; on a shared 2-vCPU host it took up
+				// to 2.5 s of a 3 s benchmark run and 5–25 s of an 80 s demo.
+				if runtime.GOOS == "linux" {
 					add("cpu_steal", 100*max(ts[0].Steal-prev.Steal, 0)/total)
 				}
 			}
-			h.cpuTimes = &ts[0]
 		}
+		h.cpuTimes = &ts[0]
 	}
 	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil {
 		add("mem_used_bytes", float64(vm.Used))
@@ -94,7 +96,8 @@ func (h *hostSource) Sample(ctx context.Context, t time.Time, out []captures.Sam
 func (h *hostSource) Close() {}
 
 // cpuTotal is the cores' time in all states. Linux counts a guest's time
-// in user and nice too, so it is left out here rather than counted twice.
+// in user and nice too, so it is left out here rather than counted twice
+// (as cpu.Percent does).
 func cpuTotal(t cpu.TimesStat) float64 {
 	return t.User + t.System + t.Idle + t.Nice + t.Iowait + t.Irq + t.Softirq + t.Steal
 }

@@ -117,7 +117,8 @@ func TestParseSourcesErrors(t *testing.T) {
 }
 
 // TestHostStealShare: cpu_steal is the hypervisor's share of the cores'
-// time between two samples, from /proc/stat (here a file under HOST_PROC,
+// time between two samples (and cpu_util the busy share, from the same
+// reading), from /proc/stat (here a file under HOST_PROC,
 // which gopsutil reads instead of /proc), with guest time not counted
 // twice: between the two files below 400 ticks passed in all (user 100, of
 // which 50 guest, system 50, idle 150, steal 100), so steal is 25 % (22 % if
@@ -143,9 +144,13 @@ func TestHostStealShare(t *testing.T) {
 		t.Errorf("first sample: cpu_steal %v, want none (no interval yet)", *got)
 	}
 	stat(1100, 550, 8150, 400, 250)
-	got := steal(h.Sample(context.Background(), now.Add(time.Second), nil))
-	if got == nil || math.Abs(*got-25) > 1e-9 {
+	second := h.Sample(context.Background(), now.Add(time.Second), nil)
+	if got := steal(second); got == nil || math.Abs(*got-25) > 1e-9 {
 		t.Errorf("cpu_steal %v, want 25 %%", got)
+	}
+	// cpu_util from the same reading: all but the 150 idle ticks of 400.
+	if got := hostMetric(second, "cpu_util"); got == nil || math.Abs(*got-62.5) > 1e-9 {
+		t.Errorf("cpu_util %v, want 62.5 %%", got)
 	}
 	stat(1100, 550, 8150, 400, 250) // no time passed: no share to give
 	if got := steal(h.Sample(context.Background(), now.Add(2*time.Second), nil)); got != nil {
@@ -153,9 +158,11 @@ func TestHostStealShare(t *testing.T) {
 	}
 }
 
-func steal(samples []captures.Sample) *float64 {
+func steal(samples []captures.Sample) *float64 { return hostMetric(samples, "cpu_steal") }
+
+func hostMetric(samples []captures.Sample, metric string) *float64 {
 	for _, s := range samples {
-		if s.Source == "host" && s.Metric == "cpu_steal" {
+		if s.Source == "host" && s.Metric == metric {
 			return &s.Value
 		}
 	}
