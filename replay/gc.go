@@ -11,13 +11,14 @@ import (
 // heap is small (rows leave for the writer in batches) but it allocates
 // per request, so a collector paced by GOGC runs every second or two even
 // at GOGC=400 (the live heap is about 4 MB at 5,000 req/s), and each mark
-// phase, 10–16 ms of wall time on 2 cores, delays the arrivals due in it:
+// phase, 3.5–16 ms of wall time on 2 cores, delays the arrivals due in it:
 // in BenchmarkSendLag5000 (2 December 2026, the same binary in turn, 5
 // runs each) 77–348 arrivals more than 2 ms late and the worst 12.9–20.4 ms
-// late in four runs of five at GOGC=400, the largest cluster at the
-// collection's time, against 0–46 and 2.3–4.2 ms with the collector off.
-// Its p99 moved less (a stall holds under 1 % of the arrivals), and
-// reached 5.0 ms once. So during a run GOGC is off and the soft memory
+// late in four runs of five at GOGC=400, against 0–46 and 2.3–4.2 ms with
+// the collector off; in five of six other runs at GOGC=400 the largest
+// cluster of late arrivals sat at the collection's time. The p99 moved
+// less (a stall holds a few % of the arrivals at most), and reached 5.0 ms
+// once. So during a run GOGC is off and the soft memory
 // limit alone starts a collection: at least runMemoryFloor (the memory the
 // capacity check keeps for the run, memReserve), which at the benchmark's
 // 8 MB of garbage a second is one collection every half minute. GOGC or
@@ -46,16 +47,16 @@ const (
 // only makes the collector work harder for a moment.
 func tuneGC(users int) (restore func()) {
 	var undo []func()
-	gogc, memLimit := os.Getenv("GOGC") == "", os.Getenv("GOMEMLIMIT") == ""
-	if gogc {
+	ownPercent, ownLimit := os.Getenv("GOGC") == "", os.Getenv("GOMEMLIMIT") == "" // the run's to set
+	if ownPercent {
 		percent := runGCPercent
-		if memLimit {
+		if ownLimit {
 			percent = -1 // the limit below is the only trigger
 		}
 		prev := debug.SetGCPercent(percent)
 		undo = append(undo, func() { debug.SetGCPercent(prev) })
 	}
-	if memLimit {
+	if ownLimit {
 		ceiling := runMemoryFloor + int64(users)*userMemory
 		prev := debug.SetMemoryLimit(runMemoryFloor)
 		stop, done := make(chan struct{}), make(chan struct{})
